@@ -1,0 +1,316 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection. Not thread-safe: a connection is used by one thread at a time
+/// (the pool hands it to exactly one task, whose blocking calls run on the pool's threads).
+public final class PQConnection: @unchecked Sendable {
+    private var handle: OpaquePointer?
+    public let parameters: [(String, String)]
+
+    /// Connection settings on top of whatever the caller gives: the session speaks UTC and ISO
+    /// dates so text results decode the same way everywhere.
+    static let sessionDefaults: [(String, String)] = [
+        ("connect_timeout", "10"),
+        ("keepalives", "1"),
+        ("keepalives_idle", "30"),
+        ("keepalives_interval", "10"),
+        ("keepalives_count", "3"),
+        ("client_encoding", "UTF8"),
+    ]
+
+    /// Connects with PQconnectdbParams. `parameters` are libpq keywords; a `dbname` holding a
+    /// `postgresql://` URL is expanded (expand_dbname), and later keywords override it.
+    public init(parameters: [(String, String)]) throws {
+        var all = parameters
+        for (key, value) in Self.sessionDefaults where !parameters.contains(where: { $0.0 == key }) {
+            all.append((key, value))
+        }
+        // Session time zone and date style, sent as startup options so no extra round trip is needed.
+        let options = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601"
+        if let i = all.firstIndex(where: { $0.0 == "options" }) {
+            all[i].1 = options + " " + all[i].1
+        } else {
+            all.append(("options", options))
+        }
+        self.parameters = all
+        try connect()
+    }
+
+    /// Convenience: a URL or a libpq keyword string, plus extra keywords.
+    public convenience init(url: String, extra: [(String, String)] = []) throws {
+        try self.init(parameters: [("dbname", url)] + extra)
+    }
+
+    private func connect() throws {
+        if let handle { PQfinish(handle) }
+        let keys = parameters.map(\.0)
+        let values = parameters.map(\.1)
+        handle = CStringArray.with(keys) { keyPointers in
+            CStringArray.with(values) { valuePointers in
+                PQconnectdbParams(keyPointers, valuePointers, 1)
+            }
+        }
+        guard let handle else { throw PQError(message: "out of memory creating a connection", isConnectionFailure: true) }
+        if PQstatus(handle) != CONNECTION_OK {
+            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(handle)
+            self.handle = nil
+            throw PQError(message: "could not connect: \(message)", isConnectionFailure: true)
+        }
+        // Notices ("relation already exists, skipping") would otherwise go to stderr.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+    }
+
+    deinit {
+        if let handle { PQfinish(handle) }
+    }
+
+    /// True when libpq has noticed the connection is gone; the pool then replaces it.
+    public var isBroken: Bool {
+        guard let handle else { return true }
+        return PQstatus(handle) != CONNECTION_OK
+    }
+
+    public enum TransactionStatus: Sendable { case idle, active, inTransaction, inError, unknown }
+
+    public var transactionStatus: TransactionStatus {
+        guard let handle else { return .unknown }
+        switch PQtransactionStatus(handle) {
+        case PQTRANS_IDLE: return .idle
+        case PQTRANS_ACTIVE: return .active
+        case PQTRANS_INTRANS: return .inTransaction
+        case PQTRANS_INERROR: return .inError
+        default: return .unknown
+        }
+    }
+
+    /// The server process id, for pg_terminate_backend in tests and for logs.
+    public var backendPID: Int32 {
+        guard let handle else { return 0 }
+        return PQbackendPID(handle)
+    }
+
+    /// Drops and re-opens the connection with the same parameters.
+    public func reconnect() throws { try connect() }
+
+    /// A parameterized query (PQexecParams): parameters never travel inside the SQL text.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any PQEncodable] = []) throws -> PQResult {
+        guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
+        let values = parameters.map(\.pqValue)
+        // Copy every parameter into one buffer we own, each NUL-terminated, and hand libpq
+        // pointers into it only inside this scope.
+        var buffer: [UInt8] = []
+        var offsets: [Int?] = []
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        for value in values {
+            switch value {
+            case .null:
+                offsets.append(nil); lengths.append(0); formats.append(0)
+            case .text(let text):
+                offsets.append(buffer.count)
+                let bytes = Array(text.utf8)
+                if bytes.contains(0) { throw PQError(sqlState: "22021", message: "text contains a NUL byte") }
+                buffer.append(contentsOf: bytes)
+                buffer.append(0)
+                lengths.append(Int32(bytes.count)); formats.append(0)
+            case .binary(let bytes):
+                offsets.append(buffer.count)
+                buffer.append(contentsOf: bytes)
+                buffer.append(0)
+                lengths.append(Int32(bytes.count)); formats.append(1)
+            }
+        }
+        let result: OpaquePointer? = buffer.withUnsafeBufferPointer { raw in
+            let base = raw.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { offset in offset.flatMap { o in base.map { $0 + o } } }
+            return pointers.withUnsafeBufferPointer { pointerBuffer in
+                lengths.withUnsafeBufferPointer { lengthBuffer in
+                    formats.withUnsafeBufferPointer { formatBuffer in
+                        PQexecParams(handle, sql, Int32(values.count), nil,
+                                     pointerBuffer.baseAddress, lengthBuffer.baseAddress, formatBuffer.baseAddress, 0)
+                    }
+                }
+            }
+        }
+        return try consume(result)
+    }
+
+    /// Runs one or more statements with the simple query protocol (migrations, SET, BEGIN).
+    /// Never pass it text that holds user input.
+    @discardableResult
+    public func execute(_ sql: String) throws -> PQResult {
+        guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
+        return try consume(PQexec(handle, sql))
+    }
+
+    private func consume(_ result: OpaquePointer?) throws -> PQResult {
+        guard let result else { throw connectionError() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_IN:
+            return Self.copyOut(result)
+        default:
+            throw error(from: result)
+        }
+    }
+
+    static func copyOut(_ result: OpaquePointer) -> PQResult {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        var names: [String] = []
+        names.reserveCapacity(columnCount)
+        // COPY results have columns but no names.
+        for c in 0..<columnCount { names.append(PQfname(result, Int32(c)).map { String(cString: $0) } ?? "column\(c)") }
+        let index = PQColumnIndex(names: names)
+        var rows: [PQRow] = []
+        rows.reserveCapacity(rowCount)
+        for r in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(columnCount)
+            for c in 0..<columnCount {
+                if PQgetisnull(result, Int32(r), Int32(c)) == 1 {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: PQgetvalue(result, Int32(r), Int32(c))))
+                }
+            }
+            rows.append(PQRow(index: index, values: values))
+        }
+        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        return PQResult(columns: names, rows: rows, affectedRows: affected)
+    }
+
+    private func field(_ result: OpaquePointer, _ code: Character) -> String? {
+        guard let ascii = code.asciiValue, let pointer = PQresultErrorField(result, Int32(ascii)) else { return nil }
+        return String(cString: pointer)
+    }
+
+    private func error(from result: OpaquePointer) -> PQError {
+        let sqlState = field(result, "C")
+        let message = field(result, "M") ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Class 08 is connection exception; 57P0x is the server (or pg_terminate_backend) ending the session.
+        let lost = isBroken || (sqlState?.hasPrefix("08") ?? false) || ["57P01", "57P02", "57P03"].contains(sqlState ?? "")
+        return PQError(sqlState: sqlState, message: message, detail: field(result, "D"), hint: field(result, "H"),
+                       column: field(result, "c"), constraint: field(result, "n"), isConnectionFailure: lost)
+    }
+
+    private func connectionError() -> PQError {
+        let message = handle.map { String(cString: PQerrorMessage($0)) } ?? "connection is closed"
+        return PQError(message: message.trimmingCharacters(in: .whitespacesAndNewlines), isConnectionFailure: true)
+    }
+
+    // MARK: Transactions
+
+    public enum Isolation: String, Sendable {
+        case readCommitted = "READ COMMITTED"
+        case repeatableRead = "REPEATABLE READ"
+        case serializable = "SERIALIZABLE"
+    }
+
+    /// Runs `body` in a transaction, and runs it again (up to `maxAttempts` in all) when the
+    /// server reports a serialization failure or deadlock (40001, 40P01).
+    public func transaction<T>(isolation: Isolation = .readCommitted, maxAttempts: Int = 5,
+                               _ body: (PQConnection) throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                try execute(isolation == .readCommitted ? "BEGIN" : "BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+                let value = try body(self)
+                try execute("COMMIT")
+                return value
+            } catch let error as PQError {
+                if !isBroken && transactionStatus != .idle { _ = try? execute("ROLLBACK") }
+                if error.isRetryableTransactionFailure && attempt < maxAttempts && !isBroken {
+                    attempt += 1
+                    // Back off a little, randomly, so the colliding transactions do not meet again.
+                    usleep(UInt32.random(in: 1_000...(5_000 * UInt32(attempt))))
+                    continue
+                }
+                throw error
+            } catch {
+                if !isBroken && transactionStatus != .idle { _ = try? execute("ROLLBACK") }
+                throw error
+            }
+        }
+    }
+
+    // MARK: COPY
+
+    /// COPY ... FROM STDIN in text format. Each element of `rows` is one row's fields;
+    /// nil is NULL. Returns the number of rows the server took.
+    @discardableResult
+    public func copyIn(_ sql: String, rows: some Sequence<[String?]>) throws -> Int {
+        guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
+        try consume(PQexec(handle, sql)) // PGRES_COPY_IN
+        var chunk: [UInt8] = []
+        chunk.reserveCapacity(1 << 16)
+        func flush() throws {
+            guard !chunk.isEmpty else { return }
+            let sent = chunk.withUnsafeBufferPointer { raw in
+                raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) {
+                    PQputCopyData(handle, $0, Int32(raw.count))
+                }
+            }
+            chunk.removeAll(keepingCapacity: true)
+            if sent != 1 { throw connectionError() }
+        }
+        for row in rows {
+            PQCopyText.append(row, to: &chunk)
+            if chunk.count >= 1 << 16 { try flush() }
+        }
+        try flush()
+        if PQputCopyEnd(handle, nil) != 1 { throw connectionError() }
+        var firstError: PQError?
+        var copied = 0
+        while let result = PQgetResult(handle) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                copied = Int(String(cString: PQcmdTuples(result))) ?? 0
+            } else if firstError == nil {
+                firstError = error(from: result)
+            }
+            PQclear(result)
+        }
+        if let firstError { throw firstError }
+        return copied
+    }
+}
+
+/// COPY's text format: tab-separated, `\N` for NULL, backslash escapes for the specials.
+public enum PQCopyText {
+    public static func append(_ row: [String?], to out: inout [UInt8]) {
+        for (i, field) in row.enumerated() {
+            if i > 0 { out.append(0x09) }
+            guard let field else { out.append(contentsOf: [0x5C, 0x4E]); continue }
+            for byte in field.utf8 {
+                switch byte {
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                case 0x09: out.append(contentsOf: [0x5C, 0x74])
+                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+                default: out.append(byte)
+                }
+            }
+        }
+        out.append(0x0A)
+    }
+}
+
+/// A NULL-terminated array of C strings that lives only for the duration of `body`.
+enum CStringArray {
+    static func with<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        var buffer: [UInt8] = []
+        var offsets: [Int] = []
+        for s in strings {
+            offsets.append(buffer.count)
+            buffer.append(contentsOf: s.utf8)
+            buffer.append(0)
+        }
+        return buffer.withUnsafeBufferPointer { raw in
+            let base = UnsafeRawPointer(raw.baseAddress!).assumingMemoryBound(to: CChar.self)
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 } + [nil]
+            return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/// The rows of a query, copied out of the PGresult so no libpq memory outlives the call.
+public struct PQResult: Sendable {
+    public let columns: [String]
+    public let rows: [PQRow]
+    /// PQcmdTuples: rows inserted, updated, deleted or copied.
+    public let affectedRows: Int
+
+    public var first: PQRow? { rows.first }
+}
+
+public struct PQRow: Sendable {
+    let index: PQColumnIndex
+    public let values: [String?]
+
+    public func raw(_ column: String) throws -> String? {
+        guard let position = index.positions[column] else {
+            throw PQError.client("no column \(column) in result (have \(index.names.joined(separator: ", ")))")
+        }
+        return values[position]
+    }
+
+    /// Typed read of a column: `try row.decode("quantity", as: Int64.self)`.
+    public func decode<T: PQDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
+        do {
+            return try T.decode(pqText: try raw(column))
+        } catch let error as PQError {
+            throw PQError.client("column \(column): \(error.message)")
+        }
+    }
+}
+
+final class PQColumnIndex: Sendable {
+    let names: [String]
+    let positions: [String: Int]
+    init(names: [String]) {
+        self.names = names
+        var positions: [String: Int] = [:]
+        for (i, name) in names.enumerated() where positions[name] == nil { positions[name] = i }
+        self.positions = positions
+    }
+}

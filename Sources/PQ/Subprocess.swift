@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs a program to completion with posix_spawn and waitpid, capturing its output.
+/// Foundation's Process waits through a run loop, which was seen to hang when every thread of
+/// the cooperative pool was busy; this blocks only the calling thread.
+enum Subprocess {
+    struct Failure: Error, CustomStringConvertible {
+        var command: String
+        var status: Int32
+        var output: String
+        var description: String { "\(command) failed (\(status)): \(output)" }
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw Failure(command: executable, status: -1, output: "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
+        // The pipe's own descriptors must not outlive the spawn in the child: a server started by
+        // pg_ctl would otherwise hold the write end open and we would never see end-of-file.
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
+        var pid: pid_t = 0
+        let argv = [executable] + arguments
+        let status: Int32 = CStringArray.with(argv) { argvPointer in
+            CStringArray.with(environ()) { envPointer in
+                posix_spawn(&pid, executable, &actions, nil,
+                            UnsafeMutablePointer(mutating: argvPointer).withMemoryRebound(to: UnsafeMutablePointer<CChar>?.self, capacity: argv.count + 1) { $0 },
+                            UnsafeMutablePointer(mutating: envPointer).withMemoryRebound(to: UnsafeMutablePointer<CChar>?.self, capacity: 1) { $0 })
+            }
+        }
+        close(pipeFDs[1])
+        guard status == 0 else {
+            close(pipeFDs[0])
+            throw Failure(command: executable, status: status, output: "could not start: \(String(cString: strerror(status)))")
+        }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, 4096) }
+            if n > 0 { output.append(contentsOf: buffer[0..<n]) } else if n == 0 || errno != EINTR { break }
+        }
+        close(pipeFDs[0])
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) == -1 && errno == EINTR {}
+        let text = String(decoding: output, as: UTF8.self)
+        let exited = (waitStatus & 0x7f) == 0
+        let code = exited ? (waitStatus >> 8) & 0xff : 128 + (waitStatus & 0x7f)
+        guard code == 0 else {
+            throw Failure(command: ([executable] + arguments).joined(separator: " "), status: code, output: text)
+        }
+        return text
+    }
+
+    static func environ() -> [String] {
+        var result: [String] = []
+        var pointer = Glibc.environ
+        while let entry = pointer.pointee {
+            result.append(String(cString: entry))
+            pointer += 1
+        }
+        return result
+    }
+}

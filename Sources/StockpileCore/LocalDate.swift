@@ -1,0 +1,96 @@
+import Foundation
+
+/// A calendar date with no time or zone (expiry dates, `as_of`), written YYYY-MM-DD.
+public struct LocalDate: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    public let year: Int
+    public let month: Int
+    public let day: Int
+
+    public init?(year: Int, month: Int, day: Int) {
+        var components = DateComponents()
+        components.year = year; components.month = month; components.day = day
+        guard (1...9999).contains(year), (1...12).contains(month), (1...31).contains(day),
+              let date = LocalDate.utc.date(from: components),
+              LocalDate.utc.component(.day, from: date) == day else { return nil }
+        self.year = year; self.month = month; self.day = day
+    }
+
+    /// Parses exactly `YYYY-MM-DD`, rejecting impossible dates such as 2026-02-30.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
+        self.init(year: y, month: m, day: d)
+    }
+
+    public var description: String {
+        String(format: "%04d-%02d-%02d", year, month, day)
+    }
+
+    public static func < (a: LocalDate, b: LocalDate) -> Bool {
+        (a.year, a.month, a.day) < (b.year, b.month, b.day)
+    }
+
+    static let utc: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
+
+    /// Midnight UTC of this date, for day arithmetic.
+    var utcMidnight: Date {
+        LocalDate.utc.date(from: DateComponents(year: year, month: month, day: day))!
+    }
+
+    public func adding(days: Int) -> LocalDate {
+        let date = LocalDate.utc.date(byAdding: .day, value: days, to: utcMidnight)!
+        let c = LocalDate.utc.dateComponents([.year, .month, .day], from: date)
+        return LocalDate(year: c.year!, month: c.month!, day: c.day!)!
+    }
+
+    /// Whole days from `self` to `other` (positive when `other` is later).
+    public func days(until other: LocalDate) -> Int {
+        LocalDate.utc.dateComponents([.day], from: utcMidnight, to: other.utcMidnight).day!
+    }
+
+    /// The date of an instant in a time zone (the service's zone is Asia/Shanghai by default).
+    public init(_ instant: Date, in zone: TimeZone) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let c = calendar.dateComponents([.year, .month, .day], from: instant)
+        self.init(year: c.year!, month: c.month!, day: c.day!)!
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let date = LocalDate(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a date YYYY-MM-DD: \(text)"))
+        }
+        self = date
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// ISO-8601 instants as clients send them: with an offset or Z, with or without fractional seconds.
+public enum Timestamps {
+    public static func parse(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: .iso8601) { return date }
+        if let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .colon)) {
+            return date
+        }
+        return nil
+    }
+
+    /// `2026-11-22T09:30:00+08:00` in the given zone, for people and CSV files.
+    public static func format(_ date: Date, in zone: TimeZone) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = zone
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}

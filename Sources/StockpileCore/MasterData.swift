@@ -1,0 +1,190 @@
+import Foundation
+
+/// The facility kinds of SPEC.md.
+public enum FacilityKind: String, Codable, Sendable, CaseIterable {
+    case hospital, cdc, clinic, warehouse
+}
+
+/// Item categories; each has a default target in days (SPEC.md: infectious-disease PPE 90).
+public enum ItemCategory: String, Codable, Sendable, CaseIterable {
+    case ppe, drug, consumable, disinfectant, device
+    case testKit = "test_kit"
+}
+
+public struct Region: Sendable, Equatable, Codable {
+    public var code: String
+    public var name: String
+    public var parentCode: String?
+    public init(code: String, name: String, parentCode: String?) {
+        self.code = code; self.name = name; self.parentCode = parentCode
+    }
+}
+
+public struct Facility: Sendable, Equatable, Codable {
+    public var code: String
+    public var name: String
+    public var kind: FacilityKind
+    public var regionCode: String
+    public var beds: Int
+    public var latitude: Double?
+    public var longitude: Double?
+    public var designated: Bool
+    public init(code: String, name: String, kind: FacilityKind, regionCode: String, beds: Int,
+                latitude: Double?, longitude: Double?, designated: Bool) {
+        self.code = code; self.name = name; self.kind = kind; self.regionCode = regionCode; self.beds = beds
+        self.latitude = latitude; self.longitude = longitude; self.designated = designated
+    }
+}
+
+public struct Item: Sendable, Equatable, Codable {
+    public var code: String
+    public var name: String
+    public var category: ItemCategory
+    public var unit: String
+    public var targetDays: Int?
+    public var shelfLifeDays: Int?
+    public init(code: String, name: String, category: ItemCategory, unit: String, targetDays: Int?, shelfLifeDays: Int?) {
+        self.code = code; self.name = name; self.category = category; self.unit = unit
+        self.targetDays = targetDays; self.shelfLifeDays = shelfLifeDays
+    }
+}
+
+/// A row of stock.csv: a physical count that sets a lot's on-hand at a facility.
+public struct StockCount: Sendable, Equatable {
+    public var facility: String
+    public var item: String
+    public var lot: String
+    public var expiry: LocalDate?
+    public var quantity: Int64
+}
+
+/// Reading one CSV row's fields by header name, with the reasons a person can act on.
+public struct CSVFields {
+    public let values: [String: String]
+    public init(_ values: [String: String]) { self.values = values }
+
+    public func text(_ column: String) -> String {
+        (values[column] ?? "").trimmingCharacters(in: .whitespaces)
+    }
+
+    public func required(_ column: String) throws(FieldError) -> String {
+        let value = text(column)
+        guard !value.isEmpty else { throw FieldError(field: column, reason: "required") }
+        return value
+    }
+
+    public func code(_ column: String) throws(FieldError) -> String {
+        try MovementDraft.code(values[column], field: column)
+    }
+
+    public func optionalCode(_ column: String) throws(FieldError) -> String? {
+        text(column).isEmpty ? nil : try code(column)
+    }
+
+    public func int(_ column: String, min: Int = 0) throws(FieldError) -> Int {
+        let value = try required(column)
+        guard let number = Int(value), number >= min else {
+            throw FieldError(field: column, reason: "must be a whole number ≥ \(min), not \(value)")
+        }
+        return number
+    }
+
+    public func optionalInt(_ column: String, min: Int) throws(FieldError) -> Int? {
+        text(column).isEmpty ? nil : try int(column, min: min)
+    }
+
+    public func optionalDouble(_ column: String, range: ClosedRange<Double>) throws(FieldError) -> Double? {
+        let value = text(column)
+        if value.isEmpty { return nil }
+        guard let number = Double(value), number.isFinite, range.contains(number) else {
+            throw FieldError(field: column, reason: "must be a number in \(range.lowerBound)…\(range.upperBound), not \(value)")
+        }
+        return number
+    }
+
+    public func bool(_ column: String) throws(FieldError) -> Bool {
+        switch text(column).lowercased() {
+        case "true", "t", "1", "yes", "y", "是": return true
+        case "false", "f", "0", "no", "n", "否", "": return false
+        case let other: throw FieldError(field: column, reason: "must be true or false, not \(other)")
+        }
+    }
+
+    public func optionalDate(_ column: String) throws(FieldError) -> LocalDate? {
+        let value = text(column)
+        if value.isEmpty { return nil }
+        guard let date = LocalDate(value) else { throw FieldError(field: column, reason: "must be a date YYYY-MM-DD, not \(value)") }
+        return date
+    }
+
+    public func choice<T: RawRepresentable>(_ column: String, _ type: T.Type) throws(FieldError) -> T
+    where T: CaseIterable, T.RawValue == String {
+        let value = try required(column)
+        guard let parsed = T(rawValue: value) else {
+            throw FieldError(field: column, reason: "must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), not \(value)")
+        }
+        return parsed
+    }
+}
+
+extension Region {
+    public static let csvColumns = ["code", "name", "parent_code"]
+    public init(csv f: CSVFields) throws(FieldError) {
+        self.init(code: try f.code("code"), name: try f.required("name"), parentCode: try f.optionalCode("parent_code"))
+    }
+}
+
+extension Facility {
+    public static let csvColumns = ["code", "name", "kind", "region_code", "beds", "latitude", "longitude", "designated"]
+    public init(csv f: CSVFields) throws(FieldError) {
+        let latitude = try f.optionalDouble("latitude", range: -90...90)
+        let longitude = try f.optionalDouble("longitude", range: -180...180)
+        if (latitude == nil) != (longitude == nil) {
+            throw FieldError(field: latitude == nil ? "latitude" : "longitude", reason: "give both coordinates or neither")
+        }
+        self.init(code: try f.code("code"), name: try f.required("name"), kind: try f.choice("kind", FacilityKind.self),
+                  regionCode: try f.code("region_code"), beds: f.text("beds").isEmpty ? 0 : try f.int("beds"),
+                  latitude: latitude, longitude: longitude, designated: try f.bool("designated"))
+    }
+}
+
+extension Item {
+    public static let csvColumns = ["code", "name", "category", "unit", "target_days", "shelf_life_days"]
+    public init(csv f: CSVFields) throws(FieldError) {
+        self.init(code: try f.code("code"), name: try f.required("name"), category: try f.choice("category", ItemCategory.self),
+                  unit: try f.required("unit"), targetDays: try f.optionalInt("target_days", min: 1),
+                  shelfLifeDays: try f.optionalInt("shelf_life_days", min: 1))
+    }
+}
+
+extension StockCount {
+    public static let csvColumns = ["facility_code", "item_code", "lot", "expiry", "quantity"]
+    public init(csv f: CSVFields) throws(FieldError) {
+        facility = try f.code("facility_code")
+        item = try f.code("item_code")
+        lot = try f.code("lot")
+        expiry = try f.optionalDate("expiry")
+        quantity = Int64(try f.int("quantity", min: 0))
+    }
+}
+
+extension MovementDraft {
+    public static let csvColumns = ["id", "facility_code", "item_code", "lot", "expiry", "kind", "quantity", "occurred_at", "reason"]
+    /// A movements.csv row, validated by the same rules as the API (quantity as the magnitude).
+    public static func validated(csv f: CSVFields) throws(FieldError) -> MovementRequest {
+        let quantityText = f.text("quantity")
+        guard let quantity = Double(quantityText) else {
+            throw FieldError(field: "quantity", reason: quantityText.isEmpty ? "required" : "must be a whole number, not \(quantityText)")
+        }
+        let draft = MovementDraft(id: f.text("id"), facility: f.text("facility_code"), item: f.text("item_code"),
+                                  lot: f.text("lot"), expiry: f.text("expiry"), kind: f.text("kind"), quantity: quantity,
+                                  reason: f.values["reason"] ?? "", occurredAt: f.text("occurred_at"))
+        do {
+            return try draft.validated()
+        } catch {
+            // Report CSV column names, not API field names.
+            let names = ["facility": "facility_code", "item": "item_code"]
+            throw FieldError(field: names[error.field] ?? error.field, reason: error.reason)
+        }
+    }
+}

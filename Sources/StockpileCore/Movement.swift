@@ -1,0 +1,158 @@
+import Foundation
+
+/// The kinds of ledger movement (SPEC.md "Movement").
+public enum MovementKind: String, Codable, Sendable, CaseIterable {
+    case receipt, issue, adjustment, count
+    case transferOut = "transfer_out"
+    case transferIn = "transfer_in"
+
+    /// Kinds warehouse staff record directly; transfers come from allocation orders.
+    public static let recordable: [MovementKind] = [.receipt, .issue, .adjustment, .count]
+}
+
+/// Why stock was adjusted. The code comes first in the reason text, optionally followed by
+/// `: free text` (e.g. `damage: 仓库漏水`); it decides the sign of the adjustment.
+public enum AdjustmentReason: String, Sendable, CaseIterable {
+    case loss, damage, expired, found
+
+    /// Losses, damage and expiry write-offs take stock away; found stock adds to it.
+    public var sign: Int64 { self == .found ? 1 : -1 }
+
+    public init?(reasonText: String) {
+        let code = reasonText.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        self.init(rawValue: code.trimmingCharacters(in: .whitespaces))
+    }
+}
+
+/// A movement as a client asks for it, after validation: every field well-formed.
+public struct MovementRequest: Sendable, Equatable {
+    public var id: UUID
+    public var facility: String
+    public var item: String
+    public var lot: String
+    public var expiry: LocalDate?
+    public var kind: MovementKind
+    /// The magnitude for receipt, issue and adjustment; the counted figure for count.
+    public var quantity: Int64
+    public var reason: String
+    /// When it happened; nil means now. May be in the past for offline entry.
+    public var occurredAt: Date?
+
+    public init(id: UUID, facility: String, item: String, lot: String, expiry: LocalDate?, kind: MovementKind,
+                quantity: Int64, reason: String, occurredAt: Date?) {
+        self.id = id
+        self.facility = facility
+        self.item = item
+        self.lot = lot
+        self.expiry = expiry
+        self.kind = kind
+        self.quantity = quantity
+        self.reason = reason
+        self.occurredAt = occurredAt
+    }
+}
+
+/// A validation failure: which field, and why. Turned into a 400 (or a CSV row error).
+public struct FieldError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var field: String
+    public var reason: String
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+    public var description: String { "\(field): \(reason)" }
+}
+
+/// The loose form a movement arrives in (JSON body, CSV row, form post): every field optional text
+/// or number, so that validation, not the decoder, says what is wrong with it.
+public struct MovementDraft: Sendable {
+    public var id: String?
+    public var facility: String?
+    public var item: String?
+    public var lot: String?
+    public var expiry: String?
+    public var kind: String?
+    public var quantity: Double?
+    public var reason: String?
+    public var occurredAt: String?
+
+    public init(id: String? = nil, facility: String? = nil, item: String? = nil, lot: String? = nil, expiry: String? = nil,
+                kind: String? = nil, quantity: Double? = nil, reason: String? = nil, occurredAt: String? = nil) {
+        self.id = id
+        self.facility = facility
+        self.item = item
+        self.lot = lot
+        self.expiry = expiry
+        self.kind = kind
+        self.quantity = quantity
+        self.reason = reason
+        self.occurredAt = occurredAt
+    }
+
+    /// The rules every movement obeys before it reaches the ledger. `allowedKinds` narrows the
+    /// kinds (the HTTP API takes the four recordable ones; a history import takes them too).
+    public func validated(allowedKinds: [MovementKind] = MovementKind.recordable) throws(FieldError) -> MovementRequest {
+        guard let idText = id?.trimmingCharacters(in: .whitespaces), !idText.isEmpty else {
+            throw FieldError(field: "id", reason: "required: a UUID chosen by the client")
+        }
+        guard let uuid = UUID(uuidString: idText) else {
+            throw FieldError(field: "id", reason: "must be a UUID such as 6f1c2a9e-0b7d-4e59-9a51-3c2f8d0e7b11")
+        }
+        let facility = try Self.code(self.facility, field: "facility")
+        let item = try Self.code(self.item, field: "item")
+        let lot = try Self.code(self.lot, field: "lot")
+        guard let kindText = kind, !kindText.isEmpty else {
+            throw FieldError(field: "kind", reason: "required: one of \(allowedKinds.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let kind = MovementKind(rawValue: kindText), allowedKinds.contains(kind) else {
+            throw FieldError(field: "kind", reason: "must be one of \(allowedKinds.map(\.rawValue).joined(separator: ", ")), not \(kindText)")
+        }
+        guard let quantity else { throw FieldError(field: "quantity", reason: "required") }
+        guard quantity.isFinite, quantity == quantity.rounded(), abs(quantity) < 1e15 else {
+            throw FieldError(field: "quantity", reason: "must be a whole number of base units")
+        }
+        if kind == .count {
+            guard quantity >= 0 else { throw FieldError(field: "quantity", reason: "a count cannot be negative") }
+        } else {
+            guard quantity > 0 else {
+                throw FieldError(field: "quantity", reason: "must be greater than zero (the kind gives the direction)")
+            }
+        }
+        var expiry: LocalDate?
+        if let text = self.expiry?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+            guard let date = LocalDate(text) else {
+                throw FieldError(field: "expiry", reason: "must be a date YYYY-MM-DD, not \(text)")
+            }
+            expiry = date
+        }
+        let reason = self.reason ?? ""
+        guard reason.count <= 500 else { throw FieldError(field: "reason", reason: "at most 500 characters") }
+        if kind == .adjustment, AdjustmentReason(reasonText: reason) == nil {
+            throw FieldError(field: "reason",
+                             reason: "an adjustment needs a reason starting with loss, damage, expired or found (e.g. \"damage: 漏水\")")
+        }
+        var occurredAt: Date?
+        if let text = self.occurredAt?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+            guard let date = Timestamps.parse(text) else {
+                throw FieldError(field: "occurred_at", reason: "must be an ISO-8601 time with offset, e.g. 2026-11-22T09:30:00+08:00")
+            }
+            guard date <= Date().addingTimeInterval(300) else {
+                throw FieldError(field: "occurred_at", reason: "is in the future")
+            }
+            occurredAt = date
+        }
+        return MovementRequest(id: uuid, facility: facility, item: item, lot: lot, expiry: expiry, kind: kind,
+                               quantity: Int64(quantity), reason: reason, occurredAt: occurredAt)
+    }
+
+    static func code(_ value: String?, field: String) throws(FieldError) -> String {
+        guard let text = value?.trimmingCharacters(in: .whitespaces), !text.isEmpty else {
+            throw FieldError(field: field, reason: "required")
+        }
+        guard text.count <= 100 else { throw FieldError(field: field, reason: "at most 100 characters") }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw FieldError(field: field, reason: "must not contain control characters")
+        }
+        return text
+    }
+}

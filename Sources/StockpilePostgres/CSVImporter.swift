@@ -1,0 +1,289 @@
+import CSV
+import Foundation
+import PQ
+import StockpileCore
+
+/// One bad row rejects the whole import; this says where and why.
+public struct ImportError: Error, Sendable, CustomStringConvertible {
+    public var file: String
+    /// The spreadsheet row: the header is row 1, the first data row is row 2.
+    public var row: Int
+    public var column: String?
+    public var reason: String
+    public var description: String {
+        "\(file) row \(row)\(column.map { ", column \($0)" } ?? ""): \(reason)"
+    }
+}
+
+/// What an import did, per file.
+public struct ImportSummary: Sendable, Codable, Equatable {
+    public var files: [String: FileSummary] = [:]
+    public struct FileSummary: Sendable, Codable, Equatable {
+        public var rows = 0
+        /// Master data rows inserted or changed; movements recorded; counts that changed on-hand.
+        public var changed = 0
+        /// Rows already in the database as they are: unchanged master data, replayed movements, counts that matched.
+        public var unchanged = 0
+    }
+}
+
+/// Loads SPEC.md's CSV files (UTF-8, header row, Chinese text) in dependency order, in one
+/// transaction. Upserts master data by code; movement ids make a history replay a no-op; a stock
+/// count whose figure already stands records nothing. So importing the same folder twice changes nothing.
+public struct CSVImporter: Sendable {
+    /// Dependency order. History (movements) goes before counts (stock), which say what is on hand now.
+    public static let fileOrder = ["regions", "facilities", "items", "movements", "stock"]
+    public static let columns: [String: [String]] = [
+        "regions": Region.csvColumns, "facilities": Facility.csvColumns, "items": Item.csvColumns,
+        "movements": MovementDraft.csvColumns, "stock": StockCount.csvColumns,
+    ]
+
+    let database: StockpileDatabase
+    public init(_ database: StockpileDatabase) { self.database = database }
+
+    /// Imports whichever of the known files are in `directory`.
+    public func importDirectory(_ directory: URL, recordedBy: String = "import") async throws -> ImportSummary {
+        var contents: [String: String] = [:]
+        for name in Self.fileOrder {
+            let url = directory.appendingPathComponent("\(name).csv")
+            guard FileManager.default.fileExists(atPath: url.path) else { continue }
+            let data = try Data(contentsOf: url)
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ImportError(file: "\(name).csv", row: 1, column: nil, reason: "not UTF-8 text (save the spreadsheet as CSV UTF-8)")
+            }
+            contents[name] = text
+        }
+        guard !contents.isEmpty else {
+            throw ImportError(file: directory.path, row: 0, column: nil,
+                              reason: "no CSV files found; expected any of \(Self.fileOrder.map { "\($0).csv" }.joined(separator: ", "))")
+        }
+        return try await importFiles(contents, recordedBy: recordedBy)
+    }
+
+    /// Imports files given by name (`regions`, `facilities`, …) and their CSV text.
+    public func importFiles(_ contents: [String: String], recordedBy: String = "import") async throws -> ImportSummary {
+        for name in contents.keys where Self.columns[name] == nil {
+            throw ImportError(file: name, row: 0, column: nil,
+                              reason: "unknown file; expected one of \(Self.fileOrder.joined(separator: ", "))")
+        }
+        // Parse and validate everything before touching the database.
+        var regions: [(Int, Region)] = []
+        var facilities: [(Int, Facility)] = []
+        var items: [(Int, Item)] = []
+        var movements: [(Int, MovementRequest)] = []
+        var counts: [(Int, StockCount)] = []
+        if let text = contents["regions"] { regions = try Self.parse("regions", text, Region.init(csv:)) }
+        if let text = contents["facilities"] { facilities = try Self.parse("facilities", text, Facility.init(csv:)) }
+        if let text = contents["items"] { items = try Self.parse("items", text, Item.init(csv:)) }
+        if let text = contents["movements"] { movements = try Self.parse("movements", text, MovementDraft.validated(csv:)) }
+        if let text = contents["stock"] { counts = try Self.parse("stock", text, StockCount.init(csv:)) }
+        try Self.rejectDuplicates("regions", regions.map { ($0.0, $0.1.code) }, column: "code")
+        try Self.rejectDuplicates("facilities", facilities.map { ($0.0, $0.1.code) }, column: "code")
+        try Self.rejectDuplicates("items", items.map { ($0.0, $0.1.code) }, column: "code")
+        try Self.rejectDuplicates("movements", movements.map { ($0.0, $0.1.id.uuidString) }, column: "id")
+        try Self.rejectDuplicates("stock", counts.map { ($0.0, "\($0.1.facility)|\($0.1.item)|\($0.1.lot)") }, column: "lot")
+
+        let (r, f, i, m, c) = (regions, facilities, items, movements, counts)
+        let present = Set(contents.keys)
+        return try await database.pool.transaction(retryOnConnectionLoss: true) { connection in
+            var summary = ImportSummary()
+            if present.contains("regions") { summary.files["regions.csv"] = try Self.loadRegions(r, on: connection) }
+            if present.contains("facilities") { summary.files["facilities.csv"] = try Self.loadFacilities(f, on: connection) }
+            if present.contains("items") { summary.files["items.csv"] = try Self.loadItems(i, on: connection) }
+            if present.contains("movements") { summary.files["movements.csv"] = try Self.loadMovements(m, recordedBy: recordedBy, on: connection) }
+            if present.contains("stock") { summary.files["stock.csv"] = try Self.loadCounts(c, recordedBy: recordedBy, on: connection) }
+            return summary
+        }
+    }
+
+    // MARK: Parsing
+
+    static func parse<T>(_ name: String, _ text: String, _ make: (CSVFields) throws(FieldError) -> T) throws -> [(Int, T)] {
+        let file = "\(name).csv"
+        // Spreadsheet programs write a byte-order mark at the start of UTF-8 CSV.
+        let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        let reader: CSVReader
+        do {
+            reader = try CSVReader(string: body, hasHeaderRow: true, trimFields: false)
+        } catch {
+            throw ImportError(file: file, row: 1, column: nil, reason: "no header row")
+        }
+        let header = (reader.headerRow ?? []).map { $0.trimmingCharacters(in: .whitespaces) }
+        for column in columns[name]! where !header.contains(column) {
+            throw ImportError(file: file, row: 1, column: column,
+                              reason: "missing column; the header must be \(columns[name]!.joined(separator: ","))")
+        }
+        var rows: [(Int, T)] = []
+        var rowNumber = 1
+        while let values = reader.next() {
+            rowNumber += 1
+            if values.count == 1 && values[0].trimmingCharacters(in: .whitespaces).isEmpty { continue } // blank line
+            guard values.count == header.count else {
+                throw ImportError(file: file, row: rowNumber, column: nil,
+                                  reason: "has \(values.count) fields, the header has \(header.count)")
+            }
+            var fields: [String: String] = [:]
+            for (column, value) in zip(header, values) { fields[column] = value }
+            do {
+                rows.append((rowNumber, try make(CSVFields(fields))))
+            } catch {
+                throw ImportError(file: file, row: rowNumber, column: error.field, reason: error.reason)
+            }
+        }
+        if let error = reader.error {
+            throw ImportError(file: file, row: rowNumber + 1, column: nil, reason: "unreadable CSV: \(error)")
+        }
+        return rows
+    }
+
+    static func rejectDuplicates(_ name: String, _ keys: [(Int, String)], column: String) throws {
+        var seen: [String: Int] = [:]
+        for (row, key) in keys {
+            if let first = seen[key] {
+                throw ImportError(file: "\(name).csv", row: row, column: column, reason: "duplicate of row \(first)")
+            }
+            seen[key] = row
+        }
+    }
+
+    // MARK: Loading
+
+    /// The first staged row a check query returns becomes the import's error.
+    static func failIfAny(_ connection: PQConnection, file: String, column: String, _ sql: String, reason: (String) -> String) throws {
+        if let row = try connection.query(sql).first {
+            throw ImportError(file: file, row: try row.decode("row_no"), column: column, reason: reason(try row.decode("value")))
+        }
+    }
+
+    static func stage(_ connection: PQConnection, table: String, columns: String, rows: [[String?]]) throws {
+        try connection.execute("CREATE TEMP TABLE \(table) (\(columns)) ON COMMIT DROP")
+        try connection.copyIn("COPY \(table) FROM STDIN", rows: rows)
+    }
+
+    static func loadRegions(_ regions: [(Int, Region)], on c: PQConnection) throws -> ImportSummary.FileSummary {
+        try stage(c, table: "stage_regions", columns: "row_no int, code text, name text, parent_code text",
+                  rows: regions.map { [String($0.0), $0.1.code, $0.1.name, $0.1.parentCode] })
+        try failIfAny(c, file: "regions.csv", column: "parent_code", """
+            SELECT s.row_no, s.parent_code AS value FROM stage_regions s
+            WHERE s.parent_code IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM stage_regions p WHERE p.code = s.parent_code)
+              AND NOT EXISTS (SELECT 1 FROM regions r WHERE r.code = s.parent_code)
+            ORDER BY s.row_no LIMIT 1
+            """) { "unknown parent region \($0)" }
+        let inserted = try c.query("""
+            INSERT INTO regions (code, name) SELECT code, name FROM stage_regions
+            ON CONFLICT (code) DO UPDATE SET name = excluded.name, updated_at = now()
+            WHERE regions.name IS DISTINCT FROM excluded.name
+            """).affectedRows
+        let reparented = try c.query("""
+            UPDATE regions r SET parent_id = p.id, updated_at = now()
+            FROM stage_regions s LEFT JOIN regions p ON p.code = s.parent_code
+            WHERE r.code = s.code AND r.parent_id IS DISTINCT FROM p.id
+            """).affectedRows
+        // A region may not be its own ancestor.
+        try failIfAny(c, file: "regions.csv", column: "parent_code", """
+            WITH RECURSIVE up(start_id, id) AS (
+                SELECT r.id, r.parent_id FROM regions r JOIN stage_regions s ON s.code = r.code
+                UNION
+                SELECT up.start_id, r.parent_id FROM up JOIN regions r ON r.id = up.id WHERE up.id <> up.start_id
+            )
+            SELECT s.row_no, s.parent_code AS value FROM up
+            JOIN regions r ON r.id = up.start_id JOIN stage_regions s ON s.code = r.code
+            WHERE up.id = up.start_id ORDER BY s.row_no LIMIT 1
+            """) { "parent \($0) makes the region its own ancestor" }
+        return .init(rows: regions.count, changed: max(inserted, reparented), unchanged: regions.count - max(inserted, reparented))
+    }
+
+    static func loadFacilities(_ facilities: [(Int, Facility)], on c: PQConnection) throws -> ImportSummary.FileSummary {
+        try stage(c, table: "stage_facilities",
+                  columns: "row_no int, code text, name text, kind text, region_code text, beds int, latitude float8, longitude float8, designated bool",
+                  rows: facilities.map { (row, f) in
+                      [String(row), f.code, f.name, f.kind.rawValue, f.regionCode, String(f.beds),
+                       f.latitude.map { String($0) }, f.longitude.map { String($0) }, f.designated ? "t" : "f"]
+                  })
+        try failIfAny(c, file: "facilities.csv", column: "region_code", """
+            SELECT s.row_no, s.region_code AS value FROM stage_facilities s
+            WHERE NOT EXISTS (SELECT 1 FROM regions r WHERE r.code = s.region_code) ORDER BY s.row_no LIMIT 1
+            """) { "unknown region \($0)" }
+        let changed = try c.query("""
+            INSERT INTO facilities (code, name, kind, region_id, beds, latitude, longitude, designated)
+            SELECT s.code, s.name, s.kind, r.id, s.beds, s.latitude, s.longitude, s.designated
+            FROM stage_facilities s JOIN regions r ON r.code = s.region_code
+            ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind, region_id = excluded.region_id,
+                beds = excluded.beds, latitude = excluded.latitude, longitude = excluded.longitude,
+                designated = excluded.designated, updated_at = now()
+            WHERE (facilities.name, facilities.kind, facilities.region_id, facilities.beds, facilities.latitude,
+                   facilities.longitude, facilities.designated)
+                IS DISTINCT FROM (excluded.name, excluded.kind, excluded.region_id, excluded.beds, excluded.latitude,
+                   excluded.longitude, excluded.designated)
+            """).affectedRows
+        return .init(rows: facilities.count, changed: changed, unchanged: facilities.count - changed)
+    }
+
+    static func loadItems(_ items: [(Int, Item)], on c: PQConnection) throws -> ImportSummary.FileSummary {
+        try stage(c, table: "stage_items",
+                  columns: "row_no int, code text, name text, category text, unit text, target_days int, shelf_life_days int",
+                  rows: items.map { (row, i) in
+                      [String(row), i.code, i.name, i.category.rawValue, i.unit, i.targetDays.map { String($0) },
+                       i.shelfLifeDays.map { String($0) }]
+                  })
+        let changed = try c.query("""
+            INSERT INTO items (code, name, category, unit, target_days, shelf_life_days)
+            SELECT code, name, category, unit, target_days, shelf_life_days FROM stage_items
+            ON CONFLICT (code) DO UPDATE SET name = excluded.name, category = excluded.category, unit = excluded.unit,
+                target_days = excluded.target_days, shelf_life_days = excluded.shelf_life_days, updated_at = now()
+            WHERE (items.name, items.category, items.unit, items.target_days, items.shelf_life_days)
+                IS DISTINCT FROM (excluded.name, excluded.category, excluded.unit, excluded.target_days, excluded.shelf_life_days)
+            """).affectedRows
+        return .init(rows: items.count, changed: changed, unchanged: items.count - changed)
+    }
+
+    /// CSV column names for the ledger's field names.
+    static let csvColumn = ["facility": "facility_code", "item": "item_code"]
+
+    static func loadMovements(_ movements: [(Int, MovementRequest)], recordedBy: String, on c: PQConnection) throws -> ImportSummary.FileSummary {
+        // History is applied in the order it happened, so balances never dip below zero on the way.
+        let ordered = movements.sorted { a, b in
+            let (x, y) = (a.1.occurredAt ?? .distantFuture, b.1.occurredAt ?? .distantFuture)
+            return x != y ? x < y : a.0 < b.0
+        }
+        do {
+            let recorded = try PostgresLedger.record(batch: ordered.map(\.1), recordedBy: recordedBy, on: c)
+            let replays = recorded.filter(\.replay).count
+            return .init(rows: movements.count, changed: movements.count - replays, unchanged: replays)
+        } catch let error as BatchError {
+            let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
+            throw ImportError(file: "movements.csv", row: ordered[error.index].0, column: column, reason: error.underlying.message)
+        }
+    }
+
+    static func loadCounts(_ counts: [(Int, StockCount)], recordedBy: String, on c: PQConnection) throws -> ImportSummary.FileSummary {
+        var summary = ImportSummary.FileSummary(rows: counts.count)
+        for (row, count) in counts {
+            // A count that already stands (same lot, same expiry, same figure) records nothing.
+            let current = try c.query("""
+                SELECT b.quantity, l.expiry::text AS expiry FROM balances b
+                JOIN facilities f ON f.id = b.facility_id JOIN lots l ON l.id = b.lot_id JOIN items i ON i.id = l.item_id
+                WHERE f.code = $1 AND i.code = $2 AND l.lot_number = $3
+                """, [count.facility, count.item, count.lot]).first
+            let standing = try current.map { row in
+                (try row.decode("quantity", as: Int64.self), try row.decode("expiry", as: String?.self))
+            }
+            if let standing, standing.0 == count.quantity, count.expiry == nil || standing.1 == count.expiry?.description {
+                summary.unchanged += 1
+                continue
+            }
+            let movement = MovementRequest(id: UUID(), facility: count.facility, item: count.item, lot: count.lot,
+                                           expiry: count.expiry, kind: .count, quantity: count.quantity,
+                                           reason: "stock.csv", occurredAt: nil)
+            do {
+                _ = try PostgresLedger.record(batch: [movement], recordedBy: recordedBy, on: c)
+                summary.changed += 1
+            } catch let error as BatchError {
+                let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
+                throw ImportError(file: "stock.csv", row: row, column: column, reason: error.underlying.message)
+            }
+        }
+        return summary
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import PQ
+import StockpileCore
+
+/// A movement as the ledger holds it.
+public struct RecordedMovement: Sendable, Codable, Equatable {
+    public var id: UUID
+    public var facility: String
+    public var item: String
+    public var lot: String
+    public var expiry: LocalDate?
+    public var kind: MovementKind
+    /// The signed change to on-hand.
+    public var quantity: Int64
+    public var balanceAfter: Int64
+    public var reason: String
+    public var occurredAt: Date
+    public var recordedAt: Date
+    public var recordedBy: String?
+    /// True when this answer is for a replay of an id already recorded.
+    public var replay: Bool
+}
+
+/// One lot's on-hand at a facility.
+public struct LotBalance: Sendable, Codable, Equatable {
+    public var item: String
+    public var itemName: String
+    public var unit: String
+    public var lot: String
+    public var expiry: LocalDate?
+    public var quantity: Int64
+    public var updatedAt: Date
+}
+
+/// A batch failed: which element, and why. Nothing of the batch was applied.
+public struct BatchError: Error, Sendable {
+    public var index: Int
+    public var underlying: PQError
+}
+
+/// The ledger in PostgreSQL: every movement goes through `record_movement` (sql/0001_ledger.sql),
+/// which applies it exactly once and keeps the balance in the same transaction.
+public struct PostgresLedger: Sendable {
+    let database: StockpileDatabase
+    public init(_ database: StockpileDatabase) { self.database = database }
+
+    /// The one statement a movement costs; the ingest benchmark runs the same one through pgbench.
+    public static let recordSQL = "SELECT * FROM record_movement($1, $2, $3, $4, $5::date, $6, $7, $8, $9::timestamptz, $10)"
+
+    static func parameters(_ m: MovementRequest, recordedBy: String) -> [any PQEncodable] {
+        [m.id, m.facility, m.item, m.lot, m.expiry?.description, m.kind.rawValue, m.quantity, m.reason, m.occurredAt, recordedBy]
+    }
+
+    static func recorded(_ row: PQRow, request m: MovementRequest) throws -> RecordedMovement {
+        RecordedMovement(
+            id: m.id, facility: m.facility, item: m.item, lot: m.lot,
+            expiry: try row.decode("lot_expiry", as: String?.self).flatMap(LocalDate.init),
+            kind: m.kind, quantity: try row.decode("quantity"), balanceAfter: try row.decode("balance_after"),
+            reason: m.reason, occurredAt: try row.decode("occurred_at"), recordedAt: try row.decode("recorded_at"),
+            recordedBy: nil, replay: try row.decode("replay"))
+    }
+
+    /// Records one movement. A single statement, so it is its own transaction; safe to repeat
+    /// on a fresh connection if the first one died, since the id makes a repeat a replay.
+    public func record(_ movement: MovementRequest, recordedBy: String) async throws -> RecordedMovement {
+        let parameters = Self.parameters(movement, recordedBy: recordedBy)
+        return try await database.pool.transaction(retryOnConnectionLoss: true) { connection in
+            let row = try connection.query(Self.recordSQL, parameters).first!
+            return try Self.recorded(row, request: movement)
+        }
+    }
+
+    /// Records many movements all-or-nothing, in order, in one transaction.
+    public func record(batch movements: [MovementRequest], recordedBy: String) async throws -> [RecordedMovement] {
+        try await database.pool.transaction(retryOnConnectionLoss: true) { connection in
+            try Self.record(batch: movements, recordedBy: recordedBy, on: connection)
+        }
+    }
+
+    /// The batch body, for callers that already hold a transaction (the importer).
+    static func record(batch movements: [MovementRequest], recordedBy: String, on connection: PQConnection) throws -> [RecordedMovement] {
+        var results: [RecordedMovement] = []
+        results.reserveCapacity(movements.count)
+        for (index, movement) in movements.enumerated() {
+            do {
+                let row = try connection.query(recordSQL, parameters(movement, recordedBy: recordedBy)).first!
+                results.append(try recorded(row, request: movement))
+            } catch let error as PQError where !error.isConnectionFailure {
+                throw BatchError(index: index, underlying: error)
+            }
+        }
+        return results
+    }
+
+    /// Balances by item and lot at one facility, nil when the facility does not exist.
+    public func stock(facility: String, includeEmpty: Bool = false) async throws -> [LotBalance]? {
+        try await database.pool.withConnection { connection in
+            guard try connection.query("SELECT 1 FROM facilities WHERE code = $1", [facility]).first != nil else { return nil }
+            return try connection.query("""
+                SELECT i.code AS item, i.name AS item_name, i.unit, l.lot_number, l.expiry::text AS expiry, b.quantity, b.updated_at
+                FROM balances b
+                JOIN facilities f ON f.id = b.facility_id
+                JOIN items i ON i.id = b.item_id
+                JOIN lots l ON l.id = b.lot_id
+                WHERE f.code = $1 AND ($2 OR b.quantity > 0)
+                ORDER BY i.code, l.expiry NULLS LAST, l.lot_number
+                """, [facility, includeEmpty]).rows.map { row in
+                LotBalance(item: try row.decode("item"), itemName: try row.decode("item_name"), unit: try row.decode("unit"),
+                           lot: try row.decode("lot_number"),
+                           expiry: try row.decode("expiry", as: String?.self).flatMap(LocalDate.init),
+                           quantity: try row.decode("quantity"), updatedAt: try row.decode("updated_at"))
+            }
+        }
+    }
+
+    public struct MovementPage: Sendable {
+        public var movements: [RecordedMovement]
+        /// Pass back as `after` to read the next page; nil on the last page.
+        public var next: String?
+    }
+
+    /// Movements newest-recorded last, filtered, a page at a time (keyset paging on recorded_at, id).
+    public func movements(facility: String?, item: String?, since: Date?, after cursor: String?, limit: Int) async throws -> MovementPage {
+        var afterTime: Date?
+        var afterID: UUID?
+        if let cursor {
+            let parts = cursor.split(separator: "_", maxSplits: 1)
+            guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else {
+                throw FieldError(field: "after", reason: "not a cursor this service gave out")
+            }
+            afterTime = Date(timeIntervalSince1970: Double(micros) / 1_000_000)
+            afterID = id
+        }
+        let parameters: [any PQEncodable] = [facility, item, since, afterTime, afterID, limit + 1]
+        let rows = try await database.pool.withConnection { connection in
+            try connection.query("""
+                SELECT m.id, f.code AS facility, i.code AS item, l.lot_number, l.expiry::text AS expiry, m.kind, m.quantity,
+                       m.balance_after, m.reason, m.occurred_at, m.recorded_at, m.recorded_by,
+                       (extract(epoch FROM m.recorded_at) * 1000000)::bigint AS recorded_micros
+                FROM movements m
+                JOIN facilities f ON f.id = m.facility_id
+                JOIN items i ON i.id = m.item_id
+                JOIN lots l ON l.id = m.lot_id
+                WHERE ($1::text IS NULL OR f.code = $1)
+                  AND ($2::text IS NULL OR i.code = $2)
+                  AND ($3::timestamptz IS NULL OR m.occurred_at >= $3)
+                  AND ($4::timestamptz IS NULL OR (m.recorded_at, m.id) > ($4, $5::uuid))
+                ORDER BY m.recorded_at, m.id
+                LIMIT $6
+                """, parameters).rows
+        }
+        var movements: [RecordedMovement] = []
+        for row in rows.prefix(limit) {
+            movements.append(RecordedMovement(
+                id: try row.decode("id"), facility: try row.decode("facility"), item: try row.decode("item"),
+                lot: try row.decode("lot_number"), expiry: try row.decode("expiry", as: String?.self).flatMap(LocalDate.init),
+                kind: MovementKind(rawValue: try row.decode("kind"))!, quantity: try row.decode("quantity"),
+                balanceAfter: try row.decode("balance_after"), reason: try row.decode("reason"),
+                occurredAt: try row.decode("occurred_at"), recordedAt: try row.decode("recorded_at"),
+                recordedBy: try row.decode("recorded_by"), replay: false))
+        }
+        var next: String?
+        if rows.count > limit, let last = rows.prefix(limit).last {
+            next = "\(try last.decode("recorded_micros", as: Int64.self))_\(try last.decode("id", as: UUID.self).uuidString.lowercased())"
+        }
+        return MovementPage(movements: movements, next: next)
+    }
+
+    /// Positions where the ledger does not sum to the balance. Always empty, or something is badly wrong.
+    public func mismatches() async throws -> [(facility: String, lot: String, ledger: Int64, balance: Int64)] {
+        try await database.pool.withConnection { connection in
+            try connection.query("""
+                SELECT f.code AS facility, l.lot_number, coalesce(m.total, 0) AS ledger, coalesce(b.quantity, 0) AS balance
+                FROM (SELECT facility_id, lot_id, sum(quantity) AS total FROM movements GROUP BY 1, 2) m
+                FULL JOIN balances b USING (facility_id, lot_id)
+                JOIN facilities f ON f.id = coalesce(m.facility_id, b.facility_id)
+                JOIN lots l ON l.id = coalesce(m.lot_id, b.lot_id)
+                WHERE coalesce(m.total, 0) <> coalesce(b.quantity, 0)
+                """).rows.map { row in
+                (try row.decode("facility"), try row.decode("lot_number"), try row.decode("ledger"), try row.decode("balance"))
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import PQ
+
+/// Where the database is and how the service reaches it: the owner connection runs migrations,
+/// the service's pool works as `stockpile_app`, which may append to the ledger but not rewrite it.
+public struct DatabaseLocation: Sendable {
+    public var ownerParameters: [(String, String)]
+    public var serviceRole: String
+
+    public init(ownerParameters: [(String, String)], serviceRole: String = "stockpile_app") {
+        self.ownerParameters = ownerParameters
+        self.serviceRole = serviceRole
+    }
+
+    /// A `postgresql://` URL (DATABASE_URL) or libpq keyword string.
+    public init(url: String) {
+        self.init(ownerParameters: [("dbname", url)])
+    }
+
+    public var serviceParameters: [(String, String)] {
+        // Set the role at connection start, so every statement the service sends runs as it.
+        ownerParameters + [("options", "-c role=\(serviceRole)"), ("application_name", "stockpile")]
+    }
+}
+
+public final class StockpileDatabase: Sendable {
+    public let location: DatabaseLocation
+    public let pool: PQPool
+    let logger: Logger
+
+    public init(location: DatabaseLocation, poolSize: Int = 8, logger: Logger = Logger(label: "stockpile.db")) {
+        self.location = location
+        self.logger = logger
+        self.pool = PQPool(.init(parameters: location.serviceParameters, size: poolSize), logger: logger)
+    }
+
+    /// The migrations shipped with the binary (the repository's `sql/` folder).
+    public static var migrationsDirectory: URL {
+        Bundle.module.url(forResource: "sql", withExtension: nil)!
+    }
+
+    /// Applies pending migrations as the owner. Returns what it applied.
+    @discardableResult
+    public static func migrate(_ location: DatabaseLocation, logger: Logger? = nil) throws -> [String] {
+        let connection = try PQConnection(parameters: location.ownerParameters)
+        return try Migrator(directory: migrationsDirectory).migrate(connection, logger: logger)
+    }
+
+    public func shutdown() async { await pool.shutdown() }
+
+    /// True when the database answers a trivial query (readiness).
+    public func isReachable() async -> Bool {
+        (try? await pool.withConnection { try $0.query("SELECT 1").rows.count == 1 }) ?? false
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import PQ
+import StockpileTestSupport
+import Testing
+
+@Suite(.serialized) struct PQConnectionTests {
+    let location = try! TestDatabase.freshLocation()
+
+    func connect() throws -> PQConnection { try TestDatabase.ownerConnection(location) }
+
+    @Test func parametersTravelOutsideTheSQLText() throws {
+        let c = try connect()
+        let tricky = "'; DROP TABLE movements; -- 口罩 \"quoted\" \\ back"
+        let row = try #require(try c.query("SELECT $1::text AS t, $2::int AS i, $3::bool AS b, $4::text AS n, $5::float8 AS d",
+                                           [tricky, 42, true, Optional<String>.none, 2.5]).first)
+        #expect(try row.decode("t", as: String.self) == tricky)
+        #expect(try row.decode("i", as: Int.self) == 42)
+        #expect(try row.decode("b", as: Bool.self) == true)
+        #expect(try row.decode("n", as: String?.self) == nil)
+        #expect(try row.decode("d", as: Double.self) == 2.5)
+        #expect(try c.query("SELECT count(*) AS n FROM movements").first?.decode("n", as: Int.self) == 0)
+    }
+
+    @Test func binaryParametersUseFormatOne() throws {
+        let c = try connect()
+        let bytes: [UInt8] = [0, 1, 2, 255, 0]
+        let row = try #require(try c.query("SELECT length($1::bytea) AS n, encode($1::bytea, 'hex') AS h", [PQValue.binary(bytes)]).first)
+        #expect(try row.decode("n", as: Int.self) == 5)
+        #expect(try row.decode("h", as: String.self) == "000102ff00")
+    }
+
+    @Test func timestampsRoundTrip() throws {
+        let c = try connect()
+        let now = Date(timeIntervalSince1970: 1_795_000_000.123)
+        let back = try #require(try c.query("SELECT $1::timestamptz AS t", [now]).first).decode("t", as: Date.self)
+        #expect(abs(back.timeIntervalSince(now)) < 0.001)
+    }
+
+    @Test func errorsCarrySQLState() throws {
+        let c = try connect()
+        try c.execute("CREATE TEMP TABLE u (k int PRIMARY KEY)")
+        try c.query("INSERT INTO u VALUES ($1)", [1])
+        let error = #expect(throws: PQError.self) { try c.query("INSERT INTO u VALUES ($1)", [1]) }
+        #expect(error?.sqlState == "23505")
+        #expect(error?.constraint == "u_pkey")
+        #expect(error?.isConnectionFailure == false)
+        let syntax = #expect(throws: PQError.self) { try c.query("SELEC 1") }
+        #expect(syntax?.sqlState == "42601")
+    }
+
+    @Test func transactionsRetrySerializationFailures() throws {
+        let c = try connect()
+        try c.execute("CREATE TEMP TABLE attempts (n int)")
+        // Fails with 40001 on the first two attempts, succeeds on the third.
+        let value: Int = try c.transaction { c in
+            try c.query("INSERT INTO attempts VALUES (1)")
+            let n = try c.query("SELECT count(*) AS n FROM attempts").first!.decode("n", as: Int.self)
+            try c.execute("COMMIT")   // keep the attempt counted across the rollback
+            try c.execute("BEGIN")
+            let total = try c.query("SELECT count(*) AS n FROM attempts").first!.decode("n", as: Int.self)
+            if total < 3 { try c.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$") }
+            return n + total
+        }
+        #expect(value >= 4)
+        #expect(try c.query("SELECT count(*) AS n FROM attempts").first!.decode("n", as: Int.self) == 3)
+        #expect(c.transactionStatus == .idle)
+
+        // Other errors are not retried.
+        try c.execute("TRUNCATE attempts")
+        #expect(throws: PQError.self) {
+            try c.transaction { c in
+                try c.query("INSERT INTO attempts VALUES (1)")
+                try c.query("SELECT 1/0")
+            }
+        }
+        #expect(try c.query("SELECT count(*) AS n FROM attempts").first!.decode("n", as: Int.self) == 0)
+    }
+
+    @Test func copyInLoadsRowsWithSpecialCharacters() throws {
+        let c = try connect()
+        try c.execute("CREATE TEMP TABLE t (a text, b int)")
+        let rows: [[String?]] = (0..<5000).map { ["行\t\($0)\n\\x", $0 % 7 == 0 ? nil : String($0)] }
+        let copied = try c.copyIn("COPY t FROM STDIN", rows: rows)
+        #expect(copied == 5000)
+        let row = try #require(try c.query("SELECT a, b FROM t WHERE a = $1", ["行\t7\n\\x"]).first)
+        #expect(try row.decode("b", as: Int?.self) == nil)
+        #expect(try c.query("SELECT count(b) AS n FROM t").first!.decode("n", as: Int.self) == 5000 - 715)
+        // A bad row fails the COPY with the server's SQLSTATE, and the connection stays usable.
+        let error = #expect(throws: PQError.self) { try c.copyIn("COPY t FROM STDIN", rows: [["x", "not a number"]]) }
+        #expect(error?.sqlState == "22P02")
+        #expect(try c.query("SELECT 1 AS one").first!.decode("one", as: Int.self) == 1)
+    }
+}
+
+@Suite(.serialized) struct PQPoolTests {
+    let location = try! TestDatabase.freshLocation()
+
+    func pool(size: Int, timeout: Duration = .seconds(5)) -> PQPool {
+        PQPool(.init(parameters: location.ownerParameters, size: size, checkoutTimeout: timeout))
+    }
+
+    @Test func runsManyTasksOnAFixedNumberOfConnections() async throws {
+        let pool = pool(size: 3)
+        let pids = try await withThrowingTaskGroup(of: Int32.self) { group in
+            for _ in 0..<60 {
+                group.addTask { try await pool.withConnection { c in _ = try c.query("SELECT pg_sleep(0.005)"); return c.backendPID } }
+            }
+            return try await group.reduce(into: Set<Int32>()) { $0.insert($1) }
+        }
+        #expect(pids.count <= 3)
+        #expect(pids.count >= 1)
+        await pool.shutdown()
+    }
+
+    @Test func checkoutTimesOutWhenEveryConnectionIsBusy() async throws {
+        let pool = pool(size: 1, timeout: .milliseconds(200))
+        let busy = Task { try await pool.withConnection { c in try c.query("SELECT pg_sleep(1.5)") } }
+        try await Task.sleep(for: .milliseconds(200))
+        let error = await #expect(throws: PQError.self) { try await pool.withConnection { c in try c.query("SELECT 1") } }
+        #expect(error?.message.contains("no database connection free") == true)
+        _ = try await busy.value
+        await pool.shutdown()
+    }
+
+    @Test func replacesAKilledConnection() async throws {
+        let pool = pool(size: 1)
+        let pid = try await pool.withConnection { $0.backendPID }
+        let admin = try TestDatabase.ownerConnection(location)
+        try admin.query("SELECT pg_terminate_backend($1)", [Int(pid)])
+        try await Task.sleep(for: .milliseconds(100))
+        // The next use notices the dead connection and says so...
+        let error = await #expect(throws: PQError.self) { try await pool.withConnection { c in try c.query("SELECT 1") } }
+        #expect(error?.isConnectionFailure == true)
+        // ...and the pool has replaced it by the following one.
+        let newPID = try await pool.withConnection { $0.backendPID }
+        #expect(newPID != pid)
+        // A transaction that may be repeated survives a kill without the caller seeing it.
+        try admin.query("SELECT pg_terminate_backend($1)", [Int(newPID)])
+        try await Task.sleep(for: .milliseconds(100))
+        let one = try await pool.transaction(retryOnConnectionLoss: true) { c in try c.query("SELECT 1 AS one").first!.decode("one", as: Int.self) }
+        #expect(one == 1)
+        await pool.shutdown()
+    }
+
+    @Test func aLeftOpenTransactionIsRolledBackOnReturn() async throws {
+        let pool = pool(size: 1)
+        try await pool.withConnection { c in
+            try c.execute("CREATE TABLE IF NOT EXISTS leftover (n int)")
+            try c.execute("BEGIN")
+            try c.query("INSERT INTO leftover VALUES (1)")
+        }
+        let (status, count) = try await pool.withConnection { c in
+            (c.transactionStatus, try c.query("SELECT count(*) AS n FROM leftover").first!.decode("n", as: Int.self))
+        }
+        #expect(status == .idle)
+        #expect(count == 0)
+        await pool.shutdown()
+    }
+}
