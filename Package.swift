@@ -41,7 +41,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
+        ], resources: [.copy("openapi.yaml")]),
         // Starts the throwaway cluster the database tests share (the same EmbeddedPostgres as serve).
         .target(name: "StockpileTestSupport", dependencies: ["PQ", "StockpilePostgres"]),
         .executableTarget(name: "stockpile", dependencies: [

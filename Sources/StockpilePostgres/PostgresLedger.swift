@@ -4,7 +4,8 @@ import StockpileCore
 
 /// A movement as the ledger holds it.
 public struct RecordedMovement: Sendable, Codable, Equatable {
-    public var id: UUID
+    /// The client's UUID, lower-case.
+    public var id: String
     public var facility: String
     public var item: String
     public var lot: String
@@ -53,7 +54,7 @@ public struct PostgresLedger: Sendable {
 
     static func recorded(_ row: PQRow, request m: MovementRequest) throws -> RecordedMovement {
         RecordedMovement(
-            id: m.id, facility: m.facility, item: m.item, lot: m.lot,
+            id: m.id.uuidString.lowercased(), facility: m.facility, item: m.item, lot: m.lot,
             expiry: try row.decode("lot_expiry", as: String?.self).flatMap(LocalDate.init),
             kind: m.kind, quantity: try row.decode("quantity"), balanceAfter: try row.decode("balance_after"),
             reason: m.reason, occurredAt: try row.decode("occurred_at"), recordedAt: try row.decode("recorded_at"),
@@ -152,7 +153,7 @@ public struct PostgresLedger: Sendable {
         var movements: [RecordedMovement] = []
         for row in rows.prefix(limit) {
             movements.append(RecordedMovement(
-                id: try row.decode("id"), facility: try row.decode("facility"), item: try row.decode("item"),
+                id: try row.decode("id", as: String.self), facility: try row.decode("facility"), item: try row.decode("item"),
                 lot: try row.decode("lot_number"), expiry: try row.decode("expiry", as: String?.self).flatMap(LocalDate.init),
                 kind: MovementKind(rawValue: try row.decode("kind"))!, quantity: try row.decode("quantity"),
                 balanceAfter: try row.decode("balance_after"), reason: try row.decode("reason"),

@@ -1,0 +1,92 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import PQ
+import StockpileCore
+import StockpilePostgres
+
+/// Every error the API returns, as `{"error": {"code", "message", "field"}}`.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var field: String?
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+
+    struct Body: Encodable {
+        struct Detail: Encodable { var code: String; var message: String; var field: String? }
+        var error: Detail
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let data = try JSONEncoder().encode(Body(error: .init(code: code, message: message, field: field)))
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func invalid(_ error: FieldError, prefix: String = "") -> APIError {
+        APIError(.badRequest, "invalid", "\(prefix)\(error.field): \(error.reason)", field: prefix + error.field)
+    }
+}
+
+extension APIError {
+    /// Maps what the ledger and the database say to statuses a client can act on.
+    /// SP4xx are the ledger's own codes (sql/0001_ledger.sql).
+    static func from(_ error: PQError, fieldPrefix: String = "") -> APIError {
+        let field = error.column.map { fieldPrefix + $0 }
+        let message = fieldPrefix.isEmpty ? error.message : "\(fieldPrefix.dropLast()): \(error.message)"
+        switch error.sqlState {
+        case "SP400": return APIError(.badRequest, "invalid", message, field: field)
+        case "SP404": return APIError(.unprocessableContent, "unknown_reference", message, field: field)
+        case "SP409" where error.column == "id": return APIError(.conflict, "id_conflict", message, field: field)
+        case "SP409": return APIError(.conflict, "insufficient_stock", message, field: field)
+        case "SP422": return APIError(.unprocessableContent, "expiry_mismatch", message, field: field)
+        case "57014": return APIError(.serviceUnavailable, "busy", "the service is busy; retry shortly")
+        default:
+            if error.isConnectionFailure {
+                return APIError(.serviceUnavailable, "database_unavailable", "the database is unreachable; retry shortly")
+            }
+            return APIError(.internalServerError, "internal", "internal error")
+        }
+    }
+}
+
+/// Turns anything thrown below it into the JSON error shape, so clients see one format everywhere:
+/// unknown routes, oversized bodies, database failures.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as PQError {
+            let apiError = APIError.from(error)
+            if apiError.status == .internalServerError {
+                context.logger.error("database error", metadata: ["error": "\(error)"])
+            }
+            throw apiError
+        } catch let error as FieldError {
+            throw APIError.invalid(error)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "too_large", "request body is larger than \(context.maxUploadSize) bytes")
+        } catch let error as any HTTPResponseError {
+            switch error.status {
+            case .notFound: throw APIError(.notFound, "not_found", "no such resource: \(request.uri.path)")
+            case .methodNotAllowed: throw APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)")
+            case .contentTooLarge: throw APIError(.contentTooLarge, "too_large", "request body is larger than \(context.maxUploadSize) bytes")
+            default: throw APIError(error.status, "http_\(error.status.code)", error.status.reasonPhrase)
+            }
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            throw APIError(.internalServerError, "internal", "internal error")
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import StockpileCore
+import StockpilePostgres
+
+/// A movement as posted. Every field is optional here so that validation, with its field names
+/// and reasons, decides what is wrong, not the JSON decoder.
+struct MovementInput: Decodable, Sendable {
+    var id: String?
+    var facility: String?
+    var item: String?
+    var lot: String?
+    var expiry: String?
+    var kind: String?
+    var quantity: Double?
+    var reason: String?
+    var occurredAt: String?
+
+    var draft: MovementDraft {
+        MovementDraft(id: id, facility: facility, item: item, lot: lot, expiry: expiry, kind: kind,
+                      quantity: quantity, reason: reason, occurredAt: occurredAt)
+    }
+}
+
+struct BatchInput: Decodable, Sendable {
+    var movements: [MovementInput]?
+}
+
+struct MovementOutput: Encodable, Sendable {
+    var movement: RecordedMovement
+}
+
+struct BatchOutput: Encodable, Sendable {
+    var movements: [RecordedMovement]
+    var recorded: Int
+    var replayed: Int
+}
+
+struct StockOutput: Encodable, Sendable {
+    var facility: String
+    var lots: [LotBalance]
+}
+
+struct MovementsPageOutput: Encodable, Sendable {
+    var movements: [RecordedMovement]
+    var next: String?
+}
+
+enum JSON {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Decodes a request body, turning decoder complaints into a 400 that names the field.
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
+        guard buffer.readableBytes > 0 else { throw APIError(.badRequest, "invalid", "request body is empty; send JSON") }
+        do {
+            return try decoder.decode(T.self, from: Data(buffer: buffer))
+        } catch let DecodingError.typeMismatch(expected, context) {
+            let field = fieldName(context.codingPath)
+            throw APIError(.badRequest, "invalid", "\(field): expected \(describe(expected))", field: field)
+        } catch let DecodingError.valueNotFound(expected, context) {
+            let field = fieldName(context.codingPath)
+            throw APIError(.badRequest, "invalid", "\(field): expected \(describe(expected)), got null", field: field)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let field = fieldName(context.codingPath + [key])
+            throw APIError(.badRequest, "invalid", "\(field): required", field: field)
+        } catch {
+            throw APIError(.badRequest, "malformed_json", "request body is not valid JSON")
+        }
+    }
+
+    static func fieldName(_ path: [any CodingKey]) -> String {
+        path.map { key in key.intValue.map { "[\($0)]" } ?? snake(key.stringValue) }
+            .joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+    }
+
+    static func snake(_ name: String) -> String {
+        name.reduce(into: "") { out, c in
+            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Double.Type, is Int.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Array<Any>.Type: return "an array"
+        default: return "\(type)".lowercased()
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import PQ
+import StockpileCore
+
+/// Reads of regions, facilities and items.
+public struct PostgresMasterData: Sendable {
+    let database: StockpileDatabase
+    public init(_ database: StockpileDatabase) { self.database = database }
+
+    public func regions() async throws -> [Region] {
+        try await database.pool.withConnection { c in
+            try c.query("""
+                SELECT r.code, r.name, p.code AS parent_code FROM regions r LEFT JOIN regions p ON p.id = r.parent_id ORDER BY r.code
+                """).rows.map { row in
+                Region(code: try row.decode("code"), name: try row.decode("name"), parentCode: try row.decode("parent_code"))
+            }
+        }
+    }
+
+    /// Facilities, optionally only those in a region's subtree.
+    public func facilities(region: String? = nil) async throws -> [Facility] {
+        try await database.pool.withConnection { c in
+            try c.query("""
+                WITH RECURSIVE scope AS (
+                    SELECT id FROM regions WHERE $1::text IS NULL OR code = $1
+                    UNION SELECT r.id FROM regions r JOIN scope s ON r.parent_id = s.id
+                )
+                SELECT f.code, f.name, f.kind, r.code AS region_code, f.beds, f.latitude, f.longitude, f.designated
+                FROM facilities f JOIN regions r ON r.id = f.region_id
+                WHERE f.region_id IN (SELECT id FROM scope)
+                ORDER BY f.code
+                """, [region]).rows.map { row in
+                Facility(code: try row.decode("code"), name: try row.decode("name"),
+                         kind: FacilityKind(rawValue: try row.decode("kind"))!, regionCode: try row.decode("region_code"),
+                         beds: try row.decode("beds"), latitude: try row.decode("latitude"), longitude: try row.decode("longitude"),
+                         designated: try row.decode("designated"))
+            }
+        }
+    }
+
+    public func items() async throws -> [Item] {
+        try await database.pool.withConnection { c in
+            try c.query("SELECT code, name, category, unit, target_days, shelf_life_days FROM items ORDER BY code").rows.map { row in
+                Item(code: try row.decode("code"), name: try row.decode("name"),
+                     category: ItemCategory(rawValue: try row.decode("category"))!, unit: try row.decode("unit"),
+                     targetDays: try row.decode("target_days"), shelfLifeDays: try row.decode("shelf_life_days"))
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import PQ
+import Prometheus
+import ServiceLifecycle
+import StockpileCore
+import StockpileHTTP
+import StockpilePostgres
+
+/// Options every database-using command shares.
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "Folder of the embedded PostgreSQL cluster, used when DATABASE_URL is not set.")
+    var dataDir: String = ProcessInfo.processInfo.environment["STOCKPILE_DATA_DIR"] ?? "./.stockpile"
+
+    var databaseURL: String? { ProcessInfo.processInfo.environment["DATABASE_URL"] }
+
+    func open(_ logger: Logger) throws -> DatabaseRuntime {
+        try DatabaseRuntime.open(databaseURL: databaseURL, dataDirectory: dataDir, logger: logger)
+    }
+}
+
+enum Environment {
+    /// The zone dates are reckoned in (STOCKPILE_TIME_ZONE, default Asia/Shanghai).
+    static var timeZone: TimeZone {
+        ProcessInfo.processInfo.environment["STOCKPILE_TIME_ZONE"].flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "Asia/Shanghai")!
+    }
+    static var today: LocalDate { LocalDate(Date(), in: timeZone) }
+}
+
+func makeLogger(_ label: String = "stockpile") -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    return logger
+}
+
+
+@main
+struct Stockpile: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Emergency medical supply reserves (应急医疗物资储备).",
+        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Bench.self])
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP service (migrates first; loads the demo district into an empty database).")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Address to listen on (STOCKPILE_HOST).") var host = ProcessInfo.processInfo.environment["STOCKPILE_HOST"] ?? "127.0.0.1"
+    @Option(help: "Port to listen on (STOCKPILE_PORT).") var port = Int(ProcessInfo.processInfo.environment["STOCKPILE_PORT"] ?? "") ?? 8080
+    @Option(help: "Database connections (STOCKPILE_POOL_SIZE).") var poolSize = Int(ProcessInfo.processInfo.environment["STOCKPILE_POOL_SIZE"] ?? "") ?? 16
+    @Flag(help: "Do not load the demo district into an empty database.") var noDemo = false
+
+    func run() async throws {
+        let logger = makeLogger()
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let runtime = try database.open(logger)
+        defer { runtime.close() }
+        try StockpileDatabase.migrate(runtime.location, logger: logger)
+        let db = StockpileDatabase(location: runtime.location, poolSize: poolSize, logger: logger)
+        if !noDemo {
+            try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: logger)
+        }
+        let services = StockpileServices(database: db, metrics: registry, timeZone: Environment.timeZone, logger: logger)
+        let app = buildApplication(services, settings: HTTPSettings(host: host, port: port))
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await db.shutdown()
+        logger.info("stopped")
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending migrations from sql/.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let logger = makeLogger()
+        let runtime = try database.open(logger)
+        defer { runtime.close() }
+        let applied = try StockpileDatabase.migrate(runtime.location, logger: logger)
+        print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
+    }
+}
+
+struct Import: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load CSV files (regions, facilities, items, movements, stock) from a folder, all or nothing.")
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: "Folder holding any of regions.csv, facilities.csv, items.csv, movements.csv, stock.csv.") var directory: String
+
+    func run() async throws {
+        let logger = makeLogger()
+        let runtime = try database.open(logger)
+        defer { runtime.close() }
+        try StockpileDatabase.migrate(runtime.location, logger: logger)
+        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
+        do {
+            let summary = try await CSVImporter(db).importDirectory(URL(fileURLWithPath: directory))
+            for name in CSVImporter.fileOrder {
+                guard let file = summary.files["\(name).csv"] else { continue }
+                print("\(name).csv: \(file.rows) rows, \(file.changed) changed, \(file.unchanged) unchanged")
+            }
+        } catch let error as ImportError {
+            await db.shutdown()
+            throw ValidationError("import rejected, nothing loaded: \(error)")
+        }
+        await db.shutdown()
+    }
+}
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Load the demo district (示范市) into an empty database.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let logger = makeLogger()
+        let runtime = try database.open(logger)
+        defer { runtime.close() }
+        try StockpileDatabase.migrate(runtime.location, logger: logger)
+        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
+        let loaded = try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: logger)
+        print(loaded ? "demo district loaded" : "the database already has facilities; nothing loaded")
+        await db.shutdown()
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Verify that the ledger sums to the balances.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let logger = makeLogger()
+        let runtime = try database.open(logger)
+        defer { runtime.close() }
+        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
+        let mismatches = try await PostgresLedger(db).mismatches()
+        await db.shutdown()
+        if mismatches.isEmpty {
+            print("ledger sums to balances: ok")
+        } else {
+            for m in mismatches { print("MISMATCH \(m.facility) lot \(m.lot): ledger \(m.ledger), balance \(m.balance)") }
+            throw ExitCode(1)
+        }
+    }
+}
