@@ -10,6 +10,12 @@ public struct ImportError: Error, Sendable, CustomStringConvertible {
     public var row: Int
     public var column: String?
     public var reason: String
+    public init(file: String, row: Int, column: String?, reason: String) {
+        self.file = file
+        self.row = row
+        self.column = column
+        self.reason = reason
+    }
     public var description: String {
         "\(file) row \(row)\(column.map { ", column \($0)" } ?? ""): \(reason)"
     }
@@ -24,6 +30,11 @@ public struct ImportSummary: Sendable, Codable, Equatable {
         public var changed = 0
         /// Rows already in the database as they are: unchanged master data, replayed movements, counts that matched.
         public var unchanged = 0
+        public init(rows: Int = 0, changed: Int = 0, unchanged: Int = 0) {
+            self.rows = rows
+            self.changed = changed
+            self.unchanged = unchanged
+        }
     }
 }
 

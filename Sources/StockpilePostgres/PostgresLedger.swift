@@ -122,17 +122,17 @@ public struct PostgresLedger: Sendable {
 
     /// Movements newest-recorded last, filtered, a page at a time (keyset paging on recorded_at, id).
     public func movements(facility: String?, item: String?, since: Date?, after cursor: String?, limit: Int) async throws -> MovementPage {
-        var afterTime: Date?
+        var afterMicros: Int64?
         var afterID: UUID?
         if let cursor {
             let parts = cursor.split(separator: "_", maxSplits: 1)
             guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else {
                 throw FieldError(field: "after", reason: "not a cursor this service gave out")
             }
-            afterTime = Date(timeIntervalSince1970: Double(micros) / 1_000_000)
+            afterMicros = micros
             afterID = id
         }
-        let parameters: [any PQEncodable] = [facility, item, since, afterTime, afterID, limit + 1]
+        let parameters: [any PQEncodable] = [facility, item, since, afterMicros, afterID, limit + 1]
         let rows = try await database.pool.withConnection { connection in
             try connection.query("""
                 SELECT m.id, f.code AS facility, i.code AS item, l.lot_number, l.expiry::text AS expiry, m.kind, m.quantity,
@@ -145,7 +145,8 @@ public struct PostgresLedger: Sendable {
                 WHERE ($1::text IS NULL OR f.code = $1)
                   AND ($2::text IS NULL OR i.code = $2)
                   AND ($3::timestamptz IS NULL OR m.occurred_at >= $3)
-                  AND ($4::timestamptz IS NULL OR (m.recorded_at, m.id) > ($4, $5::uuid))
+                  -- The cursor keeps recorded_at to the microsecond, as the server stores it.
+                  AND ($4::bigint IS NULL OR (m.recorded_at, m.id) > (timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid))
                 ORDER BY m.recorded_at, m.id
                 LIMIT $6
                 """, parameters).rows

@@ -1,0 +1,130 @@
+import Foundation
+import PQ
+import StockpileCore
+import StockpilePostgres
+import StockpileTestSupport
+import Testing
+
+@Suite(.serialized) struct LedgerTests {
+    let location: DatabaseLocation
+    let database: StockpileDatabase
+    let ledger: PostgresLedger
+
+    init() async throws {
+        location = try TestDatabase.freshLocation()
+        database = StockpileDatabase(location: location, poolSize: 2)
+        ledger = PostgresLedger(database)
+        _ = try await CSVImporter(database).importFiles([
+            "regions": "code,name,parent_code\nC,示范市,\n",
+            "facilities": "code,name,kind,region_code,beds,latitude,longitude,designated\nH,人民医院,hospital,C,100,30.1,114.2,true\nW,储备库,warehouse,C,0,30.2,114.3,false\n",
+            "items": "code,name,category,unit,target_days,shelf_life_days\nN95,N95口罩,ppe,只,,\nALC,医用酒精,disinfectant,瓶,45,730\n",
+        ])
+    }
+
+    func movement(_ kind: MovementKind, _ quantity: Int64, lot: String = "L1", expiry: String? = "2027-06-30",
+                  reason: String = "", id: UUID = UUID(), facility: String = "H", item: String = "N95") -> MovementRequest {
+        MovementRequest(id: id, facility: facility, item: item, lot: lot, expiry: expiry.flatMap(LocalDate.init), kind: kind,
+                        quantity: quantity, reason: reason, occurredAt: nil)
+    }
+
+    func onHand(_ facility: String = "H", lot: String = "L1") async throws -> Int64 {
+        try await ledger.stock(facility: facility)!.first { $0.lot == lot }?.quantity ?? 0
+    }
+
+    @Test func receiptIssueAdjustmentAndCount() async throws {
+        let receipt = try await ledger.record(movement(.receipt, 100), recordedBy: "t")
+        #expect(receipt.quantity == 100 && receipt.balanceAfter == 100 && !receipt.replay)
+        #expect(receipt.expiry == LocalDate("2027-06-30"))
+        let issue = try await ledger.record(movement(.issue, 30, expiry: nil), recordedBy: "t")
+        #expect(issue.quantity == -30 && issue.balanceAfter == 70)
+        let damage = try await ledger.record(movement(.adjustment, 5, expiry: nil, reason: "damage: 漏水"), recordedBy: "t")
+        #expect(damage.quantity == -5 && damage.balanceAfter == 65)
+        let found = try await ledger.record(movement(.adjustment, 2, expiry: nil, reason: "found"), recordedBy: "t")
+        #expect(found.quantity == 2 && found.balanceAfter == 67)
+        // A count sets on-hand to the counted figure and records the difference.
+        let count = try await ledger.record(movement(.count, 60, expiry: nil), recordedBy: "t")
+        #expect(count.quantity == -7 && count.balanceAfter == 60)
+        let zero = try await ledger.record(movement(.count, 0, expiry: nil), recordedBy: "t")
+        #expect(zero.quantity == -60 && zero.balanceAfter == 0)
+        #expect(try await onHand() == 0)
+        #expect(try await ledger.mismatches().isEmpty)
+    }
+
+    @Test func aReplayReturnsTheOriginalAndADifferentBodyIsRefused() async throws {
+        let id = UUID()
+        let first = try await ledger.record(movement(.receipt, 40, lot: "R1", id: id), recordedBy: "t")
+        _ = try await ledger.record(movement(.issue, 10, lot: "R1", expiry: nil), recordedBy: "t")
+        let again = try await ledger.record(movement(.receipt, 40, lot: "R1", id: id), recordedBy: "t")
+        #expect(again.replay)
+        #expect(again.balanceAfter == first.balanceAfter)
+        #expect(again.recordedAt == first.recordedAt)
+        #expect(try await onHand(lot: "R1") == 30)
+        let error = await #expect(throws: PQError.self) { try await ledger.record(movement(.receipt, 41, lot: "R1", id: id), recordedBy: "t") }
+        #expect(error?.sqlState == "SP409" && error?.column == "id")
+        #expect(try await onHand(lot: "R1") == 30)
+    }
+
+    @Test func anIssueLargerThanTheBalanceIsRefusedWithTheBalance() async throws {
+        _ = try await ledger.record(movement(.receipt, 12, lot: "S1"), recordedBy: "t")
+        let error = await #expect(throws: PQError.self) { try await ledger.record(movement(.issue, 13, lot: "S1", expiry: nil), recordedBy: "t") }
+        #expect(error?.sqlState == "SP409")
+        #expect(error?.column == "quantity")
+        #expect(error?.message.contains("only 12 on hand") == true)
+        #expect(try await onHand(lot: "S1") == 12)
+        // Stock at another facility is not this facility's.
+        let elsewhere = await #expect(throws: PQError.self) { try await ledger.record(movement(.issue, 1, lot: "S1", expiry: nil, facility: "W"), recordedBy: "t") }
+        #expect(elsewhere?.message.contains("only 0 on hand") == true)
+    }
+
+    @Test func unknownReferencesAndContradictoryExpiry() async throws {
+        _ = try await ledger.record(movement(.receipt, 5, lot: "E1", expiry: "2027-01-31"), recordedBy: "t")
+        let facility = await #expect(throws: PQError.self) { try await ledger.record(movement(.receipt, 1, facility: "NOPE"), recordedBy: "t") }
+        #expect(facility?.sqlState == "SP404" && facility?.column == "facility")
+        let item = await #expect(throws: PQError.self) { try await ledger.record(movement(.receipt, 1, item: "NOPE"), recordedBy: "t") }
+        #expect(item?.sqlState == "SP404" && item?.column == "item")
+        let lot = await #expect(throws: PQError.self) { try await ledger.record(movement(.issue, 1, lot: "NOPE", expiry: nil), recordedBy: "t") }
+        #expect(lot?.sqlState == "SP404" && lot?.column == "lot")
+        let expiry = await #expect(throws: PQError.self) { try await ledger.record(movement(.receipt, 1, lot: "E1", expiry: "2027-02-01"), recordedBy: "t") }
+        #expect(expiry?.sqlState == "SP422" && expiry?.column == "expiry")
+        #expect(try await onHand(lot: "E1") == 5)
+    }
+
+    @Test func aBatchIsAllOrNothing() async throws {
+        let good = movement(.receipt, 10, lot: "B1")
+        let bad = movement(.issue, 11, lot: "B1", expiry: nil)
+        let error = await #expect(throws: BatchError.self) { try await ledger.record(batch: [good, bad], recordedBy: "t") }
+        #expect(error?.index == 1)
+        #expect(try await onHand(lot: "B1") == 0)
+        let done = try await ledger.record(batch: [good, movement(.issue, 4, lot: "B1", expiry: nil)], recordedBy: "t")
+        #expect(done.map(\.balanceAfter) == [10, 6])
+    }
+
+    @Test func theServiceRoleCannotRewriteTheLedger() async throws {
+        _ = try await ledger.record(movement(.receipt, 3, lot: "A1"), recordedBy: "t")
+        for statement in ["UPDATE movements SET quantity = 1000", "DELETE FROM movements"] {
+            let error = await #expect(throws: PQError.self) {
+                try await database.pool.withConnection { c in try c.execute(statement) }
+            }
+            #expect(error?.sqlState == "42501")
+        }
+        // Not even the owner: the trigger refuses.
+        let owner = try TestDatabase.ownerConnection(location)
+        let error = #expect(throws: PQError.self) { try owner.execute("UPDATE movements SET quantity = 1000") }
+        #expect(error?.sqlState == "42501")
+        // And balances cannot go negative whatever writes them.
+        let negative = #expect(throws: PQError.self) { try owner.execute("UPDATE balances SET quantity = -1") }
+        #expect(negative?.sqlState == "23514")
+    }
+
+    @Test func movementsArePagedInRecordedOrder() async throws {
+        for i in 1...5 { _ = try await ledger.record(movement(.receipt, Int64(i), lot: "P1", item: "ALC"), recordedBy: "t") }
+        var seen: [Int64] = []
+        var cursor: String?
+        repeat {
+            let page = try await ledger.movements(facility: "H", item: "ALC", since: nil, after: cursor, limit: 2)
+            seen += page.movements.map(\.quantity)
+            cursor = page.next
+        } while cursor != nil
+        #expect(seen == [1, 2, 3, 4, 5])
+    }
+}
