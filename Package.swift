@@ -42,10 +42,16 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ], resources: [.copy("openapi.yaml")]),
+        // `stockpile bench …`: load generators and their baselines (pgbench), measured in one run.
+        .target(name: "StockpileBench", dependencies: [
+            "StockpileHTTP", "StockpilePostgres", "PQ",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Starts the throwaway cluster the database tests share (the same EmbeddedPostgres as serve).
         .target(name: "StockpileTestSupport", dependencies: ["PQ", "StockpilePostgres"]),
         .executableTarget(name: "stockpile", dependencies: [
-            "StockpileHTTP", "StockpilePostgres", "StockpileCore", "PQ",
+            "StockpileHTTP", "StockpilePostgres", "StockpileCore", "PQ", "StockpileBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -7,15 +7,15 @@ import Darwin
 /// Runs a program to completion with posix_spawn and waitpid, capturing its output.
 /// Foundation's Process waits through a run loop, which was seen to hang when every thread of
 /// the cooperative pool was busy; this blocks only the calling thread.
-enum Subprocess {
-    struct Failure: Error, CustomStringConvertible {
+public enum Subprocess {
+    public struct Failure: Error, CustomStringConvertible {
         var command: String
         var status: Int32
         var output: String
-        var description: String { "\(command) failed (\(status)): \(output)" }
+        public var description: String { "\(command) failed (\(status)): \(output)" }
     }
 
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw Failure(command: executable, status: -1, output: "pipe failed") }
         var actions = posix_spawn_file_actions_t()
@@ -28,11 +28,24 @@ enum Subprocess {
         // pg_ctl would otherwise hold the write end open and we would never see end-of-file.
         posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
         posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
+        // A child inherits the calling thread's blocked signals; event-loop threads block some, and a
+        // pgbench started with SIGALRM blocked never ends its timed run. Start children clean.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let argv = [executable] + arguments
         let status: Int32 = CStringArray.with(argv) { argvPointer in
-            CStringArray.with(environ()) { envPointer in
-                posix_spawn(&pid, executable, &actions, nil,
+            CStringArray.with(environ().filter { entry in !environment.keys.contains { entry.hasPrefix($0 + "=") } }
+                              + environment.map { "\($0)=\($1)" }) { envPointer in
+                posix_spawn(&pid, executable, &actions, &attributes,
                             UnsafeMutablePointer(mutating: argvPointer).withMemoryRebound(to: UnsafeMutablePointer<CChar>?.self, capacity: argv.count + 1) { $0 },
                             UnsafeMutablePointer(mutating: envPointer).withMemoryRebound(to: UnsafeMutablePointer<CChar>?.self, capacity: 1) { $0 })
             }

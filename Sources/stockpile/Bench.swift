@@ -1,5 +1,34 @@
 import ArgumentParser
+import Foundation
+import PQ
+import StockpileBench
 
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks, each against a baseline measured in the same run.",
+                                                    subcommands: [Ingest.self])
+
+    struct Ingest: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Movements/s through the HTTP API vs pgbench running the same SQL (build with -c release first).")
+        @Option(help: "Folder of the benchmark's own embedded cluster (never your real data).") var dataDir = "./.stockpile-bench"
+        @Option(help: "Concurrent clients, for both the API and pgbench.") var clients = 16
+        @Option(help: "Seconds per measurement.") var seconds = 8.0
+        @Option(help: "Rounds; medians are reported.") var rounds = 3
+        @Option(help: "Movements per batch request.") var batchSize = 100
+
+        func run() async throws {
+            let logger = makeLogger()
+            let directory = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            let embedded = EmbeddedPostgres(dataDirectory: directory.absoluteURL, logger: logger)
+            let started = try embedded.start()
+            defer { if started { try? embedded.stop() } }
+            var options = IngestBenchmark.Options()
+            options.clients = clients
+            options.seconds = seconds
+            options.rounds = rounds
+            options.batchSize = batchSize
+            options.poolSize = clients
+            _ = try await IngestBenchmark(embedded: embedded, options: options, logger: logger).run { print($0) }
+        }
+    }
 }

@@ -1,0 +1,199 @@
+import Foundation
+import Hummingbird
+import Logging
+import PQ
+import StockpileHTTP
+import StockpilePostgres
+
+/// `stockpile bench ingest`: movements per second through the HTTP API with N concurrent clients,
+/// next to pgbench running the very same SQL (`record_movement`) with N clients against the same
+/// database, in the same run, alternating round by round so both see the same machine.
+public struct IngestBenchmark {
+    public struct Options: Sendable {
+        public var clients = 16
+        public var seconds = 8.0
+        public var rounds = 3
+        public var batchSize = 100
+        public var poolSize = 16
+        public init() {}
+    }
+
+    public struct Round: Sendable {
+        public var httpSingle: Double
+        public var pgbenchSingle: Double
+        public var httpBatch: Double
+        public var pgbenchBatch: Double
+        public var latencies: [Double]
+    }
+
+    let embedded: EmbeddedPostgres
+    let options: Options
+    let logger: Logger
+
+    public init(embedded: EmbeddedPostgres, options: Options, logger: Logger) {
+        self.embedded = embedded
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run(print say: @escaping @Sendable (String) -> Void) async throws -> [Round] {
+        let name = "bench_ingest"
+        try embedded.dropDatabase(name)
+        try embedded.createDatabaseIfNeeded(name)
+        let location = DatabaseLocation(ownerParameters: embedded.connectionParameters(database: name))
+        try StockpileDatabase.migrate(location)
+        let database = StockpileDatabase(location: location, poolSize: options.poolSize, logger: logger)
+        defer { try? embedded.dropDatabase(name) }
+
+        // One facility per client so clients do not queue on each other's balance rows; the same for pgbench.
+        let facilities = (0..<options.clients).map { "BENCH-\($0)" }
+        _ = try await CSVImporter(database).importFiles([
+            "regions": "code,name,parent_code\nBENCH,压测区,\n",
+            "facilities": "code,name,kind,region_code,beds,latitude,longitude,designated\n"
+                + facilities.map { "\($0),压测医院\($0),hospital,BENCH,100,30,114,false" }.joined(separator: "\n") + "\n",
+            "items": "code,name,category,unit,target_days,shelf_life_days\nBENCH,压测口罩,ppe,只,,\n",
+        ])
+        let ledger = PostgresLedger(database)
+        for facility in facilities {
+            _ = try await ledger.record(.init(id: UUID(), facility: facility, item: "BENCH", lot: "L1", expiry: nil, kind: .receipt,
+                                              quantity: 1, reason: "bench", occurredAt: nil), recordedBy: "bench")
+        }
+
+        // The service, in this process, on an ephemeral loopback port.
+        var quiet = logger
+        quiet.logLevel = .warning
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let app = buildApplication(StockpileServices(database: database, logger: quiet), settings: HTTPSettings(host: "127.0.0.1", port: 0),
+                                   onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) })
+        let server = Task { try await app.runService() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else { throw LoopbackClient.Failure(description: "server did not start") }
+
+        let scripts = try writePgbenchScripts()
+        var rounds: [Round] = []
+        say("ingest: \(options.clients) clients, \(options.seconds) s per measurement, \(options.rounds) rounds, batch \(options.batchSize); movements/s")
+        say("round   http-single  pgbench-single   http-batch  pgbench-batch")
+        for round in 1...options.rounds {
+            let (single, latencies) = try runHTTP(port: port, batch: 1)
+            let pgSingle = try runPgbench(script: scripts.single, database: name) * 1
+            let (batch, _) = try runHTTP(port: port, batch: options.batchSize)
+            let pgBatch = try runPgbench(script: scripts.batch, database: name) * Double(options.batchSize)
+            rounds.append(Round(httpSingle: single, pgbenchSingle: pgSingle, httpBatch: batch, pgbenchBatch: pgBatch, latencies: latencies))
+            say(String(format: "%5d %12.0f %15.0f %12.0f %14.0f", round, single, pgSingle, batch, pgBatch))
+        }
+        server.cancel()
+        _ = await server.result
+        let mismatches = try await ledger.mismatches()
+        await database.shutdown()
+
+        let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        let single = median(rounds.map(\.httpSingle)), pgSingle = median(rounds.map(\.pgbenchSingle))
+        let batch = median(rounds.map(\.httpBatch)), pgBatch = median(rounds.map(\.pgbenchBatch))
+        let latencies = rounds.flatMap(\.latencies).sorted()
+        say(String(format: "median %11.0f %15.0f %12.0f %14.0f", single, pgSingle, batch, pgBatch))
+        say(String(format: "single-movement requests: %.2f of pgbench (target ≥ 0.60)", single / pgSingle))
+        say(String(format: "batch endpoint: %.0f movements/s (target ≥ 20000), %.2f of pgbench running the same %d-movement transaction",
+                    batch, batch / pgBatch, options.batchSize))
+        if !latencies.isEmpty {
+            say(String(format: "single-request latency: p50 %.2f ms, p99 %.2f ms", latencies[latencies.count / 2] * 1000,
+                        latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 1000))
+        }
+        say(mismatches.isEmpty ? "ledger sums to balances after the run: ok" : "LEDGER MISMATCH at \(mismatches.count) positions")
+        return rounds
+    }
+
+    /// Runs `clients` threads, each a keep-alive connection posting for `seconds`. Returns movements/s.
+    func runHTTP(port: Int, batch: Int) throws -> (Double, [Double]) {
+        let deadline = ContinuousClock.now + .milliseconds(Int(options.seconds * 1000))
+        let results = ResultBox()
+        let group = DispatchGroup()
+        let started = ContinuousClock.now
+        for client in 0..<options.clients {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                do {
+                    let connection = try LoopbackClient(port: port)
+                    var count = 0
+                    var latencies: [Double] = []
+                    while ContinuousClock.now < deadline {
+                        let body: [UInt8]
+                        let path: String
+                        if batch == 1 {
+                            body = Array(Self.movementJSON(facility: client).utf8)
+                            path = "/api/v1/movements"
+                        } else {
+                            body = Array(("{\"movements\":[" + (0..<batch).map { _ in Self.movementJSON(facility: client) }.joined(separator: ",") + "]}").utf8)
+                            path = "/api/v1/movements/batch"
+                        }
+                        let sent = ContinuousClock.now
+                        let status = try connection.post(path, json: body)
+                        guard status == 201 else { throw LoopbackClient.Failure(description: "status \(status)") }
+                        let elapsed = ContinuousClock.now - sent
+                        latencies.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                        count += batch
+                    }
+                    results.add(count: count, latencies: batch == 1 ? latencies : [])
+                } catch {
+                    results.fail("\(error)")
+                }
+            }
+            thread.start()
+        }
+        group.wait()
+        if let failure = results.failure { throw LoopbackClient.Failure(description: "load client: \(failure)") }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return (Double(results.count) / seconds, results.latencies)
+    }
+
+    static func movementJSON(facility: Int) -> String {
+        "{\"id\":\"\(UUID().uuidString)\",\"facility\":\"BENCH-\(facility)\",\"item\":\"BENCH\",\"lot\":\"L1\",\"kind\":\"receipt\",\"quantity\":1,\"reason\":\"bench\"}"
+    }
+
+    /// The same statement the service sends for one movement (PostgresLedger.recordSQL), and a
+    /// transaction of `batchSize` of them, as the batch endpoint runs.
+    func writePgbenchScripts() throws -> (single: String, batch: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let statement = "SELECT * FROM record_movement(gen_random_uuid(), 'BENCH-' || :client_id, 'BENCH', 'L1', NULL::date, 'receipt', 1, 'bench', NULL::timestamptz, 'pgbench');\n"
+        let single = directory.appendingPathComponent("single.sql")
+        let batch = directory.appendingPathComponent("batch.sql")
+        try statement.write(to: single, atomically: true, encoding: .utf8)
+        try ("BEGIN;\n" + String(repeating: statement, count: options.batchSize) + "COMMIT;\n").write(to: batch, atomically: true, encoding: .utf8)
+        return (single.path, batch.path)
+    }
+
+    /// Transactions per second from pgbench with the same number of clients, as the service's role.
+    func runPgbench(script: String, database: String) throws -> Double {
+        guard let pgbench = EmbeddedPostgres.findBinary("pgbench") else { throw LoopbackClient.Failure(description: "pgbench not found") }
+        let output = try Subprocess.run(pgbench, [
+            "-n", "-c", String(options.clients), "-j", "2", "-T", String(Int(options.seconds.rounded())), "-f", script,
+            "-h", embedded.socketDirectory.path, "-p", String(embedded.port), "-U", embedded.superuser, database,
+        ], environment: ["PGOPTIONS": "-c role=stockpile_app"])
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+              let tps = Double(line.dropFirst(6).prefix { $0 != " " }) else {
+            throw LoopbackClient.Failure(description: "could not read pgbench output: \(output)")
+        }
+        return tps
+    }
+}
+
+/// Counts from the load threads.
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var count = 0
+    private(set) var latencies: [Double] = []
+    private(set) var failure: String?
+
+    func add(count: Int, latencies: [Double]) {
+        lock.lock(); defer { lock.unlock() }
+        self.count += count
+        self.latencies += latencies
+    }
+
+    func fail(_ message: String) {
+        lock.lock(); defer { lock.unlock() }
+        if failure == nil { failure = message }
+    }
+}
