@@ -103,3 +103,28 @@ public enum PQTimestamp {
         return try? Date(s, strategy: .iso8601)
     }
 }
+
+/// Arrays travel as PostgreSQL array literals (`{"a","b",NULL}`), each element quoted and escaped,
+/// so a batch is one parameter per column rather than one statement per row.
+extension Array: PQEncodable where Element: PQEncodable {
+    public var pqValue: PQValue {
+        var literal = "{"
+        for (i, element) in enumerated() {
+            if i > 0 { literal += "," }
+            switch element.pqValue {
+            case .null:
+                literal += "NULL"
+            case .text(let text):
+                literal += "\""
+                for c in text.unicodeScalars {
+                    if c == "\"" || c == "\\" { literal += "\\" }
+                    literal.unicodeScalars.append(c)
+                }
+                literal += "\""
+            case .binary:
+                preconditionFailure("binary values cannot be array elements here")
+            }
+        }
+        return .text(literal + "}")
+    }
+}

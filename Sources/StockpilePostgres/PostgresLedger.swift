@@ -78,19 +78,29 @@ public struct PostgresLedger: Sendable {
         }
     }
 
+    /// The batch in one statement (record_movements, sql/0002_batch_ledger.sql), one array per column.
+    static let recordBatchSQL = """
+        SELECT * FROM record_movements($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[],
+                                       $7::bigint[], $8::text[], $9::timestamptz[], $10)
+        """
+
     /// The batch body, for callers that already hold a transaction (the importer).
     static func record(batch movements: [MovementRequest], recordedBy: String, on connection: PQConnection) throws -> [RecordedMovement] {
-        var results: [RecordedMovement] = []
-        results.reserveCapacity(movements.count)
-        for (index, movement) in movements.enumerated() {
-            do {
-                let row = try connection.query(recordSQL, parameters(movement, recordedBy: recordedBy)).first!
-                results.append(try recorded(row, request: movement))
-            } catch let error as PQError where !error.isConnectionFailure {
-                throw BatchError(index: index, underlying: error)
-            }
+        guard !movements.isEmpty else { return [] }
+        let parameters: [any PQEncodable] = [
+            movements.map(\.id), movements.map(\.facility), movements.map(\.item), movements.map(\.lot),
+            movements.map { $0.expiry?.description }, movements.map(\.kind.rawValue), movements.map(\.quantity),
+            movements.map(\.reason), movements.map(\.occurredAt), recordedBy,
+        ]
+        let rows: [PQRow]
+        do {
+            rows = try connection.query(recordBatchSQL, parameters).rows
+        } catch let error as PQError where error.sqlState?.hasPrefix("SP") == true {
+            // The function names the movement at fault in its HINT: "batch index N".
+            let index = error.hint.flatMap { Int($0.replacingOccurrences(of: "batch index ", with: "")) } ?? 0
+            throw BatchError(index: index, underlying: error)
         }
-        return results
+        return try zip(rows, movements).map { try recorded($0, request: $1) }
     }
 
     /// Balances by item and lot at one facility, nil when the facility does not exist.
