@@ -89,18 +89,95 @@ extension Optional: PQDecodable where Wrapped: PQDecodable {
 }
 
 /// Timestamps cross the wire as text. Sessions are set to UTC with ISO DateStyle (see PQConnection),
-/// so the server prints `2026-11-22 06:00:00.123+00`.
+/// so the server prints `2026-11-22 06:00:00.123456+00`. Parsing and printing that fixed shape by
+/// hand is several times cheaper than a general ISO-8601 parser, and it is on every movement's path.
 public enum PQTimestamp {
     public static func format(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        String(decoding: bytes(date, separator: UInt8(ascii: " "), zone: Array("+00".utf8)), as: UTF8.self)
+    }
+
+    /// RFC 3339 in UTC, `2026-11-22T06:00:00.123456Z`, for JSON.
+    public static func formatRFC3339(_ date: Date) -> String {
+        String(decoding: bytes(date, separator: UInt8(ascii: "T"), zone: [UInt8(ascii: "Z")]), as: UTF8.self)
+    }
+
+    /// The digits written straight into a byte buffer: this runs for every timestamp in every response.
+    static func bytes(_ date: Date, separator: UInt8, zone: [UInt8]) -> [UInt8] {
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        var days = micros / 86_400_000_000
+        var rest = micros % 86_400_000_000
+        if rest < 0 { rest += 86_400_000_000; days -= 1 }
+        let (y, m, d) = CivilDate.fromDays(days)
+        let seconds = Int(rest / 1_000_000), fraction = Int(rest % 1_000_000)
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        func put(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var v = value
+            while divisor > 0 { out.append(UInt8(48 + (v / divisor) % 10)); v %= divisor; divisor /= 10 }
+        }
+        put(y, 4); out.append(45); put(m, 2); out.append(45); put(d, 2); out.append(separator)
+        put(seconds / 3600, 2); out.append(58); put(seconds / 60 % 60, 2); out.append(58); put(seconds % 60, 2)
+        out.append(46); put(fraction, 6)
+        out += zone
+        return out
     }
 
     public static func parse(_ text: String) -> Date? {
-        // "YYYY-MM-DD HH:MM:SS[.ffffff]+00"
-        var s = text.replacingOccurrences(of: " ", with: "T")
-        if s.hasSuffix("+00") { s = String(s.dropLast(3)) + "Z" }
-        if let date = try? Date(s, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) { return date }
-        return try? Date(s, strategy: .iso8601)
+        var bytes = Array(text.utf8)
+        // "YYYY-MM-DD HH:MM:SS[.f…]+00" (or with a T); anything else goes to the general parser.
+        guard bytes.count >= 22, bytes[4] == 45, bytes[7] == 45, bytes[10] == 32 || bytes[10] == 84,
+              bytes[13] == 58, bytes[16] == 58, bytes.suffix(3) == [43, 48, 48] else {
+            return try? Date(text, strategy: .iso8601)
+        }
+        bytes.removeLast(3)
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for i in range {
+                let digit = Int(bytes[i]) - 48
+                guard (0...9).contains(digit) else { return nil }
+                value = value * 10 + digit
+            }
+            return value
+        }
+        guard let y = number(0..<4), let mo = number(5..<7), let d = number(8..<10),
+              let h = number(11..<13), let mi = number(14..<16), let s = number(17..<19) else { return nil }
+        var micros = 0
+        if bytes.count > 20, bytes[19] == 46 {
+            let digits = min(bytes.count - 20, 6)
+            guard let f = number(20..<(20 + digits)) else { return nil }
+            micros = f
+            for _ in digits..<6 { micros *= 10 }
+        }
+        let days = CivilDate.days(year: y, month: mo, day: d)
+        let total = Double(days * 86_400 + Int64(h * 3600 + mi * 60 + s)) + Double(micros) / 1_000_000
+        return Date(timeIntervalSince1970: total)
+    }
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date, and back (H. Hinnant's algorithms).
+public enum CivilDate {
+    public static func days(year: Int, month: Int, day: Int) -> Int64 {
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = Int64((month + 9) % 12)
+        let doy = (153 * mp + 2) / 5 + Int64(day) - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    public static func fromDays(_ days: Int64) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = Int(doy - (153 * mp + 2) / 5 + 1)
+        let m = Int(mp < 10 ? mp + 3 : mp - 9)
+        return (Int(yoe + era * 400) + (m <= 2 ? 1 : 0), m, d)
     }
 }
 

@@ -7,12 +7,18 @@ public struct LocalDate: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public let day: Int
 
     public init?(year: Int, month: Int, day: Int) {
-        var components = DateComponents()
-        components.year = year; components.month = month; components.day = day
-        guard (1...9999).contains(year), (1...12).contains(month), (1...31).contains(day),
-              let date = LocalDate.utc.date(from: components),
-              LocalDate.utc.component(.day, from: date) == day else { return nil }
+        guard (1...9999).contains(year), (1...12).contains(month), (1...LocalDate.daysIn(month: month, year: year)).contains(day) else {
+            return nil
+        }
         self.year = year; self.month = month; self.day = day
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 
     /// Parses exactly `YYYY-MM-DD`, rejecting impossible dates such as 2026-02-30.
@@ -25,7 +31,11 @@ public struct LocalDate: Sendable, Hashable, Comparable, Codable, CustomStringCo
     }
 
     public var description: String {
-        String(format: "%04d-%02d-%02d", year, month, day)
+        func pad(_ n: Int, _ width: Int) -> String {
+            let digits = String(n)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))"
     }
 
     public static func < (a: LocalDate, b: LocalDate) -> Bool {

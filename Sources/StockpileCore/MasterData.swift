@@ -15,6 +15,7 @@ public struct Region: Sendable, Equatable, Codable {
     public var code: String
     public var name: String
     public var parentCode: String?
+    enum CodingKeys: String, CodingKey { case code, name, parentCode = "parent_code" }
     public init(code: String, name: String, parentCode: String?) {
         self.code = code; self.name = name; self.parentCode = parentCode
     }
@@ -29,6 +30,10 @@ public struct Facility: Sendable, Equatable, Codable {
     public var latitude: Double?
     public var longitude: Double?
     public var designated: Bool
+    enum CodingKeys: String, CodingKey {
+        case code, name, kind, beds, latitude, longitude, designated
+        case regionCode = "region_code"
+    }
     public init(code: String, name: String, kind: FacilityKind, regionCode: String, beds: Int,
                 latitude: Double?, longitude: Double?, designated: Bool) {
         self.code = code; self.name = name; self.kind = kind; self.regionCode = regionCode; self.beds = beds
@@ -43,6 +48,10 @@ public struct Item: Sendable, Equatable, Codable {
     public var unit: String
     public var targetDays: Int?
     public var shelfLifeDays: Int?
+    enum CodingKeys: String, CodingKey {
+        case code, name, category, unit
+        case targetDays = "target_days", shelfLifeDays = "shelf_life_days"
+    }
     public init(code: String, name: String, category: ItemCategory, unit: String, targetDays: Int?, shelfLifeDays: Int?) {
         self.code = code; self.name = name; self.category = category; self.unit = unit
         self.targetDays = targetDays; self.shelfLifeDays = shelfLifeDays

@@ -20,6 +20,11 @@ public struct RecordedMovement: Sendable, Codable, Equatable {
     public var recordedBy: String?
     /// True when this answer is for a replay of an id already recorded.
     public var replay: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case id, facility, item, lot, expiry, kind, quantity, reason, replay
+        case balanceAfter = "balance_after", occurredAt = "occurred_at", recordedAt = "recorded_at", recordedBy = "recorded_by"
+    }
 }
 
 /// One lot's on-hand at a facility.
@@ -31,6 +36,11 @@ public struct LotBalance: Sendable, Codable, Equatable {
     public var expiry: LocalDate?
     public var quantity: Int64
     public var updatedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case item, unit, lot, expiry, quantity
+        case itemName = "item_name", updatedAt = "updated_at"
+    }
 }
 
 /// A batch failed: which element, and why. Nothing of the batch was applied.
@@ -61,13 +71,21 @@ public struct PostgresLedger: Sendable {
             recordedBy: nil, replay: try row.decode("replay"))
     }
 
-    /// Records one movement. A single statement, so it is its own transaction; safe to repeat
-    /// on a fresh connection if the first one died, since the id makes a repeat a replay.
+    /// Records one movement: a single statement, so its own transaction with no BEGIN/COMMIT round
+    /// trips. Safe to repeat on a fresh connection if the first one died, since the id makes a
+    /// repeat a replay.
     public func record(_ movement: MovementRequest, recordedBy: String) async throws -> RecordedMovement {
         let parameters = Self.parameters(movement, recordedBy: recordedBy)
-        return try await database.pool.transaction(retryOnConnectionLoss: true) { connection in
-            let row = try connection.query(Self.recordSQL, parameters).first!
-            return try Self.recorded(row, request: movement)
+        var attempt = 1
+        while true {
+            do {
+                return try await database.pool.withConnection { connection in
+                    let row = try connection.query(Self.recordSQL, parameters).first!
+                    return try Self.recorded(row, request: movement)
+                }
+            } catch let error as PQError where error.isConnectionFailure && attempt < 3 {
+                attempt += 1
+            }
         }
     }
 

@@ -15,6 +15,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Seconds per measurement.") var seconds = 8.0
         @Option(help: "Rounds; medians are reported.") var rounds = 3
         @Option(help: "Movements per batch request.") var batchSize = 100
+        @Option(help: "The service's database connections (default: as many as clients, like pgbench).") var poolSize: Int?
 
         func run() async throws {
             let logger = makeLogger()
@@ -27,7 +28,7 @@ struct Bench: AsyncParsableCommand {
             options.seconds = seconds
             options.rounds = rounds
             options.batchSize = batchSize
-            options.poolSize = clients
+            options.poolSize = poolSize ?? clients
             _ = try await IngestBenchmark(embedded: embedded, options: options, logger: logger).run { print($0) }
         }
     }

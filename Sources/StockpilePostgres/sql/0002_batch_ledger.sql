@@ -1,7 +1,9 @@
 -- Recording movements a batch at a time: the same rules as record_movement (0001), applied
 -- set-wise with a handful of statements per batch instead of a handful per movement, so the
 -- batch endpoint is not bound by per-row round trips inside the server.
--- record_movement becomes a batch of one, so both paths share one implementation of the rules.
+-- record_movement (0001) stays the path for one movement: as a batch of one this function was
+-- measured 2.7× slower per movement (pgbench, one client: 1.59 ms against 0.59 ms), and single
+-- movements are what warehouse staff send. The ledger tests run every rule through both paths.
 --
 -- Errors are raised as in 0001 (SP400, SP404, SP409, SP422 with COLUMN), with
 -- HINT 'batch index N' (0-based) naming the movement at fault. A concurrent request that
@@ -199,14 +201,3 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
-
--- One movement is a batch of one.
-CREATE OR REPLACE FUNCTION record_movement(
-    p_id uuid, p_facility text, p_item text, p_lot text, p_expiry date, p_kind text,
-    p_quantity bigint, p_reason text, p_occurred_at timestamptz, p_recorded_by text,
-    OUT movement_id uuid, OUT replay boolean, OUT quantity bigint, OUT balance_after bigint,
-    OUT lot_expiry date, OUT recorded_at timestamptz, OUT occurred_at timestamptz)
-LANGUAGE sql AS $$
-    SELECT * FROM record_movements(ARRAY[p_id], ARRAY[p_facility], ARRAY[p_item], ARRAY[p_lot], ARRAY[p_expiry],
-                                   ARRAY[p_kind], ARRAY[p_quantity], ARRAY[p_reason], ARRAY[p_occurred_at], p_recorded_by)
-$$;
