@@ -36,7 +36,13 @@ code=$(post /api/v1/movements "{\"id\":\"$issue\",\"facility\":\"QS-RM\",\"item\
 balance=$(curl -fsS "$base/api/v1/facilities/QS-RM/stock" | python3 -c 'import json,sys; print(sum(l["quantity"] for l in json.load(sys.stdin)["lots"] if l["lot"]=="SMOKE-1"))')
 [ "$balance" = 380 ] || fail "balance is $balance, expected 380"
 
+# Another command with the same data folder uses the running cluster and leaves it running.
+"$bin" check --data-dir "$data/db" >"$data/check.log" 2>&1 || { cat "$data/check.log"; fail "check failed"; }
+grep -q "ledger sums to balances: ok" "$data/check.log" || fail "check did not confirm the ledger"
+grep -q "already running" "$data/check.log" || fail "check did not use the running cluster"
+curl -fsS "$base/readyz" >/dev/null || fail "serve lost its database after another command ran"
+
 kill -TERM "$pid"
 wait "$pid" || fail "serve did not exit cleanly"
 grep -q "stopped embedded PostgreSQL" "$log" || fail "embedded PostgreSQL was not stopped"
-echo "smoke: ok (receipt 500, replay ignored, issue 120, balance 380, clean shutdown)"
+echo "smoke: ok (receipt 500, replay ignored, issue 120, balance 380, check on the shared cluster, clean shutdown)"

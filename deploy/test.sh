@@ -11,6 +11,19 @@ swift build --build-tests
 
 echo "== swift test"
 log=$(mktemp)
+# The tests' throwaway cluster lives here; stop it even if the test process dies.
+work=$(mktemp -d /tmp/stockpile-tests.XXXXXX)
+chmod 755 "$work"
+export STOCKPILE_TEST_DATA="$work/cluster"
+stop_cluster() {
+    if [ -f "$STOCKPILE_TEST_DATA/pgdata/postmaster.pid" ]; then
+        pg_ctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl | sort -V | tail -1)
+        if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$pg_ctl" -D "$STOCKPILE_TEST_DATA/pgdata" -m immediate stop >/dev/null 2>&1 || true
+        else "$pg_ctl" -D "$STOCKPILE_TEST_DATA/pgdata" -m immediate stop >/dev/null 2>&1 || true; fi
+    fi
+    rm -rf "$work"
+}
+trap stop_cluster EXIT
 set +e
 swift test --skip-build --disable-xctest 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

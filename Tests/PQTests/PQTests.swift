@@ -157,3 +157,31 @@ import Testing
         await pool.shutdown()
     }
 }
+
+struct PQTimestampTests {
+    /// The hand-written wire format agrees with Foundation's calendar on random instants,
+    /// before 1970 and far after it, to the microsecond.
+    @Test func formatAndParseAgreeWithFoundation() throws {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let micros = Int64.random(in: -2_000_000_000_000_000...7_000_000_000_000_000, using: &random)
+            let date = Date(timeIntervalSince1970: Double(micros) / 1_000_000)
+            let text = PQTimestamp.format(date)
+            let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+            let expected = String(format: "%04d-%02d-%02d %02d:%02d:%02d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+            #expect(text.hasPrefix(expected), "\(text) vs \(expected)")
+            let back = try #require(PQTimestamp.parse(text))
+            #expect(abs(back.timeIntervalSince(date)) < 0.000_002)
+        }
+        #expect(PQTimestamp.parse("2026-11-22 06:00:00+00") == Date(timeIntervalSince1970: 1_795_327_200))
+        #expect(PQTimestamp.parse("2026-11-22 06:00:00.5+00") == Date(timeIntervalSince1970: 1_795_327_200.5))
+        #expect(PQTimestamp.formatRFC3339(Date(timeIntervalSince1970: 1_795_327_200.25)) == "2026-11-22T06:00:00.250000Z")
+    }
+
+    @Test func arraysBecomeQuotedLiterals() {
+        #expect(["a", "b\"c", "d\\e"].pqValue == .text(#"{"a","b\"c","d\\e"}"#))
+        #expect([Optional<String>.none, "x"].pqValue == .text(#"{NULL,"x"}"#))
+    }
+}
