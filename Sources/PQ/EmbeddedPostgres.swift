@@ -95,6 +95,7 @@ public final class EmbeddedPostgres: Sendable {
         try fm.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         try fm.createDirectory(at: clusterDirectory, withIntermediateDirectories: true)
         try handToServerUser(dataDirectory)
+        try fm.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dataDirectory.path)
         try fm.setAttributes([.posixPermissions: 0o700], ofItemAtPath: clusterDirectory.path)
         logger.info("initialising embedded PostgreSQL cluster", metadata: ["data": "\(clusterDirectory.path)"])
         try runAsServerUser(try binary("initdb"), ["-D", clusterDirectory.path, "-U", superuser, "--auth=trust",
@@ -105,6 +106,8 @@ public final class EmbeddedPostgres: Sendable {
             # Stockpile embedded cluster
             listen_addresses = ''
             unix_socket_directories = '\(socketDirectory.path)'
+            # trust authentication is safe only because nobody else can reach the socket.
+            unix_socket_permissions = 0700
             port = \(port)
             max_connections = 200
             shared_buffers = 256MB
@@ -123,6 +126,7 @@ public final class EmbeddedPostgres: Sendable {
     private func prepareSocketDirectory() throws {
         try FileManager.default.createDirectory(at: socketDirectory, withIntermediateDirectories: true)
         try handToServerUser(socketDirectory)
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: socketDirectory.path)
     }
 
     // MARK: Running the server binaries

@@ -218,6 +218,10 @@ public final class PQConnection: @unchecked Sendable {
             do {
                 try execute(isolation == .readCommitted ? "BEGIN" : "BEGIN ISOLATION LEVEL \(isolation.rawValue)")
                 let value = try body(self)
+                // COMMIT of an aborted transaction "succeeds" as a ROLLBACK; never report that as a commit.
+                if transactionStatus == .inError {
+                    throw PQError(sqlState: "25P02", message: "the transaction failed and was rolled back")
+                }
                 try execute("COMMIT")
                 return value
             } catch let error as PQError {

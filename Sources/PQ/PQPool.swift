@@ -110,7 +110,7 @@ public final class PQPool: Sendable {
             do {
                 connection = try await threads.runIfActive { try self.open() }
             } catch {
-                state.withLock { $0.open -= 1 }
+                releaseSlot()
                 throw error
             }
         case .wait:
@@ -142,9 +142,20 @@ public final class PQPool: Sendable {
         do {
             return try await threads.runIfActive { try self.open() }
         } catch {
-            state.withLock { $0.open -= 1 }
+            releaseSlot()
             throw error
         }
+    }
+
+    /// A connection could not be opened: give its slot to a waiter (who will try to open one in
+    /// turn, e.g. once the server is back) rather than leave the waiter until its timeout.
+    private func releaseSlot() {
+        let waiter: Waiter? = state.withLock { state in
+            if !state.closed, !state.waiters.isEmpty { return state.waiters.removeFirst() }
+            state.open -= 1
+            return nil
+        }
+        waiter?.continuation.resume(returning: nil)
     }
 
     private func open() throws -> PQConnection {

@@ -79,6 +79,9 @@ public struct CSVFields {
     public func required(_ column: String) throws(FieldError) -> String {
         let value = text(column)
         guard !value.isEmpty else { throw FieldError(field: column, reason: "required") }
+        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw FieldError(field: column, reason: "must not contain control characters")
+        }
         return value
     }
 
@@ -92,8 +95,8 @@ public struct CSVFields {
 
     public func int(_ column: String, min: Int = 0) throws(FieldError) -> Int {
         let value = try required(column)
-        guard let number = Int(value), number >= min else {
-            throw FieldError(field: column, reason: "must be a whole number ≥ \(min), not \(value)")
+        guard let number = Int(value), number >= min, number <= Int(Int32.max) else {
+            throw FieldError(field: column, reason: "must be a whole number from \(min) to \(Int32.max), not \(value)")
         }
         return number
     }
@@ -140,6 +143,7 @@ extension Region {
     public static let csvColumns = ["code", "name", "parent_code"]
     public init(csv f: CSVFields) throws(FieldError) {
         self.init(code: try f.code("code"), name: try f.required("name"), parentCode: try f.optionalCode("parent_code"))
+        if parentCode == code { throw FieldError(field: "parent_code", reason: "a region cannot be its own parent") }
     }
 }
 

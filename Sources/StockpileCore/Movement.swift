@@ -19,8 +19,9 @@ public enum AdjustmentReason: String, Sendable, CaseIterable {
     public var sign: Int64 { self == .found ? 1 : -1 }
 
     public init?(reasonText: String) {
+        // Trim exactly what the database's adjustment_adds() trims (spaces and tabs), so both agree on the sign.
         let code = reasonText.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        self.init(rawValue: code.trimmingCharacters(in: .whitespaces))
+        self.init(rawValue: String(code.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))
     }
 }
 
@@ -108,8 +109,13 @@ public struct MovementDraft: Sendable {
             throw FieldError(field: "kind", reason: "must be one of \(allowedKinds.map(\.rawValue).joined(separator: ", ")), not \(kindText)")
         }
         guard let quantity else { throw FieldError(field: "quantity", reason: "required") }
-        guard quantity.isFinite, quantity == quantity.rounded(), abs(quantity) < 1e15 else {
+        guard quantity.isFinite, quantity == quantity.rounded() else {
             throw FieldError(field: "quantity", reason: "must be a whole number of base units")
+        }
+        // A billion base units in one movement is beyond any real delivery; the bound keeps
+        // balances far from integer overflow.
+        guard abs(quantity) <= Self.maximumQuantity else {
+            throw FieldError(field: "quantity", reason: "at most \(Int64(Self.maximumQuantity)) in one movement")
         }
         if kind == .count {
             guard quantity >= 0 else { throw FieldError(field: "quantity", reason: "a count cannot be negative") }
@@ -127,6 +133,9 @@ public struct MovementDraft: Sendable {
         }
         let reason = self.reason ?? ""
         guard reason.count <= 500 else { throw FieldError(field: "reason", reason: "at most 500 characters") }
+        guard !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\t" && $0 != "\n" }) else {
+            throw FieldError(field: "reason", reason: "must not contain control characters")
+        }
         if kind == .adjustment, AdjustmentReason(reasonText: reason) == nil {
             throw FieldError(field: "reason",
                              reason: "an adjustment needs a reason starting with loss, damage, expired or found (e.g. \"damage: 漏水\")")
@@ -139,11 +148,18 @@ public struct MovementDraft: Sendable {
             guard date <= Date().addingTimeInterval(300) else {
                 throw FieldError(field: "occurred_at", reason: "is in the future")
             }
+            guard date >= Self.earliest else {
+                throw FieldError(field: "occurred_at", reason: "is before 2000-01-01")
+            }
             occurredAt = date
         }
         return MovementRequest(id: uuid, facility: facility, item: item, lot: lot, expiry: expiry, kind: kind,
                                quantity: Int64(quantity), reason: reason, occurredAt: occurredAt)
     }
+
+    public static let maximumQuantity = 1e9
+    /// No ledger entry predates the system; earlier dates are typing mistakes.
+    static let earliest = Date(timeIntervalSince1970: 946_684_800) // 2000-01-01T00:00:00Z
 
     static func code(_ value: String?, field: String) throws(FieldError) -> String {
         guard let text = value?.trimmingCharacters(in: .whitespaces), !text.isEmpty else {

@@ -50,6 +50,13 @@ extension APIError {
         case "SP409": return APIError(.conflict, "insufficient_stock", message, field: field)
         case "SP422": return APIError(.unprocessableContent, "expiry_mismatch", message, field: field)
         case "57014": return APIError(.serviceUnavailable, "busy", "the service is busy; retry shortly")
+        case "40001", "40P01": return APIError(.serviceUnavailable, "busy", "a conflicting write got there first; retry with the same id")
+        // Validation should catch these first; if a value still reaches the database malformed or
+        // out of range (class 22) or breaks a constraint (class 23), it is the client's input.
+        case let state? where state.hasPrefix("22"):
+            return APIError(.badRequest, "invalid", "a value is malformed or out of range: \(error.message)", field: field)
+        case let state? where state.hasPrefix("23"):
+            return APIError(.conflict, "conflict", "the request conflicts with stored data: \(error.message)", field: field)
         default:
             if error.isConnectionFailure {
                 return APIError(.serviceUnavailable, "database_unavailable", "the database is unreachable; retry shortly")

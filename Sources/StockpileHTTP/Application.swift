@@ -153,8 +153,12 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
             throw APIError(.notFound, "not_found", "unknown import \(file); expected one of \(CSVImporter.fileOrder.joined(separator: ", "))", field: "file")
         }
         let body = try await request.body.collect(upTo: StockpileAPI.maxCSVBody)
-        guard let text = body.getString(at: body.readerIndex, length: body.readableBytes), !text.isEmpty else {
+        guard body.readableBytes > 0 else {
             throw APIError(.badRequest, "invalid", "send the CSV file as the request body (UTF-8)")
+        }
+        // Refuse, rather than repair, a file that is not UTF-8 (a GBK export would become mojibake).
+        guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+            throw APIError(.unprocessableContent, "invalid_csv", "\(file).csv is not UTF-8 text; save the spreadsheet as CSV UTF-8")
         }
         do {
             let summary = try await importer.importFiles([file: text], recordedBy: recorder(request))

@@ -39,8 +39,8 @@ public struct ImportSummary: Sendable, Codable, Equatable {
 }
 
 /// Loads SPEC.md's CSV files (UTF-8, header row, Chinese text) in dependency order, in one
-/// transaction. Upserts master data by code; movement ids make a history replay a no-op; a stock
-/// count whose figure already stands records nothing. So importing the same folder twice changes nothing.
+/// transaction. Upserts master data by code; movement ids make a history replay a no-op, and stock
+/// counts get ids from the file's content. So importing the same folder twice changes nothing.
 public struct CSVImporter: Sendable {
     /// Dependency order. History (movements) goes before counts (stock), which say what is on hand now.
     public static let fileOrder = ["regions", "facilities", "items", "movements", "stock"]
@@ -96,13 +96,14 @@ public struct CSVImporter: Sendable {
 
         let (r, f, i, m, c) = (regions, facilities, items, movements, counts)
         let present = Set(contents.keys)
+        let stockText = contents["stock"]
         return try await database.pool.transaction(retryOnConnectionLoss: true) { connection in
             var summary = ImportSummary()
             if present.contains("regions") { summary.files["regions.csv"] = try Self.loadRegions(r, on: connection) }
             if present.contains("facilities") { summary.files["facilities.csv"] = try Self.loadFacilities(f, on: connection) }
             if present.contains("items") { summary.files["items.csv"] = try Self.loadItems(i, on: connection) }
             if present.contains("movements") { summary.files["movements.csv"] = try Self.loadMovements(m, recordedBy: recordedBy, on: connection) }
-            if present.contains("stock") { summary.files["stock.csv"] = try Self.loadCounts(c, recordedBy: recordedBy, on: connection) }
+            if let text = stockText { summary.files["stock.csv"] = try Self.loadCounts(c, text: text, recordedBy: recordedBy, on: connection) }
             return summary
         }
     }
@@ -268,33 +269,24 @@ public struct CSVImporter: Sendable {
         }
     }
 
-    static func loadCounts(_ counts: [(Int, StockCount)], recordedBy: String, on c: PQConnection) throws -> ImportSummary.FileSummary {
-        var summary = ImportSummary.FileSummary(rows: counts.count)
-        for (row, count) in counts {
-            // A count that already stands (same lot, same expiry, same figure) records nothing.
-            let current = try c.query("""
-                SELECT b.quantity, l.expiry::text AS expiry FROM balances b
-                JOIN facilities f ON f.id = b.facility_id JOIN lots l ON l.id = b.lot_id JOIN items i ON i.id = l.item_id
-                WHERE f.code = $1 AND i.code = $2 AND l.lot_number = $3
-                """, [count.facility, count.item, count.lot]).first
-            let standing = try current.map { row in
-                (try row.decode("quantity", as: Int64.self), try row.decode("expiry", as: String?.self))
-            }
-            if let standing, standing.0 == count.quantity, count.expiry == nil || standing.1 == count.expiry?.description {
-                summary.unchanged += 1
-                continue
-            }
-            let movement = MovementRequest(id: UUID(), facility: count.facility, item: count.item, lot: count.lot,
-                                           expiry: count.expiry, kind: .count, quantity: count.quantity,
-                                           reason: "stock.csv", occurredAt: nil)
-            do {
-                _ = try PostgresLedger.record(batch: [movement], recordedBy: recordedBy, on: c)
-                summary.changed += 1
-            } catch let error as BatchError {
-                let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
-                throw ImportError(file: "stock.csv", row: row, column: column, reason: error.underlying.message)
-            }
+    /// Counts are recorded as `count` movements whose ids derive from the file's content and the
+    /// row, so importing the same stock.csv again — or retrying an import whose connection died
+    /// after it committed — replays them instead of re-applying figures that stock has since moved on from.
+    static func loadCounts(_ counts: [(Int, StockCount)], text: String, recordedBy: String, on c: PQConnection) throws -> ImportSummary.FileSummary {
+        guard !counts.isEmpty else { return .init() }
+        let ids = try c.query("SELECT md5(md5($1) || ':' || r)::uuid AS id FROM unnest($2::int[]) WITH ORDINALITY AS u(r, o) ORDER BY o",
+                              [text, counts.map(\.0)]).rows.map { try $0.decode("id", as: UUID.self) }
+        let movements = zip(ids, counts).map { id, row in
+            MovementRequest(id: id, facility: row.1.facility, item: row.1.item, lot: row.1.lot, expiry: row.1.expiry,
+                            kind: .count, quantity: row.1.quantity, reason: "stock.csv", occurredAt: nil)
         }
-        return summary
+        do {
+            let recorded = try PostgresLedger.record(batch: movements, recordedBy: recordedBy, on: c)
+            let replays = recorded.filter(\.replay).count
+            return .init(rows: counts.count, changed: counts.count - replays, unchanged: replays)
+        } catch let error as BatchError {
+            let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
+            throw ImportError(file: "stock.csv", row: counts[error.index].0, column: column, reason: error.underlying.message)
+        }
     }
 }

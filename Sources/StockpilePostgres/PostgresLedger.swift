@@ -72,8 +72,8 @@ public struct PostgresLedger: Sendable {
     }
 
     /// Records one movement: a single statement, so its own transaction with no BEGIN/COMMIT round
-    /// trips. Safe to repeat on a fresh connection if the first one died, since the id makes a
-    /// repeat a replay.
+    /// trips. Safe to repeat (on a fresh connection if the first one died, or after a deadlock with
+    /// a batch), since the id makes a repeat a replay.
     public func record(_ movement: MovementRequest, recordedBy: String) async throws -> RecordedMovement {
         let parameters = Self.parameters(movement, recordedBy: recordedBy)
         var attempt = 1
@@ -83,7 +83,7 @@ public struct PostgresLedger: Sendable {
                     let row = try connection.query(Self.recordSQL, parameters).first!
                     return try Self.recorded(row, request: movement)
                 }
-            } catch let error as PQError where error.isConnectionFailure && attempt < 3 {
+            } catch let error as PQError where (error.isConnectionFailure || error.isRetryableTransactionFailure) && attempt < 3 {
                 attempt += 1
             }
         }

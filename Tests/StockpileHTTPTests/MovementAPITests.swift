@@ -108,6 +108,17 @@ import Testing
                                     .badRequest, code: "invalid", field: "kind")
             try await expectRefused(try await client.post("/api/v1/movements", movement("adjustment", 1, lot: "B1", extra: ["reason": "oops"])),
                                     .badRequest, code: "invalid", field: "reason")
+            try await expectRefused(try await client.post("/api/v1/movements", movement("adjustment", 1, lot: "B1", extra: ["reason": "found\u{3000}"])),
+                                    .badRequest, code: "invalid", field: "reason")
+            try await expectRefused(try await client.post("/api/v1/movements", movement("receipt", 1, lot: "B1", extra: ["reason": "a\u{0}b"])),
+                                    .badRequest, code: "invalid", field: "reason")
+            try await expectRefused(try await client.post("/api/v1/movements", movement("receipt", 1, lot: "B1", extra: ["occurred_at": "0000-06-01T00:00:00Z"])),
+                                    .badRequest, code: "invalid", field: "occurred_at")
+            try await expectRefused(try await client.post("/api/v1/movements", movement("receipt", 2_000_000_000, lot: "B1")),
+                                    .badRequest, code: "invalid", field: "quantity")
+            try await expectRefused(try await client.execute(uri: "/api/v1/import/items", method: .post,
+                                                             body: ByteBuffer(bytes: Array("code,name,category,unit,target_days,shelf_life_days\nX,".utf8) + [0xC7, 0xE5, 0xBD, 0xE0] + Array(",ppe,只,,\n".utf8))),
+                                    .unprocessableContent, code: "invalid_csv", field: nil)
             let big = ByteBuffer(repeating: UInt8(ascii: "a"), count: 2 << 20)
             try await expectRefused(try await client.execute(uri: "/api/v1/movements", method: .post, body: big),
                                     .contentTooLarge, code: "too_large", field: nil)

@@ -146,6 +146,34 @@ import Testing
         #expect(date.row == 2 && date.column == "expiry")
     }
 
+    @Test func valuesTheDatabaseCouldNotHoldAreRowErrors() async throws {
+        let selfParent = try await rejected(["regions": regions + "X,自己,X\n"])
+        #expect(selfParent.row == 4 && selfParent.column == "parent_code")
+        let huge = try await rejected(["regions": regions, "facilities": facilities + "Y,大医院,hospital,D,99999999999,30,114,false\n"])
+        #expect(huge.row == 3 && huge.column == "beds")
+        let control = try await rejected(["regions": regions + "Z,坏\u{7}名,C\n"])
+        #expect(control.row == 4 && control.column == "name")
+    }
+
+    @Test func reimportingCountsIsAReplayEvenAfterStockMoved() async throws {
+        let stock = "facility_code,item_code,lot,expiry,quantity\nH,N95,S1,2027-03-31,50\nH,N95,S2,,0\n"
+        let importer = CSVImporter(database)
+        let first = try await importer.importFiles(["regions": regions, "facilities": facilities, "items": items, "stock": stock])
+        #expect(first.files["stock.csv"] == ImportSummary.FileSummary(rows: 2, changed: 2, unchanged: 0))
+        let ledger = PostgresLedger(database)
+        _ = try await ledger.record(MovementRequest(id: UUID(), facility: "H", item: "N95", lot: "S1", expiry: nil, kind: .issue,
+                                                    quantity: 20, reason: "", occurredAt: nil), recordedBy: "t")
+        // The same file again is the same counts, already applied: the issue since then stands.
+        let again = try await importer.importFiles(["stock": stock])
+        #expect(again.files["stock.csv"] == ImportSummary.FileSummary(rows: 2, changed: 0, unchanged: 2))
+        #expect(try await ledger.stock(facility: "H")!.first { $0.lot == "S1" }?.quantity == 30)
+        // A new count file sets the figure.
+        let recount = try await importer.importFiles(["stock": "facility_code,item_code,lot,expiry,quantity\nH,N95,S1,,42\n"])
+        #expect(recount.files["stock.csv"]?.changed == 1)
+        #expect(try await ledger.stock(facility: "H")!.first { $0.lot == "S1" }?.quantity == 42)
+        #expect(try await ledger.mismatches().isEmpty)
+    }
+
     @Test func aSpreadsheetByteOrderMarkIsAccepted() async throws {
         let summary = try await CSVImporter(database).importFiles(["regions": "\u{FEFF}" + regions])
         #expect(summary.files["regions.csv"]?.rows == 2)

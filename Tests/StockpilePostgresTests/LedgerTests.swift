@@ -31,23 +31,63 @@ import Testing
         try await ledger.stock(facility: facility)!.first { $0.lot == lot }?.quantity ?? 0
     }
 
-    @Test func receiptIssueAdjustmentAndCount() async throws {
-        let receipt = try await ledger.record(movement(.receipt, 100), recordedBy: "t")
+    /// One movement goes through record_movement, a batch through record_movements: the rules are
+    /// written twice (for speed), so every rule test runs through both.
+    func record(_ m: MovementRequest, batch: Bool) async throws -> RecordedMovement {
+        batch ? try await ledger.record(batch: [m], recordedBy: "t")[0] : try await ledger.record(m, recordedBy: "t")
+    }
+
+    @Test(arguments: [false, true]) func receiptIssueAdjustmentAndCount(batch: Bool) async throws {
+        let lot = batch ? "RB" : "RS"
+        let receipt = try await record(movement(.receipt, 100, lot: lot), batch: batch)
         #expect(receipt.quantity == 100 && receipt.balanceAfter == 100 && !receipt.replay)
         #expect(receipt.expiry == LocalDate("2027-06-30"))
-        let issue = try await ledger.record(movement(.issue, 30, expiry: nil), recordedBy: "t")
+        let issue = try await record(movement(.issue, 30, lot: lot, expiry: nil), batch: batch)
         #expect(issue.quantity == -30 && issue.balanceAfter == 70)
-        let damage = try await ledger.record(movement(.adjustment, 5, expiry: nil, reason: "damage: 漏水"), recordedBy: "t")
+        let damage = try await record(movement(.adjustment, 5, lot: lot, expiry: nil, reason: "damage: 漏水"), batch: batch)
         #expect(damage.quantity == -5 && damage.balanceAfter == 65)
-        let found = try await ledger.record(movement(.adjustment, 2, expiry: nil, reason: "found"), recordedBy: "t")
+        let found = try await record(movement(.adjustment, 2, lot: lot, expiry: nil, reason: "found"), batch: batch)
         #expect(found.quantity == 2 && found.balanceAfter == 67)
+        // The reason code is read the same way by the service and the database, spaces and all.
+        let spaced = try await record(movement(.adjustment, 3, lot: lot, expiry: nil, reason: " found : 盘盈"), batch: batch)
+        #expect(spaced.quantity == 3 && spaced.balanceAfter == 70)
         // A count sets on-hand to the counted figure and records the difference.
-        let count = try await ledger.record(movement(.count, 60, expiry: nil), recordedBy: "t")
-        #expect(count.quantity == -7 && count.balanceAfter == 60)
-        let zero = try await ledger.record(movement(.count, 0, expiry: nil), recordedBy: "t")
+        let count = try await record(movement(.count, 60, lot: lot, expiry: nil), batch: batch)
+        #expect(count.quantity == -10 && count.balanceAfter == 60)
+        let zero = try await record(movement(.count, 0, lot: lot, expiry: nil), batch: batch)
         #expect(zero.quantity == -60 && zero.balanceAfter == 0)
-        #expect(try await onHand() == 0)
+        #expect(try await onHand(lot: lot) == 0)
+        // Found stock may introduce a lot; a loss may not.
+        let newLot = try await record(movement(.adjustment, 4, lot: lot + "-F", expiry: nil, reason: "found"), batch: batch)
+        #expect(newLot.balanceAfter == 4)
+        let error = await #expect(throws: (any Error).self) {
+            try await record(movement(.adjustment, 1, lot: lot + "-L", expiry: nil, reason: "loss"), batch: batch)
+        }
+        let pq = (error as? PQError) ?? (error as? BatchError)?.underlying
+        #expect(pq?.sqlState == "SP404" && pq?.column == "lot")
         #expect(try await ledger.mismatches().isEmpty)
+    }
+
+    @Test func aBatchNamesTheSameFaultsAsSingleMovements() async throws {
+        // An issue from a lot that only a later movement of the batch would bring in: unknown lot, as alone.
+        let error = await #expect(throws: BatchError.self) {
+            try await ledger.record(batch: [movement(.issue, 1, lot: "NB", expiry: nil), movement(.receipt, 5, lot: "NB")], recordedBy: "t")
+        }
+        #expect(error?.index == 0 && error?.underlying.sqlState == "SP404" && error?.underlying.column == "lot")
+        // The same id twice in a batch: the second is a replay of the first.
+        let m = movement(.receipt, 9, lot: "DUP")
+        let twice = try await ledger.record(batch: [m, m], recordedBy: "t")
+        #expect(twice.map(\.replay) == [false, true])
+        #expect(try await onHand(lot: "DUP") == 9)
+    }
+
+    @Test func fingerprintsCannotBeForgedBySeparators() throws {
+        let c = try TestDatabase.ownerConnection(location)
+        let row = try c.query("""
+            SELECT movement_fingerprint('receipt', 'A|B', 'C', 'L', NULL, 1, '', NULL)
+                 = movement_fingerprint('receipt', 'A', 'B|C', 'L', NULL, 1, '', NULL) AS same
+            """).first!
+        #expect(try row.decode("same", as: Bool.self) == false)
     }
 
     @Test func aReplayReturnsTheOriginalAndADifferentBodyIsRefused() async throws {

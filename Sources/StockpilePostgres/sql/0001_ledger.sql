@@ -102,6 +102,21 @@ CREATE TABLE balances (
 );
 CREATE INDEX balances_item ON balances (item_id, facility_id);
 
+-- An adjustment adds stock when its reason code (the text before any ':', spaces trimmed) is
+-- "found"; loss, damage and expired take it away. The service validates the code; this decides the sign.
+CREATE FUNCTION adjustment_adds(p_reason text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT btrim(split_part(coalesce(p_reason, ''), ':', 1), E' \t') = 'found'
+$$;
+
+-- What a replay must match: the request's fields, as a row so no separator can make two different
+-- requests look alike, and with dates as numbers so no session setting changes the text.
+CREATE FUNCTION movement_fingerprint(p_kind text, p_facility text, p_item text, p_lot text, p_expiry date,
+                                     p_quantity bigint, p_reason text, p_occurred_at timestamptz)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT md5(ROW(p_kind, p_facility, p_item, p_lot, p_expiry - DATE '2000-01-01', p_quantity, coalesce(p_reason, ''),
+                   extract(epoch FROM p_occurred_at))::text)
+$$;
+
 -- Records one movement, exactly once. Returns the stored movement and whether it was a replay.
 -- Errors carry a SQLSTATE the service maps to HTTP, and the offending field in COLUMN:
 --   SP404 unknown facility, item or lot; SP409 an id reused with a different body, or not enough
@@ -125,15 +140,12 @@ BEGIN
     IF p_kind NOT IN ('receipt', 'issue', 'adjustment', 'count') THEN
         RAISE EXCEPTION 'kind must be receipt, issue, adjustment or count' USING ERRCODE = 'SP400', COLUMN = 'kind';
     END IF;
-    -- Adjustments are signed by their reason code (the text before any ':'): loss, damage and
-    -- expired take stock away, found adds it.
     v_delta := CASE p_kind
         WHEN 'receipt' THEN p_quantity
         WHEN 'issue' THEN -p_quantity
-        WHEN 'adjustment' THEN CASE WHEN split_part(p_reason, ':', 1) = 'found' THEN p_quantity ELSE -p_quantity END
+        WHEN 'adjustment' THEN CASE WHEN adjustment_adds(p_reason) THEN p_quantity ELSE -p_quantity END
         ELSE NULL END;
-    v_fp := md5(concat_ws('|', p_kind, p_facility, p_item, p_lot, coalesce(p_expiry::text, ''), p_quantity::text,
-                          coalesce(p_reason, ''), coalesce(extract(epoch FROM p_occurred_at)::text, '')));
+    v_fp := movement_fingerprint(p_kind, p_facility, p_item, p_lot, p_expiry, p_quantity, p_reason, p_occurred_at);
 
     SELECT * INTO v_existing FROM movements m WHERE m.id = p_id;
     IF FOUND THEN

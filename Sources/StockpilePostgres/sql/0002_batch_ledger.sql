@@ -50,8 +50,7 @@ BEGIN
     IF n = 0 THEN RETURN; END IF;
 
     -- Canonical fingerprints, the first ordinal of each id, and what is stored under it.
-    SELECT array_agg(md5(concat_ws('|', x.kind, x.fac, x.item, x.lot, coalesce(x.exp::text, ''), x.qty::text,
-                                   coalesce(x.reason, ''), coalesce(extract(epoch FROM x.occ)::text, ''))) ORDER BY x.o),
+    SELECT array_agg(movement_fingerprint(x.kind, x.fac, x.item, x.lot, x.exp, x.qty, x.reason, x.occ) ORDER BY x.o),
            array_agg(x.first_o ORDER BY x.o),
            array_agg(m.fingerprint ORDER BY x.o), array_agg(m.quantity ORDER BY x.o), array_agg(m.balance_after ORDER BY x.o),
            array_agg(m.recorded_at ORDER BY x.o), array_agg(m.occurred_at ORDER BY x.o), array_agg(ml.expiry ORDER BY x.o)
@@ -101,12 +100,15 @@ BEGIN
             END IF;
         END LOOP;
 
-        -- Lots: movements that bring stock in (receipts, counts, found stock) may introduce one.
+        -- Lots: as with one movement at a time, a lot is introduced only by the first movement that
+        -- names it, and only when that movement brings stock in (receipt, count, found stock).
         INSERT INTO lots (item_id, lot_number, expiry)
-        SELECT DISTINCT ON (u.item_id, u.lot) u.item_id, u.lot, u.exp
-          FROM unnest(v_item, p_lots, p_expiries, p_kinds, p_reasons, v_new) WITH ORDINALITY AS u(item_id, lot, exp, kind, reason, is_new, o)
-         WHERE u.is_new AND (u.kind IN ('receipt', 'count') OR (u.kind = 'adjustment' AND split_part(u.reason, ':', 1) = 'found'))
-         ORDER BY u.item_id, u.lot, u.o
+        SELECT f.item_id, f.lot, f.exp
+          FROM (SELECT DISTINCT ON (u.item_id, u.lot) u.item_id, u.lot, u.exp, u.kind, u.reason
+                  FROM unnest(v_item, p_lots, p_expiries, p_kinds, p_reasons, v_new) WITH ORDINALITY AS u(item_id, lot, exp, kind, reason, is_new, o)
+                 WHERE u.is_new
+                 ORDER BY u.item_id, u.lot, u.o) f
+         WHERE f.kind IN ('receipt', 'count') OR (f.kind = 'adjustment' AND adjustment_adds(f.reason))
         ON CONFLICT (item_id, lot_number) DO NOTHING;
 
         SELECT array_agg(l.id ORDER BY u.o), array_agg(l.expiry ORDER BY u.o)
@@ -154,7 +156,7 @@ BEGIN
             v_delta[k] := CASE p_kinds[k]
                 WHEN 'receipt' THEN p_quantities[k]
                 WHEN 'issue' THEN -p_quantities[k]
-                WHEN 'adjustment' THEN CASE WHEN split_part(p_reasons[k], ':', 1) = 'found' THEN p_quantities[k] ELSE -p_quantities[k] END
+                WHEN 'adjustment' THEN CASE WHEN adjustment_adds(p_reasons[k]) THEN p_quantities[k] ELSE -p_quantities[k] END
                 ELSE p_quantities[k] - pos_bal[v_pos[k]] END;
             IF pos_bal[v_pos[k]] + v_delta[k] < 0 THEN
                 RAISE EXCEPTION 'only % on hand of lot % of item % at facility %; cannot take %',
