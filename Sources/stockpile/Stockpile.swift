@@ -20,6 +20,24 @@ struct DatabaseOptions: ParsableArguments {
     func open(_ logger: Logger) throws -> DatabaseRuntime {
         try DatabaseRuntime.open(databaseURL: databaseURL, dataDirectory: dataDir, logger: logger)
     }
+
+    /// For the one-shot commands: the database (embedded cluster started if need be), migrated,
+    /// with a one-connection pool, closed and stopped again when `body` ends.
+    func withDatabase<T>(_ body: (StockpileDatabase) async throws -> T) async throws -> T {
+        let logger = makeLogger()
+        let runtime = try open(logger)
+        defer { runtime.close() }
+        try StockpileDatabase.migrate(runtime.location, logger: logger)
+        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
+        do {
+            let value = try await body(db)
+            await db.shutdown()
+            return value
+        } catch {
+            await db.shutdown()
+            throw error
+        }
+    }
 }
 
 enum Environment {
@@ -92,22 +110,16 @@ struct Import: AsyncParsableCommand {
     @Argument(help: "Folder holding any of regions.csv, facilities.csv, items.csv, movements.csv, stock.csv.") var directory: String
 
     func run() async throws {
-        let logger = makeLogger()
-        let runtime = try database.open(logger)
-        defer { runtime.close() }
-        try StockpileDatabase.migrate(runtime.location, logger: logger)
-        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
+        let summary: ImportSummary
         do {
-            let summary = try await CSVImporter(db).importDirectory(URL(fileURLWithPath: directory))
-            for name in CSVImporter.fileOrder {
-                guard let file = summary.files["\(name).csv"] else { continue }
-                print("\(name).csv: \(file.rows) rows, \(file.changed) changed, \(file.unchanged) unchanged")
-            }
+            summary = try await database.withDatabase { try await CSVImporter($0).importDirectory(URL(fileURLWithPath: directory)) }
         } catch let error as ImportError {
-            await db.shutdown()
             throw ValidationError("import rejected, nothing loaded: \(error)")
         }
-        await db.shutdown()
+        for name in CSVImporter.fileOrder {
+            guard let file = summary.files["\(name).csv"] else { continue }
+            print("\(name).csv: \(file.rows) rows, \(file.changed) changed, \(file.unchanged) unchanged")
+        }
     }
 }
 
@@ -116,14 +128,10 @@ struct Demo: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let logger = makeLogger()
-        let runtime = try database.open(logger)
-        defer { runtime.close() }
-        try StockpileDatabase.migrate(runtime.location, logger: logger)
-        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
-        let loaded = try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: logger)
+        let loaded = try await database.withDatabase { db in
+            try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: makeLogger())
+        }
         print(loaded ? "demo district loaded" : "the database already has facilities; nothing loaded")
-        await db.shutdown()
     }
 }
 
@@ -132,12 +140,7 @@ struct Check: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let logger = makeLogger()
-        let runtime = try database.open(logger)
-        defer { runtime.close() }
-        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
-        let mismatches = try await PostgresLedger(db).mismatches()
-        await db.shutdown()
+        let mismatches = try await database.withDatabase { try await PostgresLedger($0).mismatches() }
         if mismatches.isEmpty {
             print("ledger sums to balances: ok")
         } else {
