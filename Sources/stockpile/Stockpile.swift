@@ -114,7 +114,8 @@ struct Import: AsyncParsableCommand {
         do {
             summary = try await database.withDatabase { try await CSVImporter($0).importDirectory(URL(fileURLWithPath: directory)) }
         } catch let error as ImportError {
-            throw ValidationError("import rejected, nothing loaded: \(error)")
+            FileHandle.standardError.write(Data("import rejected, nothing loaded: \(error)\n".utf8))
+            throw ExitCode(2)
         }
         for name in CSVImporter.fileOrder {
             guard let file = summary.files["\(name).csv"] else { continue }
