@@ -71,7 +71,7 @@ public struct IngestBenchmark: Sendable {
 
         let scripts = try writePgbenchScripts()
         var rounds: [Round] = []
-        say("ingest: \(options.clients) clients, \(options.seconds) s per measurement, \(options.rounds) rounds, batch \(options.batchSize); movements/s")
+        say("ingest: \(options.clients) clients on 2 driver threads, \(options.seconds) s per measurement, \(options.rounds) rounds, batch \(options.batchSize); movements/s")
         say("round   http-single  pgbench-single   http-batch  pgbench-batch")
         for round in 1...options.rounds {
             let (single, latencies) = try await offThePool { try runHTTP(port: port, batch: 1) }
@@ -110,42 +110,53 @@ public struct IngestBenchmark: Sendable {
         }
     }
 
-    /// Runs `clients` threads, each a keep-alive connection posting for `seconds`. Returns movements/s.
+    /// Runs `clients` keep-alive connections, posting for `seconds`, spread over two driver threads
+    /// that wait with poll() (as pgbench -j 2 does). Returns movements/s and the request latencies.
     func runHTTP(port: Int, batch: Int) throws -> (Double, [Double]) {
         let deadline = ContinuousClock.now + .milliseconds(Int(options.seconds * 1000))
         let results = ResultBox()
         let group = DispatchGroup()
         let started = ContinuousClock.now
-        for client in 0..<options.clients {
+        let drivers = min(2, options.clients)
+        for driver in 0..<drivers {
             group.enter()
             let thread = Thread {
                 defer { group.leave() }
                 do {
-                    let connection = try LoopbackClient(port: port)
+                    let mine = Array(stride(from: driver, to: options.clients, by: drivers))
+                    let connections = try mine.map { _ in try LoopbackClient(port: port) }
                     var random = SystemRandomNumberGenerator()
+                    var sentAt = [ContinuousClock.Instant](repeating: .now, count: mine.count)
                     var count = 0
                     var latencies: [Double] = []
-                    while ContinuousClock.now < deadline {
+                    func post(_ slot: Int) throws {
                         var body: [UInt8]
-                        let path: String
                         if batch == 1 {
-                            body = Self.movementBytes(facility: client, random: &random)
-                            path = "/api/v1/movements"
+                            body = Self.movementBytes(facility: mine[slot], random: &random)
                         } else {
                             body = Array(#"{"movements":["#.utf8)
                             for i in 0..<batch {
                                 if i > 0 { body.append(44) }
-                                body += Self.movementBytes(facility: client, random: &random)
+                                body += Self.movementBytes(facility: mine[slot], random: &random)
                             }
                             body += Array("]}".utf8)
-                            path = "/api/v1/movements/batch"
                         }
-                        let sent = ContinuousClock.now
-                        let status = try connection.post(path, json: body)
-                        guard status == 201 else { throw LoopbackClient.Failure(description: "status \(status)") }
-                        let elapsed = ContinuousClock.now - sent
-                        latencies.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-                        count += batch
+                        sentAt[slot] = .now
+                        try connections[slot].send(batch == 1 ? "/api/v1/movements" : "/api/v1/movements/batch", json: body)
+                    }
+                    for slot in mine.indices { try post(slot) }
+                    var waiting = Set(mine.indices)
+                    var fds = connections.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
+                    while !waiting.isEmpty {
+                        guard poll(&fds, nfds_t(fds.count), 1000) >= 0 else { throw LoopbackClient.Failure(description: "poll failed") }
+                        for slot in fds.indices where fds[slot].revents != 0 && waiting.contains(slot) {
+                            guard let status = try connections[slot].receive() else { continue }
+                            guard status == 201 else { throw LoopbackClient.Failure(description: "status \(status)") }
+                            let elapsed = ContinuousClock.now - sentAt[slot]
+                            latencies.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                            count += batch
+                            if ContinuousClock.now < deadline { try post(slot) } else { waiting.remove(slot) }
+                        }
                     }
                     results.add(count: count, latencies: batch == 1 ? latencies : [])
                 } catch {
