@@ -108,9 +108,8 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         }
         do {
             let recorded = try await ledger.record(batch: movements, recordedBy: recorder(request))
-            let replayed = recorded.filter(\.replay).count
-            return try JSON.response(BatchOutput(movements: recorded, recorded: recorded.count - replayed, replayed: replayed),
-                                     status: replayed == recorded.count ? .ok : .created)
+            let output = BatchOutput(recorded)
+            return try JSON.response(output, status: output.recorded == 0 ? .ok : .created)
         } catch let error as BatchError {
             throw APIError.from(error.underlying, fieldPrefix: "movements[\(error.index)].")
         }

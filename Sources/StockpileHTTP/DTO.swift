@@ -37,10 +37,26 @@ struct MovementOutput: Encodable, Sendable {
     var movement: RecordedMovement
 }
 
+/// A batch's answer: per movement, in order, only what the sender needs to reconcile (its id,
+/// the signed change, the balance after it, whether it was a replay) — encoding every field of
+/// a hundred movements was a large share of the batch endpoint's time.
 struct BatchOutput: Encodable, Sendable {
-    var movements: [RecordedMovement]
+    struct Outcome: Encodable, Sendable {
+        var id: String
+        var quantity: Int64
+        var balanceAfter: Int64
+        var replay: Bool
+        enum CodingKeys: String, CodingKey { case id, quantity, replay, balanceAfter = "balance_after" }
+    }
+    var movements: [Outcome]
     var recorded: Int
     var replayed: Int
+
+    init(_ recorded: [RecordedMovement]) {
+        movements = recorded.map { Outcome(id: $0.id, quantity: $0.quantity, balanceAfter: $0.balanceAfter, replay: $0.replay) }
+        replayed = recorded.filter(\.replay).count
+        self.recorded = recorded.count - replayed
+    }
 }
 
 struct StockOutput: Encodable, Sendable {

@@ -58,6 +58,31 @@ import Testing
         #expect(try await service.mismatches() == 0)
     }
 
+    @Test func aBatchIsRecordedInOrderAndReplayedWhole() async throws {
+        let service = try await TestService()
+        try await service.app.test(.router) { client in
+            let batch: [String: Any] = ["movements": [
+                movement("receipt", 100, lot: "BT"), movement("issue", 30, lot: "BT"),
+                movement("count", 65, lot: "BT"), movement("adjustment", 5, lot: "BT", extra: ["reason": "found: 盘盈"]),
+            ]]
+            let first = try await client.post("/api/v1/movements/batch", batch)
+            #expect(first.status == .created)
+            #expect(body(first)["recorded"] as? Int == 4)
+            let outcomes = body(first)["movements"] as? [[String: Any]] ?? []
+            #expect(outcomes.map { $0["balance_after"] as? Int } == [100, 70, 65, 70])
+            #expect(outcomes.map { $0["quantity"] as? Int } == [100, -30, -5, 5])
+            let ids = (batch["movements"] as! [[String: Any]]).map { ($0["id"] as! String).lowercased() }
+            #expect(outcomes.map { $0["id"] as? String } == ids)
+            // The whole batch again (a client that never saw the answer): all replays, nothing changes.
+            let again = try await client.post("/api/v1/movements/batch", batch)
+            #expect(again.status == .ok)
+            #expect(body(again)["replayed"] as? Int == 4)
+            #expect((body(again)["movements"] as? [[String: Any]])?.map { $0["balance_after"] as? Int } == [100, 70, 65, 70])
+        }
+        #expect(try service.scalar("SELECT sum(quantity) AS n FROM balances") == 70)
+        #expect(try service.scalar("SELECT count(*) AS n FROM movements") == 4)
+    }
+
     /// Each kind of bad input gets its documented 4xx and changes nothing.
     @Test func badInputIsRefusedAndChangesNothing() async throws {
         let service = try await TestService()
