@@ -47,13 +47,13 @@ public struct IngestBenchmark: Sendable {
 
         // One facility per client so clients do not queue on each other's balance rows; the same for pgbench.
         let facilities = (0..<options.clients).map { "BENCH-\($0)" }
-        _ = try await CSVImporter(database).importFiles([
+        _ = try await CSVImporter(database, scope: .system("bench")).importFiles([
             "regions": "code,name,parent_code\nBENCH,压测区,\n",
             "facilities": "code,name,kind,region_code,beds,latitude,longitude,designated\n"
                 + facilities.map { "\($0),压测医院\($0),hospital,BENCH,100,30,114,false" }.joined(separator: "\n") + "\n",
             "items": "code,name,category,unit,target_days,shelf_life_days\nBENCH,压测口罩,ppe,只,,\n",
         ])
-        let ledger = PostgresLedger(database)
+        let ledger = PostgresLedger(database, scope: .system("bench"))
         for facility in facilities {
             _ = try await ledger.record(.init(id: UUID(), facility: facility, item: "BENCH", lot: "L1", expiry: nil, kind: .receipt,
                                               quantity: 1, reason: "bench", occurredAt: nil), recordedBy: "bench")

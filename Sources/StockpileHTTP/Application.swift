@@ -64,9 +64,11 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         MetricsMiddleware()
         LogRequestsMiddleware(.debug)
     }
-    let ledger = PostgresLedger(services.database)
-    let masterData = PostgresMasterData(services.database)
-    let importer = CSVImporter(services.database)
+    // Until tokens (next step), the API works under the system scope.
+    let scope = AccessScope.system("api")
+    let ledger = PostgresLedger(services.database, scope: scope)
+    let masterData = PostgresMasterData(services.database, scope: scope)
+    let importer = CSVImporter(services.database, scope: scope)
 
     router.get("/healthz") { _, _ in try JSON.response(["status": "ok"]) }
     router.get("/readyz") { _, _ in

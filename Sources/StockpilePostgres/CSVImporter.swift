@@ -50,7 +50,11 @@ public struct CSVImporter: Sendable {
     ]
 
     let database: StockpileDatabase
-    public init(_ database: StockpileDatabase) { self.database = database }
+    let scope: AccessScope
+    public init(_ database: StockpileDatabase, scope: AccessScope) {
+        self.database = database
+        self.scope = scope
+    }
 
     /// Imports whichever of the known files are in `directory`.
     public func importDirectory(_ directory: URL, recordedBy: String = "import") async throws -> ImportSummary {
@@ -97,7 +101,7 @@ public struct CSVImporter: Sendable {
         let (r, f, i, m, c) = (regions, facilities, items, movements, counts)
         let present = Set(contents.keys)
         let stockText = contents["stock"]
-        return try await database.pool.transaction(retryOnConnectionLoss: true) { connection in
+        return try await database.transaction(scope, retryOnConnectionLoss: true) { connection in
             var summary = ImportSummary()
             if present.contains("regions") { summary.files["regions.csv"] = try Self.loadRegions(r, on: connection) }
             if present.contains("facilities") { summary.files["facilities.csv"] = try Self.loadFacilities(f, on: connection) }

@@ -31,11 +31,11 @@ public struct DatabaseRuntime: Sendable {
     /// Loads the demo district unless the database already has facilities. Returns whether it loaded.
     @discardableResult
     public static func loadDemoIfEmpty(_ database: StockpileDatabase, today: LocalDate, logger: Logger) async throws -> Bool {
-        let empty = try await database.pool.withConnection { c in
+        let empty = try await database.withConnection(.system("demo")) { c in
             try c.query("SELECT NOT EXISTS (SELECT 1 FROM facilities) AS empty").first!.decode("empty", as: Bool.self)
         }
         guard empty else { return false }
-        let summary = try await CSVImporter(database).importFiles(DemoDistrict.csvFiles(today: today), recordedBy: "demo")
+        let summary = try await CSVImporter(database, scope: .system("demo")).importFiles(DemoDistrict.csvFiles(today: today), recordedBy: "demo")
         logger.info("loaded the demo district", metadata: [
             "facilities": "\(summary.files["facilities.csv"]?.rows ?? 0)",
             "movements": "\(summary.files["movements.csv"]?.rows ?? 0)",

@@ -53,7 +53,11 @@ public struct BatchError: Error, Sendable {
 /// which applies it exactly once and keeps the balance in the same transaction.
 public struct PostgresLedger: Sendable {
     let database: StockpileDatabase
-    public init(_ database: StockpileDatabase) { self.database = database }
+    let scope: AccessScope
+    public init(_ database: StockpileDatabase, scope: AccessScope) {
+        self.database = database
+        self.scope = scope
+    }
 
     /// The one statement a movement costs; the ingest benchmark runs the same one through pgbench.
     public static let recordSQL = "SELECT * FROM record_movement($1, $2, $3, $4, $5::date, $6, $7, $8, $9::timestamptz, $10)"
@@ -79,7 +83,7 @@ public struct PostgresLedger: Sendable {
         var attempt = 1
         while true {
             do {
-                return try await database.pool.withConnection { connection in
+                return try await database.withConnection(scope) { connection in
                     let row = try connection.query(Self.recordSQL, parameters).first!
                     return try Self.recorded(row, request: movement)
                 }
@@ -91,7 +95,7 @@ public struct PostgresLedger: Sendable {
 
     /// Records many movements all-or-nothing, in order, in one transaction.
     public func record(batch movements: [MovementRequest], recordedBy: String) async throws -> [RecordedMovement] {
-        try await database.pool.transaction(retryOnConnectionLoss: true) { connection in
+        try await database.transaction(scope, retryOnConnectionLoss: true) { connection in
             try Self.record(batch: movements, recordedBy: recordedBy, on: connection)
         }
     }
@@ -123,7 +127,7 @@ public struct PostgresLedger: Sendable {
 
     /// Balances by item and lot at one facility, nil when the facility does not exist.
     public func stock(facility: String, includeEmpty: Bool = false) async throws -> [LotBalance]? {
-        try await database.pool.withConnection { connection in
+        try await database.withConnection(scope) { connection in
             guard try connection.query("SELECT 1 FROM facilities WHERE code = $1", [facility]).first != nil else { return nil }
             return try connection.query("""
                 SELECT i.code AS item, i.name AS item_name, i.unit, l.lot_number, l.expiry::text AS expiry, b.quantity, b.updated_at
@@ -161,7 +165,7 @@ public struct PostgresLedger: Sendable {
             afterID = id
         }
         let parameters: [any PQEncodable] = [facility, item, since, afterMicros, afterID, limit + 1]
-        let rows = try await database.pool.withConnection { connection in
+        let rows = try await database.withConnection(scope) { connection in
             try connection.query("""
                 SELECT m.id, f.code AS facility, i.code AS item, l.lot_number, l.expiry::text AS expiry, m.kind, m.quantity,
                        m.balance_after, m.reason, m.occurred_at, m.recorded_at, m.recorded_by,
@@ -198,7 +202,7 @@ public struct PostgresLedger: Sendable {
 
     /// Positions where the ledger does not sum to the balance. Always empty, or something is badly wrong.
     public func mismatches() async throws -> [(facility: String, lot: String, ledger: Int64, balance: Int64)] {
-        try await database.pool.withConnection { connection in
+        try await database.withConnection(scope) { connection in
             try connection.query("""
                 SELECT f.code AS facility, l.lot_number, coalesce(m.total, 0) AS ledger, coalesce(b.quantity, 0) AS balance
                 FROM (SELECT facility_id, lot_id, sum(quantity) AS total FROM movements GROUP BY 1, 2) m

@@ -5,10 +5,14 @@ import StockpileCore
 /// Reads of regions, facilities and items.
 public struct PostgresMasterData: Sendable {
     let database: StockpileDatabase
-    public init(_ database: StockpileDatabase) { self.database = database }
+    let scope: AccessScope
+    public init(_ database: StockpileDatabase, scope: AccessScope) {
+        self.database = database
+        self.scope = scope
+    }
 
     public func regions() async throws -> [Region] {
-        try await database.pool.withConnection { c in
+        try await database.withConnection(scope) { c in
             try c.query("""
                 SELECT r.code, r.name, p.code AS parent_code FROM regions r LEFT JOIN regions p ON p.id = r.parent_id ORDER BY r.code
                 """).rows.map { row in
@@ -19,7 +23,7 @@ public struct PostgresMasterData: Sendable {
 
     /// Facilities, optionally only those in a region's subtree.
     public func facilities(region: String? = nil) async throws -> [Facility] {
-        try await database.pool.withConnection { c in
+        try await database.withConnection(scope) { c in
             try c.query("""
                 WITH RECURSIVE scope AS (
                     SELECT id FROM regions WHERE $1::text IS NULL OR code = $1
@@ -39,7 +43,7 @@ public struct PostgresMasterData: Sendable {
     }
 
     public func items() async throws -> [Item] {
-        try await database.pool.withConnection { c in
+        try await database.withConnection(scope) { c in
             try c.query("SELECT code, name, category, unit, target_days, shelf_life_days FROM items ORDER BY code").rows.map { row in
                 Item(code: try row.decode("code"), name: try row.decode("name"),
                      category: ItemCategory(rawValue: try row.decode("category"))!, unit: try row.decode("unit"),

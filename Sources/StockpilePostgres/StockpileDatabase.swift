@@ -49,6 +49,26 @@ public final class StockpileDatabase: Sendable {
 
     public func shutdown() async { await pool.shutdown() }
 
+    /// A pooled connection with `scope` put on it first: every query the service sends runs under a
+    /// scope, and row-level security checks it (sql/0003_access.sql).
+    public func withConnection<T: Sendable>(_ scope: AccessScope, _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
+        let parameters = scope.applyParameters
+        return try await pool.withConnection { connection in
+            try connection.query(AccessScope.applySQL, parameters)
+            return try body(connection)
+        }
+    }
+
+    /// A transaction under `scope` (see `withConnection`).
+    public func transaction<T: Sendable>(_ scope: AccessScope, retryOnConnectionLoss: Bool = false,
+                                         _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
+        let parameters = scope.applyParameters
+        return try await pool.transaction(retryOnConnectionLoss: retryOnConnectionLoss) { connection in
+            try connection.query(AccessScope.applySQL, parameters)
+            return try body(connection)
+        }
+    }
+
     /// True when the database answers a trivial query (readiness).
     public func isReachable() async -> Bool {
         (try? await pool.withConnection { try $0.query("SELECT 1").rows.count == 1 }) ?? false

@@ -112,7 +112,7 @@ struct Import: AsyncParsableCommand {
     func run() async throws {
         let summary: ImportSummary
         do {
-            summary = try await database.withDatabase { try await CSVImporter($0).importDirectory(URL(fileURLWithPath: directory)) }
+            summary = try await database.withDatabase { try await CSVImporter($0, scope: .system("cli")).importDirectory(URL(fileURLWithPath: directory)) }
         } catch let error as ImportError {
             FileHandle.standardError.write(Data("import rejected, nothing loaded: \(error)\n".utf8))
             throw ExitCode(2)
@@ -141,7 +141,7 @@ struct Check: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let mismatches = try await database.withDatabase { try await PostgresLedger($0).mismatches() }
+        let mismatches = try await database.withDatabase { try await PostgresLedger($0, scope: .system("cli")).mismatches() }
         if mismatches.isEmpty {
             print("ledger sums to balances: ok")
         } else {

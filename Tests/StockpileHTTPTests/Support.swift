@@ -25,7 +25,7 @@ struct TestService: Sendable {
     init(poolSize: Int = 8) async throws {
         location = try TestDatabase.freshLocation()
         database = StockpileDatabase(location: location, poolSize: poolSize)
-        _ = try await CSVImporter(database).importFiles(["regions": Self.regions, "facilities": Self.facilities, "items": Self.items])
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles(["regions": Self.regions, "facilities": Self.facilities, "items": Self.items])
     }
 
     var app: some ApplicationProtocol {
@@ -44,7 +44,7 @@ struct TestService: Sendable {
          try scalar("SELECT count(*) AS n FROM balances")]
     }
 
-    func mismatches() async throws -> Int { try await PostgresLedger(database).mismatches().count }
+    func mismatches() async throws -> Int { try await PostgresLedger(database, scope: .system("test")).mismatches().count }
 }
 
 func json(_ object: [String: Any]) -> ByteBuffer {

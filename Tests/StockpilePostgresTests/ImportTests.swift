@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func loadsTheExampleDistrictAndASecondImportChangesNothing() async throws {
-        let importer = CSVImporter(database)
+        let importer = CSVImporter(database, scope: .system("test"))
         let first = try await importer.importDirectory(TestDatabase.districtA)
         #expect(first.files["regions.csv"] == ImportSummary.FileSummary(rows: 16, changed: 16, unchanged: 0))
         #expect(first.files["facilities.csv"] == ImportSummary.FileSummary(rows: 24, changed: 24, unchanged: 0))
@@ -45,7 +45,7 @@ import Testing
             #expect(summary.changed == 0, "\(file) changed on the second import")
         }
         #expect(try ledgerSnapshot() == snapshot)
-        #expect(try await PostgresLedger(database).mismatches().isEmpty)
+        #expect(try await PostgresLedger(database, scope: .system("test")).mismatches().isEmpty)
     }
 
     /// Movements, balances and master-data timestamps: all that an import could change.
@@ -80,7 +80,7 @@ import Testing
 
     func rejected(_ files: [String: String]) async throws -> ImportError {
         do {
-            _ = try await CSVImporter(database).importFiles(files)
+            _ = try await CSVImporter(database, scope: .system("test")).importFiles(files)
         } catch let error as ImportError {
             // One bad row rejects the whole import: nothing of any file is loaded.
             #expect(try count("regions") == 0)
@@ -157,10 +157,10 @@ import Testing
 
     @Test func reimportingCountsIsAReplayEvenAfterStockMoved() async throws {
         let stock = "facility_code,item_code,lot,expiry,quantity\nH,N95,S1,2027-03-31,50\nH,N95,S2,,0\n"
-        let importer = CSVImporter(database)
+        let importer = CSVImporter(database, scope: .system("test"))
         let first = try await importer.importFiles(["regions": regions, "facilities": facilities, "items": items, "stock": stock])
         #expect(first.files["stock.csv"] == ImportSummary.FileSummary(rows: 2, changed: 2, unchanged: 0))
-        let ledger = PostgresLedger(database)
+        let ledger = PostgresLedger(database, scope: .system("test"))
         _ = try await ledger.record(MovementRequest(id: UUID(), facility: "H", item: "N95", lot: "S1", expiry: nil, kind: .issue,
                                                     quantity: 20, reason: "", occurredAt: nil), recordedBy: "t")
         // The same file again is the same counts, already applied: the issue since then stands.
@@ -175,7 +175,7 @@ import Testing
     }
 
     @Test func aSpreadsheetByteOrderMarkIsAccepted() async throws {
-        let summary = try await CSVImporter(database).importFiles(["regions": "\u{FEFF}" + regions])
+        let summary = try await CSVImporter(database, scope: .system("test")).importFiles(["regions": "\u{FEFF}" + regions])
         #expect(summary.files["regions.csv"]?.rows == 2)
         #expect(try count("regions") == 2)
     }

@@ -13,8 +13,8 @@ import Testing
     init() async throws {
         location = try TestDatabase.freshLocation()
         database = StockpileDatabase(location: location, poolSize: 2)
-        ledger = PostgresLedger(database)
-        _ = try await CSVImporter(database).importFiles([
+        ledger = PostgresLedger(database, scope: .system("test"))
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles([
             "regions": "code,name,parent_code\nC,示范市,\n",
             "facilities": "code,name,kind,region_code,beds,latitude,longitude,designated\nH,人民医院,hospital,C,100,30.1,114.2,true\nW,储备库,warehouse,C,0,30.2,114.3,false\n",
             "items": "code,name,category,unit,target_days,shelf_life_days\nN95,N95口罩,ppe,只,,\nALC,医用酒精,disinfectant,瓶,45,730\n",
@@ -154,6 +154,37 @@ import Testing
         // And balances cannot go negative whatever writes them.
         let negative = #expect(throws: PQError.self) { try owner.execute("UPDATE balances SET quantity = -1") }
         #expect(negative?.sqlState == "23514")
+    }
+
+    /// The second wall: whatever query the service sends, row-level security shows and accepts only
+    /// the rows of the scope on the connection.
+    @Test func rowLevelSecurityHoldsEvenForACarelessQuery() async throws {
+        _ = try await ledger.record(movement(.receipt, 10, lot: "RLS", facility: "H"), recordedBy: "t")
+        _ = try await ledger.record(movement(.receipt, 20, lot: "RLS", facility: "W"), recordedBy: "t")
+        let owner = try TestDatabase.ownerConnection(location)
+        let h = try owner.query("SELECT id FROM facilities WHERE code = 'H'").first!.decode("id", as: Int.self)
+        let clerk = AccessScope(actor: "clerk-h", role: .warehouse, facilities: .only([h]))
+        // No WHERE on facility at all, as a buggy query would have it.
+        let (balances, movements) = try await database.withConnection(clerk) { c in
+            (try c.query("SELECT count(*) AS n, sum(quantity) AS q FROM balances").first!.decode("q", as: Int.self),
+             try c.query("SELECT count(DISTINCT facility_id) AS n FROM movements").first!.decode("n", as: Int.self))
+        }
+        #expect(balances == 10)
+        #expect(movements == 1)
+        // Writing elsewhere is refused by the database itself, even through the ledger function.
+        let refused = await #expect(throws: PQError.self) {
+            try await PostgresLedger(database, scope: clerk).record(movement(.receipt, 5, lot: "RLS", facility: "W"), recordedBy: "clerk-h")
+        }
+        #expect(refused?.sqlState == "42501")
+        // A connection on which no scope was set sees no stock at all.
+        let unscoped = try await database.pool.withConnection { c in
+            try c.query("SELECT set_config('stockpile.scope', '', false)")
+            return try c.query("SELECT count(*) AS n FROM balances").first!.decode("n", as: Int.self)
+        }
+        #expect(unscoped == 0)
+        // The ledger records who wrote, from the scope, without the caller passing it.
+        let provenance = try owner.query("SELECT token_name FROM movements WHERE quantity = 10 AND facility_id = $1", [h]).first!
+        #expect(try provenance.decode("token_name", as: String?.self) == "test")
     }
 
     @Test func movementsArePagedInRecordedOrder() async throws {
