@@ -23,9 +23,15 @@ done
 curl -fsS "$base/readyz" >/dev/null || { cat "$log"; echo "smoke: not ready"; exit 1; }
 
 fail() { echo "smoke: $*"; cat "$log" | tail -20; exit 1; }
+
+# Without a token the API refuses; with one made by the CLI (on the running cluster) it answers.
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/api/v1/items")
+[ "$code" = 401 ] || fail "no token gave $code, expected 401"
+token=$("$bin" token create --data-dir "$data/db" --name smoke --role admin 2>/dev/null | tail -1)
+case "$token" in sp_*) ;; *) fail "token create printed no secret";; esac
 receipt=$(cat /proc/sys/kernel/random/uuid)
 issue=$(cat /proc/sys/kernel/random/uuid)
-post() { curl -sS -o /dev/stderr -w '%{http_code}' -H 'content-type: application/json' -d "$2" "$base$1" 2>/dev/null; }
+post() { curl -sS -o /dev/stderr -w '%{http_code}' -H "authorization: Bearer $token" -H 'content-type: application/json' -d "$2" "$base$1" 2>/dev/null; }
 
 code=$(post /api/v1/movements "{\"id\":\"$receipt\",\"facility\":\"QS-RM\",\"item\":\"N95\",\"lot\":\"SMOKE-1\",\"expiry\":\"2029-01-31\",\"kind\":\"receipt\",\"quantity\":500,\"reason\":\"烟雾测试\"}")
 [ "$code" = 201 ] || fail "receipt gave $code"
@@ -33,7 +39,7 @@ code=$(post /api/v1/movements "{\"id\":\"$receipt\",\"facility\":\"QS-RM\",\"ite
 [ "$code" = 200 ] || fail "replayed receipt gave $code"
 code=$(post /api/v1/movements "{\"id\":\"$issue\",\"facility\":\"QS-RM\",\"item\":\"N95\",\"lot\":\"SMOKE-1\",\"kind\":\"issue\",\"quantity\":120}")
 [ "$code" = 201 ] || fail "issue gave $code"
-balance=$(curl -fsS "$base/api/v1/facilities/QS-RM/stock" | python3 -c 'import json,sys; print(sum(l["quantity"] for l in json.load(sys.stdin)["lots"] if l["lot"]=="SMOKE-1"))')
+balance=$(curl -fsS -H "authorization: Bearer $token" "$base/api/v1/facilities/QS-RM/stock" | python3 -c 'import json,sys; print(sum(l["quantity"] for l in json.load(sys.stdin)["lots"] if l["lot"]=="SMOKE-1"))')
 [ "$balance" = 380 ] || fail "balance is $balance, expected 380"
 
 # Another command with the same data folder uses the running cluster and leaves it running.
@@ -45,4 +51,4 @@ curl -fsS "$base/readyz" >/dev/null || fail "serve lost its database after anoth
 kill -TERM "$pid"
 wait "$pid" || fail "serve did not exit cleanly"
 grep -q "stopped embedded PostgreSQL" "$log" || fail "embedded PostgreSQL was not stopped"
-echo "smoke: ok (receipt 500, replay ignored, issue 120, balance 380, check on the shared cluster, clean shutdown)"
+echo "smoke: ok (401 without a token, token from the CLI, receipt 500, replay ignored, issue 120, balance 380, check on the shared cluster, clean shutdown)"

@@ -59,24 +59,27 @@ public struct IngestBenchmark: Sendable {
                                               quantity: 1, reason: "bench", occurredAt: nil), recordedBy: "bench")
         }
 
+        let secret = try await PostgresTokens(database, scope: .system("bench"))
+            .create(name: "bench", role: .admin, region: nil, facilities: [], validDays: 1).secret
+
         // The service, in this process, on an ephemeral loopback port.
         var quiet = logger
         quiet.logLevel = .warning
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = buildApplication(StockpileServices(database: database, logger: quiet), settings: HTTPSettings(host: "127.0.0.1", port: 0),
+        let app = buildApplication(StockpileServices(database: database, logger: quiet, rateLimit: 1e9), settings: HTTPSettings(host: "127.0.0.1", port: 0),
                                    onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) })
         let server = Task { try await app.runService() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else { throw LoopbackClient.Failure(description: "server did not start") }
 
-        let scripts = try writePgbenchScripts()
+        let scripts = try writePgbenchScripts(secret: secret)
         var rounds: [Round] = []
         say("ingest: \(options.clients) clients on 2 driver threads, \(options.seconds) s per measurement, \(options.rounds) rounds, batch \(options.batchSize); movements/s")
         say("round   http-single  pgbench-single   http-batch  pgbench-batch")
         for round in 1...options.rounds {
-            let (single, latencies) = try await offThePool { try runHTTP(port: port, batch: 1) }
+            let (single, latencies) = try await offThePool { try runHTTP(port: port, token: secret, batch: 1) }
             let pgSingle = try runPgbench(script: scripts.single, database: name) * 1
-            let (batch, _) = try await offThePool { try runHTTP(port: port, batch: options.batchSize) }
+            let (batch, _) = try await offThePool { try runHTTP(port: port, token: secret, batch: options.batchSize) }
             let pgBatch = try runPgbench(script: scripts.batch, database: name) * Double(options.batchSize)
             rounds.append(Round(httpSingle: single, pgbenchSingle: pgSingle, httpBatch: batch, pgbenchBatch: pgBatch, latencies: latencies))
             say(String(format: "%5d %12.0f %15.0f %12.0f %14.0f", round, single, pgSingle, batch, pgBatch))
@@ -92,7 +95,7 @@ public struct IngestBenchmark: Sendable {
         let latencies = rounds.flatMap(\.latencies).sorted()
         say(String(format: "median %11.0f %15.0f %12.0f %14.0f", single, pgSingle, batch, pgBatch))
         say(String(format: "single-movement requests: %.2f of pgbench (target ≥ 0.60)", single / pgSingle))
-        say(String(format: "batch endpoint: %.0f movements/s (target ≥ 20000), %.2f of pgbench running the same %d-movement statement",
+        say(String(format: "batch endpoint: %.0f movements/s (target ≥ 20000), %.2f of pgbench running the same statements (token, scope, %d-movement batch)",
                     batch, batch / pgBatch, options.batchSize))
         if !latencies.isEmpty {
             say(String(format: "single-request latency: p50 %.2f ms, p99 %.2f ms", latencies[latencies.count / 2] * 1000,
@@ -112,7 +115,7 @@ public struct IngestBenchmark: Sendable {
 
     /// Runs `clients` keep-alive connections, posting for `seconds`, spread over two driver threads
     /// that wait with poll() (as pgbench -j 2 does). Returns movements/s and the request latencies.
-    func runHTTP(port: Int, batch: Int) throws -> (Double, [Double]) {
+    func runHTTP(port: Int, token: String, batch: Int) throws -> (Double, [Double]) {
         let deadline = ContinuousClock.now + .milliseconds(Int(options.seconds * 1000))
         let results = ResultBox()
         let group = DispatchGroup()
@@ -124,7 +127,7 @@ public struct IngestBenchmark: Sendable {
                 defer { group.leave() }
                 do {
                     let mine = Array(stride(from: driver, to: options.clients, by: drivers))
-                    let connections = try mine.map { _ in try LoopbackClient(port: port) }
+                    let connections = try mine.map { _ in try LoopbackClient(port: port, token: token) }
                     var random = SystemRandomNumberGenerator()
                     var sentAt = [ContinuousClock.Instant](repeating: .now, count: mine.count)
                     var count = 0
@@ -193,23 +196,29 @@ public struct IngestBenchmark: Sendable {
     }
 
 
-    /// The statements the service sends: `record_movement` for one movement (PostgresLedger.recordSQL)
-    /// and `record_movements` with one array per column for a batch (PostgresLedger.recordBatchSQL),
-    /// the arrays built server-side here since pgbench cannot bind them.
-    func writePgbenchScripts() throws -> (single: String, batch: String) {
+    /// The statements the service sends for each request: the token lookup
+    /// (PostgresTokens.authenticateSQL), the scope (AccessScope.applySQL), then `record_movement`
+    /// for one movement (PostgresLedger.recordSQL) or `record_movements` with one array per column
+    /// for a batch — the arrays built server-side here, since pgbench cannot bind them.
+    func writePgbenchScripts(secret: String) throws -> (single: String, batch: String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-bench-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let single = directory.appendingPathComponent("single.sql")
         let batch = directory.appendingPathComponent("batch.sql")
-        try """
+        // pgbench has no bind parameters: the values go in as literals (the secret is a throwaway bench token).
+        let access = PostgresTokens.authenticateSQL.replacingOccurrences(of: "$1", with: "'\(secret)'")
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ") + ";\n"
+            + "SELECT set_config('stockpile.scope', 'all', false), set_config('stockpile.facility_ids', '{}', false), "
+            + "set_config('stockpile.token', 'bench', false), set_config('stockpile.client', '127.0.0.1', false);\n"
+        try (access + """
             SELECT * FROM record_movement(gen_random_uuid(), 'BENCH-' || :client_id, 'BENCH', 'L1', NULL::date, 'receipt', 1, 'bench', NULL::timestamptz, 'pgbench');
 
-            """.write(to: single, atomically: true, encoding: .utf8)
+            """).write(to: single, atomically: true, encoding: .utf8)
         let n = options.batchSize
-        try """
+        try (access + """
             SELECT * FROM record_movements(ARRAY(SELECT gen_random_uuid() FROM generate_series(1, \(n))), array_fill('BENCH-' || :client_id, ARRAY[\(n)]), array_fill('BENCH'::text, ARRAY[\(n)]), array_fill('L1'::text, ARRAY[\(n)]), array_fill(NULL::date, ARRAY[\(n)]), array_fill('receipt'::text, ARRAY[\(n)]), array_fill(1::bigint, ARRAY[\(n)]), array_fill('bench'::text, ARRAY[\(n)]), array_fill(NULL::timestamptz, ARRAY[\(n)]), 'pgbench');
 
-            """.write(to: batch, atomically: true, encoding: .utf8)
+            """).write(to: batch, atomically: true, encoding: .utf8)
         return (single.path, batch.path)
     }
 

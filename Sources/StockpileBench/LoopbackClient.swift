@@ -10,8 +10,10 @@ final class LoopbackClient {
 
     let descriptor: Int32
     private var buffer: [UInt8] = []
+    private let authorization: String
 
-    init(port: Int) throws {
+    init(port: Int, token: String) throws {
+        authorization = "Authorization: Bearer \(token)\r\n"
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(description: "socket() failed") }
         var address = sockaddr_in()
@@ -30,7 +32,7 @@ final class LoopbackClient {
 
     /// Sends a POST; `receive()` collects the response.
     func send(_ path: String, json body: [UInt8]) throws {
-        var request = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+        var request = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\(authorization)Content-Length: \(body.count)\r\n\r\n".utf8)
         request += body
         var sent = 0
         while sent < request.count {

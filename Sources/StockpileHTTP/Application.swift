@@ -7,14 +7,29 @@ import Prometheus
 import StockpileCore
 import StockpilePostgres
 
-/// The per-request context. Auth (tokens, scope) will live here.
-public struct StockpileRequestContext: RequestContext {
+/// The per-request context: who is asking (set by AuthMiddleware from the bearer token).
+public struct StockpileRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
+    public var remoteAddress: SocketAddress?
+    public var scope: AccessScope?
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
     }
     /// JSON bodies larger than this are refused with 413.
     public var maxUploadSize: Int { StockpileAPI.maxJSONBody }
+
+    /// The caller's scope, if its role may use this route: 401 without a valid token, 403 for a
+    /// role the route does not admit.
+    func require(_ roles: Set<Role>, to action: String) throws -> AccessScope {
+        guard let scope else {
+            throw APIError(.unauthorized, "unauthenticated", "send a valid bearer token: Authorization: Bearer sp_…")
+        }
+        guard roles.contains(scope.role) else {
+            throw APIError(.forbidden, "forbidden", "a \(scope.role.rawValue) token may not \(action)")
+        }
+        return scope
+    }
 }
 
 /// What the HTTP layer needs from the rest of the program.
@@ -23,13 +38,17 @@ public struct StockpileServices: Sendable {
     public var metrics: PrometheusCollectorRegistry?
     public var timeZone: TimeZone
     public var logger: Logger
+    /// Requests per second each token may make (a burst of twice that is allowed).
+    public var rateLimit: Double
 
     public init(database: StockpileDatabase, metrics: PrometheusCollectorRegistry? = nil,
-                timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!, logger: Logger = Logger(label: "stockpile")) {
+                timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!, logger: Logger = Logger(label: "stockpile"),
+                rateLimit: Double = 200) {
         self.database = database
         self.metrics = metrics
         self.timeZone = timeZone
         self.logger = logger
+        self.rateLimit = rateLimit
     }
 }
 
@@ -47,13 +66,21 @@ public enum StockpileAPI {
     public static let maxCSVBody = 64 << 20
     public static let maxBatch = 1000
 
-    /// Every route the service answers: the OpenAPI test checks each is documented.
-    public static let routes: [(method: String, path: String)] = [
-        ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.yaml"),
-        ("POST", "/api/v1/movements"), ("POST", "/api/v1/movements/batch"), ("GET", "/api/v1/movements"),
-        ("GET", "/api/v1/facilities"), ("GET", "/api/v1/facilities/{code}/stock"), ("GET", "/api/v1/items"),
-        ("GET", "/api/v1/regions"), ("POST", "/api/v1/import/{file}"),
+    /// Every route the service answers, with the roles that may use it (empty: no token needed).
+    /// The OpenAPI test checks each is documented; the access matrix test is generated from it.
+    public static let routes: [(method: String, path: String, roles: Set<Role>)] = [
+        ("GET", "/healthz", []), ("GET", "/readyz", []), ("GET", "/metrics", []), ("GET", "/openapi.yaml", []),
+        ("POST", "/api/v1/movements", writers), ("POST", "/api/v1/movements/batch", writers),
+        ("GET", "/api/v1/movements", readers), ("GET", "/api/v1/facilities", readers),
+        ("GET", "/api/v1/facilities/{code}/stock", readers), ("GET", "/api/v1/items", readers),
+        ("GET", "/api/v1/regions", readers), ("POST", "/api/v1/import/{file}", admins),
+        ("GET", "/api/v1/tokens", admins), ("POST", "/api/v1/tokens", admins), ("DELETE", "/api/v1/tokens/{name}", admins),
+        ("GET", "/api/v1/audit", [.admin, .command]),
     ]
+    /// Warehouse staff record for their own facilities; the command centre reads and plans, it does not record stock.
+    static let writers: Set<Role> = [.warehouse, .admin]
+    static let readers: Set<Role> = [.warehouse, .command, .admin]
+    static let admins: Set<Role> = [.admin]
 }
 
 /// Builds the router: the whole HTTP surface, testable without a socket.
@@ -63,12 +90,9 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         ErrorMiddleware()
         MetricsMiddleware()
         LogRequestsMiddleware(.debug)
+        AuthMiddleware(database: services.database, limiter: RateLimiter(perSecond: services.rateLimit))
     }
-    // Until tokens (next step), the API works under the system scope.
-    let scope = AccessScope.system("api")
-    let ledger = PostgresLedger(services.database, scope: scope)
-    let masterData = PostgresMasterData(services.database, scope: scope)
-    let importer = CSVImporter(services.database, scope: scope)
+    let database = services.database
 
     router.get("/healthz") { _, _ in try JSON.response(["status": "ok"]) }
     router.get("/readyz") { _, _ in
@@ -90,13 +114,16 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
     let api = router.group("api/v1")
 
     api.post("movements") { request, context in
+        let scope = try context.require(StockpileAPI.writers, to: "record stock")
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         let movement = try JSON.decode(MovementInput.self, from: body).draft.validated()
-        let recorded = try await ledger.record(movement, recordedBy: recorder(request))
+        try requireFacility(movement.facility, in: scope)
+        let recorded = try await PostgresLedger(database, scope: scope).record(movement, recordedBy: scope.actor)
         return try JSON.response(MovementOutput(movement: recorded), status: recorded.replay ? .ok : .created)
     }
 
     api.post("movements/batch") { request, context in
+        let scope = try context.require(StockpileAPI.writers, to: "record stock")
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         guard let inputs = try JSON.decode(BatchInput.self, from: body).movements else {
             throw APIError(.badRequest, "invalid", "movements: required, an array of movements", field: "movements")
@@ -107,9 +134,10 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         var movements: [MovementRequest] = []
         for (i, input) in inputs.enumerated() {
             do { movements.append(try input.draft.validated()) } catch let error as FieldError { throw APIError.invalid(error, prefix: "movements[\(i)].") }
+            try requireFacility(movements[i].facility, in: scope, field: "movements[\(i)].facility")
         }
         do {
-            let recorded = try await ledger.record(batch: movements, recordedBy: recorder(request))
+            let recorded = try await PostgresLedger(database, scope: scope).record(batch: movements, recordedBy: scope.actor)
             let output = BatchOutput(recorded)
             return try JSON.response(output, status: output.recorded == 0 ? .ok : .created)
         } catch let error as BatchError {
@@ -118,6 +146,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
     }
 
     api.get("movements") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read movements")
         let query = request.uri.queryParameters
         var since: Date?
         if let text = query["since"].map(String.init) {
@@ -129,26 +158,39 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
             since = date
         }
         let limit = try intParameter(query["limit"], name: "limit", default: 100, range: 1...1000)
-        let page = try await ledger.movements(facility: query["facility"].map(String.init), item: query["item"].map(String.init),
-                                              since: since, after: query["after"].map(String.init), limit: limit)
+        // Row-level security narrows the list to the token's facilities.
+        let page = try await PostgresLedger(database, scope: scope).movements(
+            facility: query["facility"].map(String.init), item: query["item"].map(String.init),
+            since: since, after: query["after"].map(String.init), limit: limit)
         return try JSON.response(MovementsPageOutput(movements: page.movements, next: page.next))
     }
 
     api.get("facilities/{code}/stock") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read stock")
         let code = try context.parameters.require("code")
-        guard let lots = try await ledger.stock(facility: code) else {
+        // A facility outside the token's scope is, to it, a facility that does not exist.
+        guard let lots = try await PostgresLedger(database, scope: scope).stock(facility: code) else {
             throw APIError(.notFound, "not_found", "unknown facility \(code)", field: "code")
         }
         return try JSON.response(StockOutput(facility: code, lots: lots))
     }
 
-    api.get("facilities") { request, _ in
-        try JSON.response(["facilities": try await masterData.facilities(region: request.uri.queryParameters["region"].map(String.init))])
+    api.get("facilities") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read facilities")
+        let region = request.uri.queryParameters["region"].map(String.init)
+        return try JSON.response(["facilities": try await PostgresMasterData(database, scope: scope).facilities(region: region)])
     }
-    api.get("items") { _, _ in try JSON.response(["items": try await masterData.items()]) }
-    api.get("regions") { _, _ in try JSON.response(["regions": try await masterData.regions()]) }
+    api.get("items") { _, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read items")
+        return try JSON.response(["items": try await PostgresMasterData(database, scope: scope).items()])
+    }
+    api.get("regions") { _, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read regions")
+        return try JSON.response(["regions": try await PostgresMasterData(database, scope: scope).regions()])
+    }
 
     api.post("import/{file}") { request, context in
+        let scope = try context.require(StockpileAPI.admins, to: "import master data")
         let file = try context.parameters.require("file")
         guard CSVImporter.fileOrder.contains(file) else {
             throw APIError(.notFound, "not_found", "unknown import \(file); expected one of \(CSVImporter.fileOrder.joined(separator: ", "))", field: "file")
@@ -162,17 +204,61 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
             throw APIError(.unprocessableContent, "invalid_csv", "\(file).csv is not UTF-8 text; save the spreadsheet as CSV UTF-8")
         }
         do {
-            let summary = try await importer.importFiles([file: text], recordedBy: recorder(request))
+            let summary = try await CSVImporter(database, scope: scope).importFiles([file: text], recordedBy: scope.actor)
             return try JSON.response(summary)
         } catch let error as ImportError {
             throw APIError(.unprocessableContent, "invalid_csv", error.description, field: error.column)
         }
     }
+
+    api.get("tokens") { _, context in
+        let scope = try context.require(StockpileAPI.admins, to: "manage tokens")
+        return try JSON.response(["tokens": try await PostgresTokens(database, scope: scope).list()])
+    }
+    api.post("tokens") { request, context in
+        let scope = try context.require(StockpileAPI.admins, to: "manage tokens")
+        let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
+        let input = try JSON.decode(TokenInput.self, from: body)
+        guard let name = input.name else { throw APIError(.badRequest, "invalid", "name: required", field: "name") }
+        guard let roleText = input.role, let role = Role(rawValue: roleText) else {
+            throw APIError(.badRequest, "invalid", "role: one of warehouse, command, admin", field: "role")
+        }
+        do {
+            let (secret, token) = try await PostgresTokens(database, scope: scope).create(
+                name: name, role: role, region: input.region, facilities: input.facilities ?? [], validDays: input.validDays ?? 365)
+            return try JSON.response(CreatedToken(token: token, secret: secret), status: .created)
+        } catch let error as PostgresTokens.TokenError {
+            switch error {
+            case .invalid(let field, let reason): throw APIError(.badRequest, "invalid", "\(field): \(reason)", field: field)
+            case .exists: throw APIError(.conflict, "exists", error.description, field: "name")
+            }
+        }
+    }
+    api.delete("tokens/{name}") { _, context in
+        let scope = try context.require(StockpileAPI.admins, to: "manage tokens")
+        let name = try context.parameters.require("name")
+        guard try await PostgresTokens(database, scope: scope).revoke(name: name) else {
+            throw APIError(.notFound, "not_found", "no active token named \(name)", field: "name")
+        }
+        return try JSON.response(["revoked": name])
+    }
+
+    api.get("audit") { request, context in
+        let scope = try context.require([.admin, .command], to: "read the audit log")
+        let limit = try intParameter(request.uri.queryParameters["limit"], name: "limit", default: 100, range: 1...1000)
+        return try JSON.response(["entries": try await PostgresTokens(database, scope: scope).auditLog(limit: limit)])
+    }
     return router
 }
 
-/// Who recorded a write. Until tokens exist (the access issue), the API records "api".
-func recorder(_ request: Request) -> String { "api" }
+/// A warehouse token records only for the facilities it was issued for (403 otherwise, before
+/// anything reaches the database, where row-level security would refuse it again).
+func requireFacility(_ code: String, in scope: AccessScope, field: String = "facility") throws {
+    guard scope.role == .warehouse else { return }
+    guard scope.facilityCodes.contains(code) else {
+        throw APIError(.forbidden, "forbidden", "this token records for \(scope.facilityCodes.joined(separator: ", ")), not \(code)", field: field)
+    }
+}
 
 func intParameter(_ value: Substring?, name: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
     guard let value else { return defaultValue }

@@ -130,3 +130,18 @@ enum JSON {
         }
     }
 }
+
+struct TokenInput: Decodable, Sendable {
+    var name: String?
+    var role: String?
+    var region: String?
+    var facilities: [String]?
+    var validDays: Int?
+    enum CodingKeys: String, CodingKey { case name, role, region, facilities, validDays = "valid_days" }
+}
+
+struct CreatedToken: Encodable, Sendable {
+    var token: TokenInfo
+    /// Shown once; only its hash is kept.
+    var secret: String
+}

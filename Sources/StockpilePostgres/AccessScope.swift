@@ -49,7 +49,7 @@ public struct AccessScope: Sendable, Equatable {
     }
 
     /// The statement that puts this scope on a connection (session settings, reset every checkout).
-    static let applySQL = """
+    public static let applySQL = """
         SELECT set_config('stockpile.scope', $1, false), set_config('stockpile.facility_ids', $2, false),
                set_config('stockpile.token', $3, false), set_config('stockpile.client', $4, false)
         """

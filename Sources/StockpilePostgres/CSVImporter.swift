@@ -108,6 +108,9 @@ public struct CSVImporter: Sendable {
             if present.contains("items") { summary.files["items.csv"] = try Self.loadItems(i, on: connection) }
             if present.contains("movements") { summary.files["movements.csv"] = try Self.loadMovements(m, recordedBy: recordedBy, on: connection) }
             if let text = stockText { summary.files["stock.csv"] = try Self.loadCounts(c, text: text, recordedBy: recordedBy, on: connection) }
+            let counts = summary.files.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.rows) rows, \($0.value.changed) changed" }
+            try PostgresTokens.audit(connection, scope: self.scope, action: "import", target: summary.files.keys.sorted().joined(separator: ","),
+                                     detail: counts.joined(separator: "; "))
             return summary
         }
     }

@@ -127,8 +127,11 @@ public struct PostgresLedger: Sendable {
 
     /// Balances by item and lot at one facility, nil when the facility does not exist.
     public func stock(facility: String, includeEmpty: Bool = false) async throws -> [LotBalance]? {
-        try await database.withConnection(scope) { connection in
-            guard try connection.query("SELECT 1 FROM facilities WHERE code = $1", [facility]).first != nil else { return nil }
+        let scope = self.scope
+        return try await database.withConnection(scope) { connection in
+            // Outside the scope, a facility does not exist (row-level security would show it empty).
+            guard let row = try connection.query("SELECT id FROM facilities WHERE code = $1", [facility]).first,
+                  scope.includes(facilityID: try row.decode("id")) else { return nil }
             return try connection.query("""
                 SELECT i.code AS item, i.name AS item_name, i.unit, l.lot_number, l.expiry::text AS expiry, b.quantity, b.updated_at
                 FROM balances b

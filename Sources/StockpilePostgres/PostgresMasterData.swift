@@ -31,7 +31,7 @@ public struct PostgresMasterData: Sendable {
                 )
                 SELECT f.code, f.name, f.kind, r.code AS region_code, f.beds, f.latitude, f.longitude, f.designated
                 FROM facilities f JOIN regions r ON r.id = f.region_id
-                WHERE f.region_id IN (SELECT id FROM scope)
+                WHERE f.region_id IN (SELECT id FROM scope) AND stockpile_in_scope(f.id)
                 ORDER BY f.code
                 """, [region]).rows.map { row in
                 Facility(code: try row.decode("code"), name: try row.decode("name"),

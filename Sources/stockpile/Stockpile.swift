@@ -59,7 +59,7 @@ func makeLogger(_ label: String = "stockpile") -> Logger {
 struct Stockpile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emergency medical supply reserves (应急医疗物资储备).",
-        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Bench.self])
+        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Bench.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -81,7 +81,9 @@ struct Serve: AsyncParsableCommand {
         if !noDemo {
             try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: logger)
         }
-        let services = StockpileServices(database: db, metrics: registry, timeZone: Environment.timeZone, logger: logger)
+        let rateLimit = Double(ProcessInfo.processInfo.environment["STOCKPILE_RATE_LIMIT"] ?? "") ?? 200
+        let services = StockpileServices(database: db, metrics: registry, timeZone: Environment.timeZone, logger: logger,
+                                         rateLimit: rateLimit)
         let app = buildApplication(services, settings: HTTPSettings(host: host, port: port))
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -147,6 +149,61 @@ struct Check: AsyncParsableCommand {
         } else {
             for m in mismatches { print("MISMATCH \(m.facility) lot \(m.lot): ledger \(m.ledger), balance \(m.balance)") }
             throw ExitCode(1)
+        }
+    }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage bearer tokens (stored only as hashes).",
+                                                    subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a token and print its secret, once.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "A name for the token (who or what uses it).") var name: String
+        @Option(help: "warehouse, command or admin.") var role: String
+        @Option(help: "A facility code a warehouse token records for (repeat for several).") var facility: [String] = []
+        @Option(help: "The region at the top of a command token's subtree.") var region: String?
+        @Option(help: "Days until it expires.") var days = 365
+
+        func run() async throws {
+            guard let role = Role(rawValue: role) else { throw ValidationError("--role must be warehouse, command or admin") }
+            do {
+                let (secret, token) = try await database.withDatabase { db in
+                    try await PostgresTokens(db, scope: .system("cli")).create(name: name, role: role, region: region,
+                                                                             facilities: facility, validDays: days)
+                }
+                print("token \(token.name) (\(token.role.rawValue)) valid until \(token.expiresAt); keep this secret, it is not shown again:")
+                print(secret)
+            } catch let error as PostgresTokens.TokenError {
+                throw ValidationError(error.description)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let tokens = try await database.withDatabase { try await PostgresTokens($0, scope: .system("cli")).list() }
+            for t in tokens {
+                let scope = t.role == .warehouse ? t.facilities.joined(separator: ",") : (t.region ?? "all")
+                let state = t.revokedAt != nil ? "revoked" : (t.expiresAt < Date() ? "expired" : "active")
+                print("\(t.name)\t\(t.role.rawValue)\t\(scope)\t\(state)\texpires \(t.expiresAt)")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token; it is refused from the next request on.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The token's name.") var name: String
+
+        func run() async throws {
+            let revoked = try await database.withDatabase { try await PostgresTokens($0, scope: .system("cli")).revoke(name: name) }
+            print(revoked ? "revoked \(name)" : "no active token named \(name)")
+            if !revoked { throw ExitCode(1) }
         }
     }
 }

@@ -11,7 +11,7 @@ import Testing
 @Suite(.serialized) struct MovementAPITests {
     @Test func recordReplayConflictAndReadBack() async throws {
         let service = try await TestService()
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             let id = UUID().uuidString
             let receipt = movement("receipt", 500, lot: "A1", id: id, extra: ["reason": "采购入库"])
             let first = try await client.post("/api/v1/movements", receipt)
@@ -60,7 +60,7 @@ import Testing
 
     @Test func aBatchIsRecordedInOrderAndReplayedWhole() async throws {
         let service = try await TestService()
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             let batch: [String: Any] = ["movements": [
                 movement("receipt", 100, lot: "BT"), movement("issue", 30, lot: "BT"),
                 movement("count", 65, lot: "BT"), movement("adjustment", 5, lot: "BT", extra: ["reason": "found: 盘盈"]),
@@ -86,7 +86,7 @@ import Testing
     /// Each kind of bad input gets its documented 4xx and changes nothing.
     @Test func badInputIsRefusedAndChangesNothing() async throws {
         let service = try await TestService()
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             try await client.post("/api/v1/movements", movement("receipt", 100, lot: "B1"))
             let before = try service.ledgerState()
 
@@ -167,7 +167,7 @@ import Testing
     @Test func sqlInATextFieldIsStoredVerbatim() async throws {
         let service = try await TestService()
         let hostile = "'); DELETE FROM balances; DROP TABLE movements; --"
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             let response = try await client.post("/api/v1/movements", movement("receipt", 7, lot: "X'1\"; --", extra: ["reason": hostile]))
             #expect(response.status == .created)
             let recorded = body(response)["movement"] as? [String: Any]
@@ -180,7 +180,7 @@ import Testing
 
     @Test func theSameMovementPostedTenTimesAtOnceIsAppliedOnce() async throws {
         let service = try await TestService()
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             try await client.post("/api/v1/movements", movement("receipt", 1000, lot: "C1"))
             let issue = json(movement("issue", 37, lot: "C1"))
             let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
@@ -203,7 +203,7 @@ import Testing
     @Test func concurrentWritersWithReplaysKeepTheLedgerExact() async throws {
         let service = try await TestService(poolSize: 8)
         let lots = ["D1", "D2", "D3", "D4"]
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             for lot in lots { try await client.post("/api/v1/movements", movement("receipt", 2000, lot: lot)) }
             let outcome = try await withThrowingTaskGroup(of: (accepted: Int, refused: Int, replays: Int, net: Int).self) { group in
                 for writer in 0..<16 {
@@ -253,7 +253,7 @@ import Testing
     /// it acknowledged is in the ledger.
     @Test func killedConnectionsLoseNoAcknowledgedMovement() async throws {
         let service = try await TestService(poolSize: 4)
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             try await client.post("/api/v1/movements", movement("receipt", 100_000, lot: "K1"))
             let killer = Task {
                 let admin = try TestDatabase.ownerConnection(service.location)
@@ -302,7 +302,7 @@ import Testing
 @Suite struct OperationsTests {
     @Test func healthReadinessMetricsAndTheOpenAPIDocument() async throws {
         let service = try await TestService(poolSize: 1)
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
             #expect(try await client.execute(uri: "/metrics", method: .get).status == .ok)
@@ -321,7 +321,7 @@ import Testing
 
     @Test func importOverHTTP() async throws {
         let service = try await TestService(poolSize: 2)
-        try await service.app.test(.router) { client in
+        try await service.test { client in
             let csv = "code,name,category,unit,target_days,shelf_life_days\nGOWN,一次性防护服,ppe,套,,\n"
             let ok = try await client.execute(uri: "/api/v1/import/items", method: .post, body: ByteBuffer(string: csv))
             #expect(ok.status == .ok)

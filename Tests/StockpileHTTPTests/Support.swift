@@ -12,6 +12,12 @@ import Testing
 struct TestService: Sendable {
     let location: DatabaseLocation
     let database: StockpileDatabase
+    /// Secrets of tokens made for the tests: an administrator, a clerk of facility H, the
+    /// command centre of region D, and a clerk of W.
+    let admin: String
+    let clerkH: String
+    let commandD: String
+    let clerkW: String
 
     static let regions = "code,name,parent_code\nC,示范市,\nD,第一区,C\n"
     static let facilities = """
@@ -26,10 +32,20 @@ struct TestService: Sendable {
         location = try TestDatabase.freshLocation()
         database = StockpileDatabase(location: location, poolSize: poolSize)
         _ = try await CSVImporter(database, scope: .system("test")).importFiles(["regions": Self.regions, "facilities": Self.facilities, "items": Self.items])
+        let tokens = PostgresTokens(database, scope: .system("test"))
+        admin = try await tokens.create(name: "admin", role: .admin, region: nil, facilities: [], validDays: 30).secret
+        clerkH = try await tokens.create(name: "clerk-h", role: .warehouse, region: nil, facilities: ["H"], validDays: 30).secret
+        commandD = try await tokens.create(name: "command-d", role: .command, region: "D", facilities: [], validDays: 30).secret
+        clerkW = try await tokens.create(name: "clerk-w", role: .warehouse, region: nil, facilities: ["W"], validDays: 30).secret
     }
 
-    var app: some ApplicationProtocol {
-        buildApplication(StockpileServices(database: database), settings: HTTPSettings(host: "127.0.0.1", port: 0))
+    func app(rateLimit: Double = 100_000) -> some ApplicationProtocol {
+        buildApplication(StockpileServices(database: database, rateLimit: rateLimit), settings: HTTPSettings(host: "127.0.0.1", port: 0))
+    }
+
+    /// Runs `body` against the router with a client that sends the admin token unless told otherwise.
+    func test<T: Sendable>(rateLimit: Double = 100_000, _ body: @escaping @Sendable (AuthorizedClient) async throws -> T) async throws -> T {
+        try await app(rateLimit: rateLimit).test(.router) { client in try await body(AuthorizedClient(base: client, token: admin)) }
     }
 
     func scalar(_ sql: String) throws -> Int64 {
@@ -73,4 +89,21 @@ extension TestClientProtocol {
     func post(_ uri: String, _ object: [String: Any]) async throws -> TestResponse {
         try await execute(uri: uri, method: .post, headers: [.contentType: "application/json"], body: json(object))
     }
+}
+
+/// A test client that adds `Authorization: Bearer <token>` to every request that has none.
+struct AuthorizedClient: TestClientProtocol {
+    let base: any TestClientProtocol
+    let token: String?
+
+    func executeRequest(uri: String, method: HTTPRequest.Method, headers: HTTPFields, body: ByteBuffer?) async throws -> TestResponse {
+        var headers = headers
+        if headers[.authorization] == nil, let token { headers[.authorization] = "Bearer \(token)" }
+        return try await base.executeRequest(uri: uri, method: method, headers: headers, body: body)
+    }
+
+    var port: Int? { base.port }
+
+    /// The same client with another token (nil: none).
+    func with(_ token: String?) -> AuthorizedClient { AuthorizedClient(base: base, token: token) }
 }

@@ -1,0 +1,155 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PQ
+import StockpileHTTP
+import StockpilePostgres
+import StockpileTestSupport
+import Testing
+
+@Suite(.serialized) struct AccessTests {
+    enum Caller: String, CaseIterable {
+        case admin, ownClerk, foreignClerk, command, noToken, expired, revoked
+    }
+
+    /// A request for each route, aimed at facility H (in region D).
+    static func request(_ method: String, _ path: String, n: Int) -> (uri: String, body: ByteBuffer?) {
+        let uri = path.replacingOccurrences(of: "{code}", with: "H").replacingOccurrences(of: "{file}", with: "items")
+            .replacingOccurrences(of: "{name}", with: "victim-\(n)")
+        switch (method, path) {
+        case ("POST", "/api/v1/movements"):
+            return (uri, json(movement("receipt", 1, lot: "M\(n)")))
+        case ("POST", "/api/v1/movements/batch"):
+            return (uri, json(["movements": [movement("receipt", 1, lot: "M\(n)")]]))
+        case ("POST", "/api/v1/import/{file}"):
+            return (uri, ByteBuffer(string: "code,name,category,unit,target_days,shelf_life_days\nX\(n),物资\(n),ppe,只,,\n"))
+        case ("POST", "/api/v1/tokens"):
+            return (uri, json(["name": "made-\(n)", "role": "admin"]))
+        default:
+            return (uri, nil)
+        }
+    }
+
+    /// What each caller must get. Generated for every route in StockpileAPI.routes, so a new
+    /// endpoint cannot escape the matrix.
+    static func expected(_ caller: Caller, method: String, path: String, roles: Set<Role>) -> HTTPResponse.Status {
+        let role: Role
+        switch caller {
+        case .noToken, .expired, .revoked: return .unauthorized
+        case .admin: role = .admin
+        case .ownClerk, .foreignClerk: role = .warehouse
+        case .command: role = .command
+        }
+        guard roles.contains(role) else { return .forbidden }
+        let success: HTTPResponse.Status = method == "POST" && path != "/api/v1/import/{file}" ? .created : .ok
+        if caller == .foreignClerk {
+            if method == "POST" && path.hasPrefix("/api/v1/movements") { return .forbidden }
+            if path == "/api/v1/facilities/{code}/stock" { return .notFound }
+        }
+        return success
+    }
+
+    @Test func everyRouteAnswersEveryCallerAsItsRoleAndScopeAllow() async throws {
+        let service = try await TestService()
+        let tokens = PostgresTokens(service.database, scope: .system("test"))
+        let expired = try await tokens.create(name: "expired", role: .admin, region: nil, facilities: [], validDays: 1).secret
+        let owner = try TestDatabase.ownerConnection(service.location)
+        try owner.execute("UPDATE tokens SET expires_at = now() - interval '1 minute' WHERE name = 'expired'")
+        let revoked = try await tokens.create(name: "revoked", role: .admin, region: nil, facilities: [], validDays: 30).secret
+        #expect(try await tokens.revoke(name: "revoked"))
+        var n = 0
+        for route in StockpileAPI.routes where !route.roles.isEmpty {
+            for caller in Caller.allCases {
+                n += 1
+                // Something for DELETE /api/v1/tokens/{name} to revoke.
+                _ = try await tokens.create(name: "victim-\(n)", role: .admin, region: nil, facilities: [], validDays: 30)
+                let secret: String? = switch caller {
+                case .admin: service.admin
+                case .ownClerk: service.clerkH
+                case .foreignClerk: service.clerkW
+                case .command: service.commandD
+                case .noToken: nil
+                case .expired: expired
+                case .revoked: revoked
+                }
+                let (uri, body) = Self.request(route.method, route.path, n: n)
+                let before = try service.ledgerState()
+                let tokenCount = try service.scalar("SELECT count(*) AS n FROM tokens WHERE revoked_at IS NULL")
+                let response = try await service.test { client in
+                    try await client.with(secret).execute(uri: uri, method: .init(rawValue: route.method)!,
+                                                         headers: [.contentType: "application/json"], body: body)
+                }
+                let want = Self.expected(caller, method: route.method, path: route.path, roles: route.roles)
+                #expect(response.status == want, "\(route.method) \(route.path) as \(caller): \(String(buffer: response.body))")
+                if response.status.code >= 400 {
+                    // A refused request changes nothing: not the ledger, not the tokens.
+                    #expect(try service.ledgerState() == before, "\(route.method) \(route.path) as \(caller) changed the ledger")
+                    #expect(try service.scalar("SELECT count(*) AS n FROM tokens WHERE revoked_at IS NULL") == tokenCount)
+                    #expect(errorOf(response).code != nil)
+                }
+            }
+        }
+    }
+
+    @Test func listsNarrowToTheTokensScope() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            try await client.post("/api/v1/movements", movement("receipt", 5, lot: "N1", facility: "H"))
+            try await client.post("/api/v1/movements", movement("receipt", 7, lot: "N1", facility: "W"))
+            let clerk = client.with(service.clerkH)
+            let movements = body(try await clerk.execute(uri: "/api/v1/movements", method: .get))["movements"] as? [[String: Any]] ?? []
+            #expect(movements.map { $0["facility"] as? String } == ["H"])
+            let facilities = body(try await clerk.execute(uri: "/api/v1/facilities", method: .get))["facilities"] as? [[String: Any]] ?? []
+            #expect(facilities.map { $0["code"] as? String } == ["H"])
+            // The command centre of D sees both; the ledger recorded who wrote.
+            let all = body(try await client.with(service.commandD).execute(uri: "/api/v1/movements", method: .get))["movements"] as? [[String: Any]] ?? []
+            #expect(all.count == 2)
+            #expect(all.map { $0["recorded_by"] as? String } == ["admin", "admin"])
+        }
+    }
+
+    @Test func writesAreAuditedAndSecretsAreKeptOnlyAsHashes() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            let created = try await client.post("/api/v1/tokens", ["name": "new-clerk", "role": "warehouse", "facilities": ["H"]])
+            #expect(created.status == .created)
+            let secret = try #require(body(created)["secret"] as? String)
+            // The new token works at once, and stops working at once when revoked.
+            #expect(try await client.with(secret).post("/api/v1/movements", movement("receipt", 3, lot: "A1")).status == .created)
+            #expect(try await client.execute(uri: "/api/v1/tokens/new-clerk", method: .delete).status == .ok)
+            #expect(try await client.with(secret).post("/api/v1/movements", movement("receipt", 3, lot: "A2")).status == .unauthorized)
+            let audit = body(try await client.execute(uri: "/api/v1/audit", method: .get))["entries"] as? [[String: Any]] ?? []
+            #expect(audit.map { $0["action"] as? String }.prefix(2) == ["token.revoke", "token.create"])
+            #expect(audit.first?["token"] as? String == "admin")
+            // Only the hash is stored: no column of any token row holds the secret, and a dump does not either.
+            let owner = try TestDatabase.ownerConnection(service.location)
+            let leaked = try owner.query("SELECT count(*) AS n FROM tokens t WHERE strpos(t::text, $1) > 0", [secret]).first!
+            #expect(try leaked.decode("n", as: Int.self) == 0)
+            let hashed = try owner.query("SELECT count(*) AS n FROM tokens WHERE hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')", [secret]).first!
+            #expect(try hashed.decode("n", as: Int.self) == 1)
+            let dump = try Subprocess.run(try #require(EmbeddedPostgres.findBinary("pg_dump")),
+                                          ["-h", TestDatabase.embedded.socketDirectory.path, "-p", String(TestDatabase.embedded.port),
+                                           "-U", TestDatabase.embedded.superuser, service.location.ownerParameters.first { $0.0 == "dbname" }!.1])
+            #expect(dump.contains("new-clerk"))
+            #expect(!dump.contains(secret))
+        }
+    }
+
+    @Test func aTokenOverItsRateIsToldToWait() async throws {
+        let service = try await TestService()
+        let statuses = try await service.test(rateLimit: 5) { client in
+            var statuses: [HTTPResponse.Status] = []
+            var retryAfter: String?
+            for _ in 0..<15 {
+                let response = try await client.execute(uri: "/api/v1/items", method: .get)
+                statuses.append(response.status)
+                if response.status == .tooManyRequests { retryAfter = response.headers[.retryAfter] }
+            }
+            #expect(retryAfter != nil)
+            return statuses
+        }
+        #expect(statuses.prefix(10).allSatisfy { $0 == .ok })
+        #expect(statuses.contains(.tooManyRequests))
+    }
+}
