@@ -280,6 +280,8 @@ extension Calendar {
 public func buildApplication(_ services: StockpileServices, settings: HTTPSettings,
                              onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
     Application(router: buildRouter(services),
+                // A connection that sends nothing for 30 s is closed, so idle or stalled clients cannot hold sockets.
+                server: .http1(configuration: .init(idleTimeout: .seconds(30))),
                 configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "stockpile"),
                 onServerRunning: onServerRunning,
                 logger: services.logger)
