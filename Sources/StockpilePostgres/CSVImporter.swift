@@ -43,9 +43,10 @@ public struct ImportSummary: Sendable, Codable, Equatable {
 /// counts get ids from the file's content. So importing the same folder twice changes nothing.
 public struct CSVImporter: Sendable {
     /// Dependency order. History (movements) goes before counts (stock), which say what is on hand now.
-    public static let fileOrder = ["regions", "facilities", "items", "movements", "stock"]
+    public static let fileOrder = ["regions", "facilities", "items", "demand", "contracts", "capacity", "movements", "stock"]
     public static let columns: [String: [String]] = [
         "regions": Region.csvColumns, "facilities": Facility.csvColumns, "items": Item.csvColumns,
+        "demand": DemandPlanRow.csvColumns, "contracts": ContractRow.csvColumns, "capacity": CapacityRow.csvColumns,
         "movements": MovementDraft.csvColumns, "stock": StockCount.csvColumns,
     ]
 
@@ -92,6 +93,16 @@ public struct CSVImporter: Sendable {
         if let text = contents["items"] { items = try Self.parse("items", text, Item.init(csv:)) }
         if let text = contents["movements"] { movements = try Self.parse("movements", text, MovementDraft.validated(csv:)) }
         if let text = contents["stock"] { counts = try Self.parse("stock", text, StockCount.init(csv:)) }
+        var demand: [(Int, DemandPlanRow)] = []
+        var contracts: [(Int, ContractRow)] = []
+        var capacity: [(Int, CapacityRow)] = []
+        if let text = contents["demand"] { demand = try Self.parse("demand", text, DemandPlanRow.init(csv:)) }
+        if let text = contents["contracts"] { contracts = try Self.parse("contracts", text, ContractRow.init(csv:)) }
+        if let text = contents["capacity"] { capacity = try Self.parse("capacity", text, CapacityRow.init(csv:)) }
+        try Self.rejectDuplicates("demand", demand.map { ($0.0, "\($0.1.facility)|\($0.1.item)") }, column: "item_code")
+        try Self.rejectDuplicates("contracts", contracts.map { ($0.0, $0.1.code) }, column: "code")
+        try Self.rejectDuplicates("capacity", capacity.map { ($0.0, $0.1.code) }, column: "code")
+        let (d, k, p) = (demand, contracts, capacity)
         try Self.rejectDuplicates("regions", regions.map { ($0.0, $0.1.code) }, column: "code")
         try Self.rejectDuplicates("facilities", facilities.map { ($0.0, $0.1.code) }, column: "code")
         try Self.rejectDuplicates("items", items.map { ($0.0, $0.1.code) }, column: "code")
@@ -106,6 +117,9 @@ public struct CSVImporter: Sendable {
             if present.contains("regions") { summary.files["regions.csv"] = try Self.loadRegions(r, on: connection) }
             if present.contains("facilities") { summary.files["facilities.csv"] = try Self.loadFacilities(f, on: connection) }
             if present.contains("items") { summary.files["items.csv"] = try Self.loadItems(i, on: connection) }
+            if present.contains("demand") { summary.files["demand.csv"] = try Self.loadDemand(d, on: connection) }
+            if present.contains("contracts") { summary.files["contracts.csv"] = try Self.loadContracts(k, on: connection) }
+            if present.contains("capacity") { summary.files["capacity.csv"] = try Self.loadCapacity(p, on: connection) }
             if present.contains("movements") { summary.files["movements.csv"] = try Self.loadMovements(m, recordedBy: recordedBy, on: connection) }
             if let text = stockText { summary.files["stock.csv"] = try Self.loadCounts(c, text: text, recordedBy: recordedBy, on: connection) }
             let counts = summary.files.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.rows) rows, \($0.value.changed) changed" }
@@ -255,6 +269,81 @@ public struct CSVImporter: Sendable {
                 IS DISTINCT FROM (excluded.name, excluded.category, excluded.unit, excluded.target_days, excluded.shelf_life_days)
             """).affectedRows
         return .init(rows: items.count, changed: changed, unchanged: items.count - changed)
+    }
+
+    /// Unknown facility or item codes in a staged file, reported by row.
+    static func checkReferences(_ c: PQConnection, table: String, file: String) throws {
+        try failIfAny(c, file: file, column: "facility_code", """
+            SELECT s.row_no, s.facility_code AS value FROM \(table) s
+            WHERE NOT EXISTS (SELECT 1 FROM facilities f WHERE f.code = s.facility_code) ORDER BY s.row_no LIMIT 1
+            """) { "unknown facility \($0)" }
+        try failIfAny(c, file: file, column: "item_code", """
+            SELECT s.row_no, s.item_code AS value FROM \(table) s
+            WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.code = s.item_code) ORDER BY s.row_no LIMIT 1
+            """) { "unknown item \($0)" }
+    }
+
+    static func loadDemand(_ rows: [(Int, DemandPlanRow)], on c: PQConnection) throws -> ImportSummary.FileSummary {
+        try stage(c, table: "stage_demand", columns: "row_no int, facility_code text, item_code text, full_load_daily numeric",
+                  rows: rows.map { [String($0.0), $0.1.facility, $0.1.item, String($0.1.fullLoadDaily)] })
+        try checkReferences(c, table: "stage_demand", file: "demand.csv")
+        let changed = try c.query("""
+            INSERT INTO demand_plans (facility_id, item_id, full_load_daily)
+            SELECT f.id, i.id, s.full_load_daily FROM stage_demand s
+            JOIN facilities f ON f.code = s.facility_code JOIN items i ON i.code = s.item_code
+            ON CONFLICT (facility_id, item_id) DO UPDATE SET full_load_daily = excluded.full_load_daily, updated_at = now()
+            WHERE demand_plans.full_load_daily IS DISTINCT FROM excluded.full_load_daily
+            """).affectedRows
+        return .init(rows: rows.count, changed: changed, unchanged: rows.count - changed)
+    }
+
+    static func loadContracts(_ rows: [(Int, ContractRow)], on c: PQConnection) throws -> ImportSummary.FileSummary {
+        try stage(c, table: "stage_contracts", columns: """
+            row_no int, code text, facility_code text, supplier text, item_code text, quantity bigint, called_off bigint,
+            lead_time_days int, valid_from date, valid_to date, local bool
+            """, rows: rows.map { (n, r) in
+                [String(n), r.code, r.facility, r.supplier, r.item, String(r.quantity), String(r.calledOff), String(r.leadTimeDays),
+                 r.validFrom.description, r.validTo.description, r.local ? "t" : "f"]
+            })
+        try checkReferences(c, table: "stage_contracts", file: "contracts.csv")
+        let changed = try c.query("""
+            INSERT INTO contracts (code, facility_id, item_id, supplier, committed, called_off, lead_time_days, valid_from, valid_to, local)
+            SELECT s.code, f.id, i.id, s.supplier, s.quantity, s.called_off, s.lead_time_days, s.valid_from, s.valid_to, s.local
+            FROM stage_contracts s JOIN facilities f ON f.code = s.facility_code JOIN items i ON i.code = s.item_code
+            ON CONFLICT (code) DO UPDATE SET facility_id = excluded.facility_id, item_id = excluded.item_id, supplier = excluded.supplier,
+                committed = excluded.committed, called_off = excluded.called_off, lead_time_days = excluded.lead_time_days,
+                valid_from = excluded.valid_from, valid_to = excluded.valid_to, local = excluded.local, updated_at = now()
+            WHERE (contracts.facility_id, contracts.item_id, contracts.supplier, contracts.committed, contracts.called_off,
+                   contracts.lead_time_days, contracts.valid_from, contracts.valid_to, contracts.local)
+                IS DISTINCT FROM (excluded.facility_id, excluded.item_id, excluded.supplier, excluded.committed, excluded.called_off,
+                   excluded.lead_time_days, excluded.valid_from, excluded.valid_to, excluded.local)
+            """).affectedRows
+        return .init(rows: rows.count, changed: changed, unchanged: rows.count - changed)
+    }
+
+    static func loadCapacity(_ rows: [(Int, CapacityRow)], on c: PQConnection) throws -> ImportSummary.FileSummary {
+        try stage(c, table: "stage_capacity", columns: """
+            row_no int, code text, facility_code text, manufacturer text, item_code text, daily_capacity bigint, ramp_up_days int,
+            valid_from date, valid_to date, certified bool, local bool
+            """, rows: rows.map { (n, r) in
+                [String(n), r.code, r.facility, r.manufacturer, r.item, String(r.dailyCapacity), String(r.rampUpDays),
+                 r.validFrom.description, r.validTo.description, r.certified ? "t" : "f", r.local ? "t" : "f"]
+            })
+        try checkReferences(c, table: "stage_capacity", file: "capacity.csv")
+        let changed = try c.query("""
+            INSERT INTO capacity_pledges (code, facility_id, item_id, manufacturer, daily_capacity, ramp_up_days, valid_from, valid_to, certified, local)
+            SELECT s.code, f.id, i.id, s.manufacturer, s.daily_capacity, s.ramp_up_days, s.valid_from, s.valid_to, s.certified, s.local
+            FROM stage_capacity s JOIN facilities f ON f.code = s.facility_code JOIN items i ON i.code = s.item_code
+            ON CONFLICT (code) DO UPDATE SET facility_id = excluded.facility_id, item_id = excluded.item_id, manufacturer = excluded.manufacturer,
+                daily_capacity = excluded.daily_capacity, ramp_up_days = excluded.ramp_up_days, valid_from = excluded.valid_from,
+                valid_to = excluded.valid_to, certified = excluded.certified, local = excluded.local, updated_at = now()
+            WHERE (capacity_pledges.facility_id, capacity_pledges.item_id, capacity_pledges.manufacturer, capacity_pledges.daily_capacity,
+                   capacity_pledges.ramp_up_days, capacity_pledges.valid_from, capacity_pledges.valid_to, capacity_pledges.certified,
+                   capacity_pledges.local)
+                IS DISTINCT FROM (excluded.facility_id, excluded.item_id, excluded.manufacturer, excluded.daily_capacity,
+                   excluded.ramp_up_days, excluded.valid_from, excluded.valid_to, excluded.certified, excluded.local)
+            """).affectedRows
+        return .init(rows: rows.count, changed: changed, unchanged: rows.count - changed)
     }
 
     /// CSV column names for the ledger's field names.
