@@ -75,7 +75,7 @@ public enum StockpileAPI {
         ("GET", "/api/v1/facilities/{code}/stock", readers), ("GET", "/api/v1/items", readers),
         ("GET", "/api/v1/regions", readers), ("POST", "/api/v1/import/{file}", admins),
         ("GET", "/api/v1/tokens", admins), ("POST", "/api/v1/tokens", admins), ("DELETE", "/api/v1/tokens/{name}", admins),
-        ("GET", "/api/v1/audit", [.admin, .command]),
+        ("GET", "/api/v1/audit", [.admin, .command]), ("GET", "/api/v1/cover", readers),
     ]
     /// Warehouse staff record for their own facilities; the command centre reads and plans, it does not record stock.
     static let writers: Set<Role> = [.warehouse, .admin]
@@ -241,6 +241,59 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
             throw APIError(.notFound, "not_found", "no active token named \(name)", field: "name")
         }
         return try JSON.response(["revoked": name])
+    }
+
+    api.get("cover") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read cover")
+        let query = request.uri.queryParameters
+        let text = { (name: String) in query[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        var asOf = LocalDate(Date(), in: services.timeZone)
+        if let value = text("as_of") {
+            guard let date = LocalDate(value) else { throw APIError(.badRequest, "invalid", "as_of: must be a date YYYY-MM-DD", field: "as_of") }
+            asOf = date
+        }
+        var surge = 1.0
+        if let value = text("surge") {
+            guard let number = Double(value), number > 0, number <= 100 else {
+                throw APIError(.badRequest, "invalid", "surge: a factor such as 1.5, above 0 and at most 100", field: "surge")
+            }
+            surge = number
+        }
+        var category: ItemCategory?
+        if let value = text("category") {
+            guard let parsed = ItemCategory(rawValue: value) else {
+                throw APIError(.badRequest, "invalid", "category: one of \(ItemCategory.allCases.map(\.rawValue).joined(separator: ", "))", field: "category")
+            }
+            category = parsed
+        }
+        var designated: Bool?
+        if let value = text("designated") {
+            guard value == "true" || value == "false" else { throw APIError(.badRequest, "invalid", "designated: true or false", field: "designated") }
+            designated = value == "true"
+        }
+        var band: CoverBand?
+        if let value = text("band") {
+            guard let parsed = CoverBand(rawValue: value) else {
+                throw APIError(.badRequest, "invalid", "band: one of \(CoverBand.allCases.map(\.rawValue).joined(separator: ", "))", field: "band")
+            }
+            band = parsed
+        }
+        let sort = text("sort") ?? "shortfall"
+        guard CoverSort(rawValue: sort) != nil else {
+            throw APIError(.badRequest, "invalid", "sort: one of \(CoverSort.allCases.map(\.rawValue).joined(separator: ", "))", field: "sort")
+        }
+        let limit = try intParameter(query["limit"], name: "limit", default: 100, range: 1...10_000)
+        let offset = try intParameter(query["offset"], name: "offset", default: 0, range: 0...10_000_000)
+        let filter = CoverFilter(facility: text("facility"), region: text("region"), item: text("item"), category: category, designated: designated)
+        var rows = try await PostgresCover(database, scope: scope, timeZone: services.timeZone).positions(filter, asOf: asOf, surge: surge)
+        if let band { rows = rows.filter { $0.band == band } }
+        rows = CoverSort(rawValue: sort)!.sorted(rows)
+        let total = rows.count
+        let page = Array(rows.dropFirst(offset).prefix(limit))
+        if text("format") == "csv" || (request.headers[.accept] ?? "").contains("text/csv") {
+            return CoverCSV.response(page, chinese: text("lang") != "en")
+        }
+        return try JSON.response(CoverOutput(asOf: asOf, surge: surge, total: total, rows: page))
     }
 
     api.get("audit") { request, context in

@@ -145,3 +145,57 @@ struct CreatedToken: Encodable, Sendable {
     /// Shown once; only its hash is kept.
     var secret: String
 }
+
+struct CoverOutput: Encodable, Sendable {
+    var asOf: LocalDate
+    var surge: Double
+    /// Rows matching the filters, before paging.
+    var total: Int
+    var rows: [CoverRow]
+    enum CodingKeys: String, CodingKey { case surge, total, rows, asOf = "as_of" }
+}
+
+/// How the cover rows are ordered: the worst first by default.
+enum CoverSort: String, CaseIterable {
+    case shortfall, physicalDays = "physical_days", totalDays = "total_days", facility, item
+
+    func sorted(_ rows: [CoverRow]) -> [CoverRow] {
+        // Unbounded days (no demand) sort as the best cover.
+        let days = { (d: Double?) in d ?? .infinity }
+        switch self {
+        case .shortfall: return rows.sorted { ($0.shortfallQty, $1.facility, $1.item) > ($1.shortfallQty, $0.facility, $0.item) }
+        case .physicalDays: return rows.sorted { (days($0.physicalDays), $0.facility, $0.item) < (days($1.physicalDays), $1.facility, $1.item) }
+        case .totalDays: return rows.sorted { (days($0.totalDays), $0.facility, $0.item) < (days($1.totalDays), $1.facility, $1.item) }
+        case .facility: return rows.sorted { ($0.facility, $0.item) < ($1.facility, $1.item) }
+        case .item: return rows.sorted { ($0.item, $0.facility) < ($1.item, $1.facility) }
+        }
+    }
+}
+
+/// The cover table as a UTF-8 CSV with a byte-order mark, so spreadsheet programs show Chinese.
+enum CoverCSV {
+    static let english = ["facility", "facility_name", "item", "item_name", "daily_demand", "target_days", "physical_qty",
+                          "physical_days", "expiring_qty", "contract_qty", "contract_days", "capacity_qty", "capacity_days",
+                          "total_days", "shortfall_qty", "band"]
+    static let chinese = ["设施编码", "设施名称", "物资编码", "物资名称", "日需求量", "目标天数", "实物库存", "实物保障天数",
+                          "临期数量", "合同储备量", "合同保障天数", "产能储备量", "产能保障天数", "总保障天数", "缺口数量", "保障等级"]
+
+    static func response(_ rows: [CoverRow], chinese useChinese: Bool) -> Response {
+        func number(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "" }
+        func field(_ text: String) -> String {
+            text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        }
+        var lines = [(useChinese ? chinese : english).joined(separator: ",")]
+        for r in rows {
+            lines.append([r.facility, r.facilityName, r.item, r.itemName, String(format: "%.4f", r.dailyDemand), String(r.targetDays),
+                          String(r.physicalQty), number(r.physicalDays), String(format: "%.0f", r.expiringQty), String(r.contractQty),
+                          number(r.contractDays), String(r.capacityQty), number(r.capacityDays), number(r.totalDays),
+                          String(r.shortfallQty), r.band.rawValue].map(field).joined(separator: ","))
+        }
+        let body = "\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n"
+        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
+                                               .contentDisposition: "attachment; filename=\"cover.csv\""],
+                        body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
