@@ -196,11 +196,13 @@ public struct PositionCover: Sendable, Equatable {
     public var band: CoverBand
 
     public init(lots: [LotStock], contracts: [ContractReserve], capacity: [CapacityReserve],
-                dailyDemand d: Double, targetDays n: Int, asOf: LocalDate) {
+                dailyDemand: Double, targetDays n: Int, asOf: LocalDate) {
+        // A demand too small to tell from zero (a what-if surge of 1e-300) is zero: days stay finite or unbounded.
+        let d = dailyDemand.isFinite && dailyDemand >= 1e-9 ? dailyDemand : 0
         let physical = Cover.physical(lots: lots, dailyDemand: d, asOf: asOf)
         let contractQuantity = contracts.filter { $0.counts(asOf: asOf, targetDays: n) }.reduce(Int64(0)) { $0 + $1.remaining }
         let capacityQuantity = capacity.reduce(Int64(0)) { $0 + $1.yield(asOf: asOf, targetDays: n) }
-        dailyDemand = d
+        self.dailyDemand = d
         targetDays = n
         physicalQuantity = physical.usableQuantity
         physicalDays = physical.days

@@ -254,8 +254,8 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         }
         var surge = 1.0
         if let value = text("surge") {
-            guard let number = Double(value), number > 0, number <= 100 else {
-                throw APIError(.badRequest, "invalid", "surge: a factor such as 1.5, above 0 and at most 100", field: "surge")
+            guard let number = Double(value), number >= 0.01, number <= 100 else {
+                throw APIError(.badRequest, "invalid", "surge: a factor such as 1.5, from 0.01 to 100", field: "surge")
             }
             surge = number
         }

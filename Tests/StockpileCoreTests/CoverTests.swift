@@ -170,3 +170,11 @@ struct DistrictACoverTests {
         }
     }
 }
+
+struct TinyDemandTests {
+    @Test func aDemandIndistinguishableFromZeroIsZero() {
+        let p = PositionCover(lots: [LotStock(quantity: 5, expiry: nil)], contracts: [], capacity: [],
+                              dailyDemand: 1e-300, targetDays: 30, asOf: LocalDate("2026-11-22")!)
+        #expect(p.physicalDays == nil && p.shortfallQuantity == 0)
+    }
+}
