@@ -34,11 +34,7 @@ public struct ContractRow: Sendable, Equatable {
         calledOff = f.text("called_off").isEmpty ? 0 : try f.int("called_off")
         guard calledOff <= quantity else { throw FieldError(field: "called_off", reason: "more than the committed quantity \(quantity)") }
         leadTimeDays = try f.int("lead_time_days")
-        guard let from = try f.optionalDate("valid_from") else { throw FieldError(field: "valid_from", reason: "required") }
-        guard let to = try f.optionalDate("valid_to") else { throw FieldError(field: "valid_to", reason: "required") }
-        guard from <= to else { throw FieldError(field: "valid_to", reason: "before valid_from \(from)") }
-        validFrom = from
-        validTo = to
+        (validFrom, validTo) = try f.validity()
         local = try f.bool("local")
     }
 }
@@ -59,12 +55,18 @@ public struct CapacityRow: Sendable, Equatable {
         item = try f.code("item_code")
         dailyCapacity = try f.int("daily_capacity")
         rampUpDays = try f.int("ramp_up_days")
-        guard let from = try f.optionalDate("valid_from") else { throw FieldError(field: "valid_from", reason: "required") }
-        guard let to = try f.optionalDate("valid_to") else { throw FieldError(field: "valid_to", reason: "required") }
-        guard from <= to else { throw FieldError(field: "valid_to", reason: "before valid_from \(from)") }
-        validFrom = from
-        validTo = to
+        (validFrom, validTo) = try f.validity()
         certified = try f.bool("certified")
         local = try f.bool("local")
+    }
+}
+
+extension CSVFields {
+    /// A reserve's validity window: valid_from and valid_to, both required, in order.
+    func validity() throws(FieldError) -> (LocalDate, LocalDate) {
+        guard let from = try optionalDate("valid_from") else { throw FieldError(field: "valid_from", reason: "required") }
+        guard let to = try optionalDate("valid_to") else { throw FieldError(field: "valid_to", reason: "required") }
+        guard from <= to else { throw FieldError(field: "valid_to", reason: "before valid_from \(from)") }
+        return (from, to)
     }
 }

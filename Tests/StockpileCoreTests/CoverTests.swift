@@ -178,3 +178,19 @@ struct TinyDemandTests {
         #expect(p.physicalDays == nil && p.shortfallQuantity == 0)
     }
 }
+
+struct ReserveRowTests {
+    func contract(_ overrides: [String: String]) throws(FieldError) -> ContractRow {
+        var fields = ["code": "K1", "facility_code": "H", "supplier": "本地厂", "item_code": "N95", "quantity": "100",
+                      "called_off": "20", "lead_time_days": "7", "valid_from": "2026-01-01", "valid_to": "2026-12-31", "local": "true"]
+        for (k, v) in overrides { fields[k] = v }
+        return try ContractRow(csv: CSVFields(fields))
+    }
+
+    @Test func contractRowsAreChecked() throws {
+        #expect(try contract([:]).calledOff == 20)
+        #expect(throws: FieldError(field: "called_off", reason: "more than the committed quantity 100")) { try contract(["called_off": "101"]) }
+        #expect(throws: FieldError(field: "valid_to", reason: "before valid_from 2026-01-01")) { try contract(["valid_to": "2025-12-31"]) }
+        #expect(throws: FieldError(field: "valid_from", reason: "required")) { try contract(["valid_from": ""]) }
+    }
+}
