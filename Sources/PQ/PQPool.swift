@@ -52,13 +52,13 @@ public final class PQPool: Sendable {
 
     /// Closes idle connections and stops the threads; checked-out connections close on return.
     public func shutdown() async {
-        let (idle, waiters) = state.withLock { state in
+        // Dropping the idle connections closes them (PQfinish in deinit).
+        let waiters = state.withLock { state in
             state.closed = true
             defer { state.idle = []; state.waiters = [] }
-            return (state.idle, state.waiters)
+            return state.waiters
         }
         for waiter in waiters { waiter.continuation.resume(throwing: PQError(message: "pool is shut down")) }
-        _ = idle
         try? await threads.shutdownGracefully()
     }
 
@@ -116,8 +116,8 @@ public final class PQPool: Sendable {
         case .wait:
             connection = try await waitForConnection()
         }
-        waitTimer.recordNanoseconds(Int64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000
-            + (ContinuousClock.now - started).components.seconds * 1_000_000_000))
+        let waited = (ContinuousClock.now - started).components
+        waitTimer.recordNanoseconds(waited.seconds * 1_000_000_000 + waited.attoseconds / 1_000_000_000)
         return connection
     }
 

@@ -95,12 +95,4 @@ public enum Timestamps {
         }
         return nil
     }
-
-    /// `2026-11-22T09:30:00+08:00` in the given zone, for people and CSV files.
-    public static func format(_ date: Date, in zone: TimeZone) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = zone
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
 }

@@ -39,8 +39,6 @@ public struct AccessScope: Sendable, Equatable {
         AccessScope(actor: actor, role: .admin, facilities: .all)
     }
 
-    public var seesEverything: Bool { facilities == .all }
-
     public func includes(facilityID: Int) -> Bool {
         switch facilities {
         case .all: return true
