@@ -285,11 +285,9 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         let limit = try intParameter(query["limit"], name: "limit", default: 100, range: 1...10_000)
         let offset = try intParameter(query["offset"], name: "offset", default: 0, range: 0...10_000_000)
         let filter = CoverFilter(facility: text("facility"), region: text("region"), item: text("item"), category: category, designated: designated)
-        var rows = try await PostgresCover(database, scope: scope, timeZone: services.timeZone).positions(filter, asOf: asOf, surge: surge)
-        if let band { rows = rows.filter { $0.band == band } }
-        rows = CoverSort(rawValue: sort)!.sorted(rows)
-        let total = rows.count
-        let page = Array(rows.dropFirst(offset).prefix(limit))
+        let found = try await PostgresCover(database, scope: scope, timeZone: services.timeZone)
+            .page(CoverQuery(filter: filter, band: band, sort: CoverSort(rawValue: sort)!, limit: limit, offset: offset, asOf: asOf, surge: surge))
+        let total = found.total, page = found.rows
         if text("format") == "csv" || (request.headers[.accept] ?? "").contains("text/csv") {
             return CoverCSV.response(page, chinese: text("lang") != "en")
         }

@@ -156,22 +156,6 @@ struct CoverOutput: Encodable, Sendable {
 }
 
 /// How the cover rows are ordered: the worst first by default.
-enum CoverSort: String, CaseIterable {
-    case shortfall, physicalDays = "physical_days", totalDays = "total_days", facility, item
-
-    func sorted(_ rows: [CoverRow]) -> [CoverRow] {
-        // Unbounded days (no demand) sort as the best cover.
-        let days = { (d: Double?) in d ?? .infinity }
-        switch self {
-        case .shortfall: return rows.sorted { ($0.shortfallQty, $1.facility, $1.item) > ($1.shortfallQty, $0.facility, $0.item) }
-        case .physicalDays: return rows.sorted { (days($0.physicalDays), $0.facility, $0.item) < (days($1.physicalDays), $1.facility, $1.item) }
-        case .totalDays: return rows.sorted { (days($0.totalDays), $0.facility, $0.item) < (days($1.totalDays), $1.facility, $1.item) }
-        case .facility: return rows.sorted { ($0.facility, $0.item) < ($1.facility, $1.item) }
-        case .item: return rows.sorted { ($0.item, $0.facility) < ($1.item, $1.facility) }
-        }
-    }
-}
-
 /// The cover table as a UTF-8 CSV with a byte-order mark, so spreadsheet programs show Chinese.
 enum CoverCSV {
     static let english = ["facility", "facility_name", "item", "item_name", "daily_demand", "target_days", "physical_qty",

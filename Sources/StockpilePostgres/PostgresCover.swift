@@ -56,14 +56,11 @@ public struct PostgresCover: Sendable {
     let database: StockpileDatabase
     let scope: AccessScope
     let timeZone: TimeZone
-    let targets: TargetPolicy
 
-    public init(_ database: StockpileDatabase, scope: AccessScope, timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!,
-                targets: TargetPolicy = .standard) {
+    public init(_ database: StockpileDatabase, scope: AccessScope, timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!) {
         self.database = database
         self.scope = scope
         self.timeZone = timeZone
-        self.targets = targets
     }
 
     static let windowDays = 28
@@ -78,7 +75,8 @@ public struct PostgresCover: Sendable {
         ),
         positions AS (
             SELECT f.id AS facility_id, f.code AS facility, f.name AS facility_name, r.code AS region, f.designated,
-                   i.id AS item_id, i.code AS item, i.name AS item_name, i.category, i.target_days
+                   i.id AS item_id, i.code AS item, i.name AS item_name, i.category, i.target_days,
+                   (SELECT ct.target_days FROM category_targets ct WHERE ct.category = i.category) AS category_target
             FROM facilities f JOIN regions r ON r.id = f.region_id CROSS JOIN items i
             WHERE f.region_id IN (SELECT id FROM subtree) AND stockpile_in_scope(f.id)
               AND ($3::text IS NULL OR f.code = $3) AND ($4::text IS NULL OR i.code = $4)
@@ -138,9 +136,8 @@ public struct PostgresCover: Sendable {
     public func positions(_ filter: CoverFilter, asOf: LocalDate, surge: Double = 1) async throws -> [CoverRow] {
         let parameters: [any PQEncodable] = [asOf.description, filter.region, filter.facility, filter.item,
                                              filter.category?.rawValue, filter.designated, timeZone.identifier]
-        let targets = self.targets
         return try await database.withConnection(scope) { c in
-            try c.query(Self.positionsSQL, parameters).rows.map { row in try Self.cover(row, asOf: asOf, surge: surge, targets: targets) }
+            try c.query(Self.positionsSQL, parameters).rows.map { row in try Self.cover(row, asOf: asOf, surge: surge) }
         }
     }
 
@@ -154,9 +151,11 @@ public struct PostgresCover: Sendable {
         try texts(row, column).map { $0 == "t" }
     }
 
-    static func cover(_ row: PQRow, asOf: LocalDate, surge: Double, targets: TargetPolicy) throws -> CoverRow {
+    static func cover(_ row: PQRow, asOf: LocalDate, surge: Double) throws -> CoverRow {
         let category = ItemCategory(rawValue: try row.decode("category"))!
-        let target = targets.targetDays(itemOverride: try row.decode("target_days"), category: category)
+        let categoryTarget: Int? = try row.decode("category_target")
+        let target = TargetPolicy(byCategory: categoryTarget.map { [category: $0] } ?? [:])
+            .targetDays(itemOverride: try row.decode("target_days"), category: category)
         let quantities = try ints(row, "quantities"), expiries = try texts(row, "expiries"), held = try bools(row, "held")
         let lots = quantities.indices.map { LotStock(quantity: quantities[$0], expiry: LocalDate(expiries[$0]), quarantined: held[$0]) }
         let opening = try ints(row, "opening"), received = try ints(row, "received"), issued = try ints(row, "issued")

@@ -60,10 +60,11 @@ public final class StockpileDatabase: Sendable {
     }
 
     /// A transaction under `scope` (see `withConnection`).
-    public func transaction<T: Sendable>(_ scope: AccessScope, retryOnConnectionLoss: Bool = false,
+    public func transaction<T: Sendable>(_ scope: AccessScope, isolation: PQConnection.Isolation = .readCommitted,
+                                         retryOnConnectionLoss: Bool = false,
                                          _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
         let parameters = scope.applyParameters
-        return try await pool.transaction(retryOnConnectionLoss: retryOnConnectionLoss) { connection in
+        return try await pool.transaction(isolation: isolation, retryOnConnectionLoss: retryOnConnectionLoss) { connection in
             try connection.query(AccessScope.applySQL, parameters)
             return try body(connection)
         }

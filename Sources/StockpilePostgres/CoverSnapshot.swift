@@ -1,0 +1,348 @@
+import Foundation
+import PQ
+import StockpileCore
+
+/// Orders of the cover query. Unbounded days (no demand) sort as the best cover, last.
+public enum CoverSort: String, CaseIterable, Sendable {
+    case shortfall, physicalDays = "physical_days", totalDays = "total_days", facility, item
+
+    /// The same order in SQL (codes compare bytewise, as Swift's String comparison does for them).
+    var orderBy: String {
+        switch self {
+        case .shortfall: return "shortfall_qty DESC, facility_code, item_code"
+        case .physicalDays: return "physical_days NULLS LAST, facility_code, item_code"
+        case .totalDays: return "total_days NULLS LAST, facility_code, item_code"
+        case .facility: return "facility_code, item_code"
+        case .item: return "item_code, facility_code"
+        }
+    }
+
+    public func sorted(_ rows: [CoverRow]) -> [CoverRow] {
+        let days = { (d: Double?) in d ?? .infinity }
+        switch self {
+        case .shortfall: return rows.sorted { ($0.shortfallQty, $1.facility, $1.item) > ($1.shortfallQty, $0.facility, $0.item) }
+        case .physicalDays: return rows.sorted { (days($0.physicalDays), $0.facility, $0.item) < (days($1.physicalDays), $1.facility, $1.item) }
+        case .totalDays: return rows.sorted { (days($0.totalDays), $0.facility, $0.item) < (days($1.totalDays), $1.facility, $1.item) }
+        case .facility: return rows.sorted { ($0.facility, $0.item) < ($1.facility, $1.item) }
+        case .item: return rows.sorted { ($0.item, $0.facility) < ($1.item, $1.facility) }
+        }
+    }
+}
+
+/// One page of the cover query.
+public struct CoverQuery: Sendable {
+    public var filter: CoverFilter
+    public var band: CoverBand?
+    public var sort: CoverSort
+    public var limit: Int
+    public var offset: Int
+    public var asOf: LocalDate
+    public var surge: Double
+    public init(filter: CoverFilter = CoverFilter(), band: CoverBand? = nil, sort: CoverSort = .shortfall, limit: Int = 100,
+                offset: Int = 0, asOf: LocalDate, surge: Double = 1) {
+        self.filter = filter; self.band = band; self.sort = sort; self.limit = limit; self.offset = offset
+        self.asOf = asOf; self.surge = surge
+    }
+}
+
+public struct CoverPage: Sendable {
+    /// Rows matching the filters, before paging.
+    public var total: Int
+    public var rows: [CoverRow]
+    /// Where the numbers came from: "snapshot", "database" (computed in PostgreSQL for this
+    /// request) or "service" (gathered per position and computed by StockpileCore).
+    public var source: String
+}
+
+/// The set-based path: the formulas of sql/0005_cover.sql run over many positions in one statement.
+enum CoverSQL {
+    static let windowDays = 28
+    static let lockKey = 7_262_001
+
+    /// The filters over facilities `f` and items `i`, with parameters $4 region, $5 facility,
+    /// $6 item, $7 category, $8 designated (and the `subtree` CTE below).
+    static let filterClause = """
+        stockpile_in_scope(f.id)
+        AND ($4::text IS NULL OR f.region_id IN (SELECT id FROM subtree))
+        AND ($5::text IS NULL OR f.code = $5) AND ($6::text IS NULL OR i.code = $6)
+        AND ($7::text IS NULL OR i.category = $7) AND ($8::boolean IS NULL OR f.designated = $8)
+        """
+    static let subtree = """
+        subtree AS (
+            SELECT id FROM regions WHERE code = $4
+            UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+        )
+        """
+
+    /// CTEs computing the cover of the positions in a CTE named `positions` (facility_id, item_id),
+    /// ending in `computed`, with the columns of cover_positions. $1 as_of, $2 time zone, $3 surge.
+    /// `restricted`: only the listed positions' stock and history are read (else all of it, for a
+    /// full rebuild, where scanning everything once beats millions of lookups).
+    static func compute(restricted: Bool) -> String {
+        func only(_ alias: String) -> String {
+            restricted ? "AND (\(alias).facility_id, \(alias).item_id) IN (SELECT facility_id, item_id FROM positions)" : ""
+        }
+        let usable = "(NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date))"
+        return """
+            pos AS (
+                SELECT p.facility_id, p.item_id, f.code AS facility_code, i.code AS item_code,
+                       coalesce(i.target_days, ct.target_days, 30) AS target_days
+                FROM positions p JOIN facilities f ON f.id = p.facility_id JOIN items i ON i.id = p.item_id
+                LEFT JOIN category_targets ct ON ct.category = i.category
+            ),
+            stock AS (
+                SELECT b.facility_id, b.item_id, sum(b.quantity)::bigint AS on_hand,
+                       array_agg(b.quantity ORDER BY l.expiry NULLS LAST, l.id) FILTER (WHERE \(usable)) AS lot_q,
+                       array_agg(l.expiry - $1::date ORDER BY l.expiry NULLS LAST, l.id) FILTER (WHERE \(usable)) AS lot_e
+                FROM balances b JOIN lots l ON l.id = b.lot_id
+                WHERE b.quantity > 0 \(only("b"))
+                GROUP BY b.facility_id, b.item_id
+            ),
+            buckets AS (
+                -- Day 0..27 of the window; 28 gathers everything from as_of on.
+                SELECT m.facility_id, m.item_id,
+                       least((m.occurred_at AT TIME ZONE $2)::date - ($1::date - \(windowDays)), \(windowDays)) AS day,
+                       sum(m.quantity)::bigint AS net,
+                       coalesce(sum(m.quantity) FILTER (WHERE m.kind IN ('receipt', 'transfer_in')), 0)::bigint AS received,
+                       coalesce(-sum(m.quantity) FILTER (WHERE m.kind = 'issue'), 0)::bigint AS issued
+                FROM movements m
+                WHERE m.occurred_at >= ($1::date - \(windowDays))::timestamp AT TIME ZONE $2 \(only("m"))
+                GROUP BY 1, 2, 3
+            ),
+            history AS (
+                SELECT facility_id, item_id, array_agg(day ORDER BY day) AS days, array_agg(net ORDER BY day) AS nets,
+                       array_agg(received ORDER BY day) AS received, array_agg(issued ORDER BY day) AS issued
+                FROM buckets GROUP BY 1, 2
+            ),
+            contract_totals AS (
+                SELECT k.facility_id, k.item_id, sum(greatest(0, k.committed - k.called_off))::bigint AS qty
+                FROM contracts k JOIN pos ON pos.facility_id = k.facility_id AND pos.item_id = k.item_id
+                WHERE k.valid_from <= $1::date AND $1::date <= k.valid_to AND k.lead_time_days <= pos.target_days
+                GROUP BY 1, 2
+            ),
+            capacity_totals AS (
+                SELECT c.facility_id, c.item_id, sum(c.daily_capacity * greatest(0, pos.target_days - c.ramp_up_days))::bigint AS qty
+                FROM capacity_pledges c JOIN pos ON pos.facility_id = c.facility_id AND pos.item_id = c.item_id
+                WHERE c.certified AND c.valid_from <= $1::date AND $1::date <= c.valid_to
+                GROUP BY 1, 2
+            ),
+            computed AS (
+                SELECT pos.facility_id, pos.item_id, pos.facility_code, pos.item_code, c.daily_demand,
+                       obs.observed AS observed_demand, dp.full_load_daily::float8 AS full_load_demand, pos.target_days,
+                       c.physical_qty, c.physical_days, c.expiring_qty, coalesce(kt.qty, 0) AS contract_qty, c.contract_days,
+                       coalesce(pt.qty, 0) AS capacity_qty, c.capacity_days, c.total_days, c.shortfall_qty,
+                       c.contract_shortfall_qty, c.band
+                FROM pos
+                LEFT JOIN stock s ON s.facility_id = pos.facility_id AND s.item_id = pos.item_id
+                LEFT JOIN history h ON h.facility_id = pos.facility_id AND h.item_id = pos.item_id
+                LEFT JOIN demand_plans dp ON dp.facility_id = pos.facility_id AND dp.item_id = pos.item_id
+                LEFT JOIN contract_totals kt ON kt.facility_id = pos.facility_id AND kt.item_id = pos.item_id
+                LEFT JOIN capacity_totals pt ON pt.facility_id = pos.facility_id AND pt.item_id = pos.item_id
+                CROSS JOIN LATERAL stockpile_observed_demand(coalesce(s.on_hand, 0), h.days, h.nets, h.received, h.issued) AS obs(observed)
+                CROSS JOIN LATERAL stockpile_position_cover(s.lot_q, s.lot_e, obs.observed, dp.full_load_daily::float8, $3::float8,
+                                                            pos.target_days, coalesce(kt.qty, 0), coalesce(pt.qty, 0)) AS c
+            )
+            """
+    }
+
+    static let columns = """
+        facility_id, item_id, facility_code, item_code, daily_demand, observed_demand, full_load_demand, target_days,
+        physical_qty, physical_days, expiring_qty, contract_qty, contract_days, capacity_qty, capacity_days, total_days,
+        shortfall_qty, contract_shortfall_qty, band
+        """
+
+    /// What a row needs besides the numbers, joined from master data (`cp`: the numbers).
+    static func described(_ table: String, extra: String = "") -> String {
+        """
+        SELECT cp.*\(extra), f.name AS facility_name, rg.code AS region, f.designated, i.name AS item_name, i.category
+        FROM \(table) cp JOIN facilities f ON f.id = cp.facility_id JOIN regions rg ON rg.id = f.region_id JOIN items i ON i.id = cp.item_id
+        """
+    }
+
+    /// The whole city into the snapshot.
+    static let rebuild = """
+        WITH positions AS (SELECT f.id AS facility_id, i.id AS item_id FROM facilities f CROSS JOIN items i),
+        \(compute(restricted: false))
+        INSERT INTO cover_positions (\(columns)) SELECT \(columns) FROM computed
+        """
+
+    /// The dirty positions, recomputed for the snapshot's date; a position that changed again
+    /// meanwhile (its version moved) stays dirty.
+    static let refresh = """
+        WITH seen AS (SELECT facility_id, item_id, version FROM cover_dirty),
+        positions AS (SELECT s.facility_id, s.item_id FROM seen s
+                      WHERE EXISTS (SELECT 1 FROM facilities f WHERE f.id = s.facility_id)
+                        AND EXISTS (SELECT 1 FROM items i WHERE i.id = s.item_id)),
+        \(compute(restricted: true)),
+        written AS (
+            INSERT INTO cover_positions (\(columns)) SELECT \(columns) FROM computed
+            ON CONFLICT (facility_id, item_id) DO UPDATE SET
+                daily_demand = EXCLUDED.daily_demand, observed_demand = EXCLUDED.observed_demand,
+                full_load_demand = EXCLUDED.full_load_demand, target_days = EXCLUDED.target_days,
+                physical_qty = EXCLUDED.physical_qty, physical_days = EXCLUDED.physical_days, expiring_qty = EXCLUDED.expiring_qty,
+                contract_qty = EXCLUDED.contract_qty, contract_days = EXCLUDED.contract_days, capacity_qty = EXCLUDED.capacity_qty,
+                capacity_days = EXCLUDED.capacity_days, total_days = EXCLUDED.total_days, shortfall_qty = EXCLUDED.shortfall_qty,
+                contract_shortfall_qty = EXCLUDED.contract_shortfall_qty, band = EXCLUDED.band
+            RETURNING 1
+        ),
+        done AS (
+            DELETE FROM cover_dirty d USING seen s
+            WHERE d.facility_id = s.facility_id AND d.item_id = s.item_id AND d.version = s.version
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM done) AS cleaned
+        """
+
+    static func where_(band: Bool) -> String {
+        "WHERE \(filterClause)" + (band ? " AND ($9::text IS NULL OR cp.band = $9)" : "")
+    }
+
+    /// A page from the snapshot ($1, $2: the date and zone it must have been built for).
+    static func snapshotPage(_ sort: CoverSort) -> String {
+        """
+        WITH RECURSIVE \(subtree)
+        \(described("cover_positions"))
+        \(where_(band: true)) \(snapshotCheck)
+        ORDER BY \(sort.orderBy.split(separator: ",").map { "cp." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+        LIMIT $10 OFFSET $11
+        """
+    }
+
+    static let snapshotCheck = "AND EXISTS (SELECT 1 FROM cover_snapshot s WHERE s.as_of = $1::date AND s.time_zone = $2 AND $3::float8 = 1)"
+
+    static let snapshotCount = """
+        WITH RECURSIVE \(subtree)
+        SELECT count(*) AS total FROM cover_positions cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
+        \(where_(band: true)) \(snapshotCheck)
+        """
+
+    /// A page computed for this request: the filtered positions through the set-based formulas.
+    static func computedPage(_ sort: CoverSort) -> String {
+        """
+        WITH RECURSIVE \(subtree),
+        positions AS (SELECT f.id AS facility_id, i.id AS item_id FROM facilities f CROSS JOIN items i \(where_(band: false))),
+        \(compute(restricted: true)),
+        matching AS (SELECT * FROM computed WHERE $9::text IS NULL OR band = $9)
+        \(described("matching", extra: ", (SELECT count(*) FROM matching) AS total"))
+        ORDER BY \(sort.orderBy.split(separator: ",").map { "cp." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+        LIMIT $10 OFFSET $11
+        """
+    }
+}
+
+extension PostgresCover {
+    /// What the snapshot is, if there is one.
+    public struct Snapshot: Sendable, Equatable {
+        public var asOf: LocalDate
+        public var timeZone: String
+        public var positions: Int
+        public var builtAt: Date
+    }
+
+    public func snapshot() async throws -> Snapshot? {
+        try await database.withConnection(.system("cover")) { c in
+            try c.query("SELECT as_of::text, time_zone, positions, built_at FROM cover_snapshot").rows.first.map {
+                Snapshot(asOf: LocalDate(try $0.decode("as_of", as: String.self))!, timeZone: try $0.decode("time_zone"),
+                         positions: try $0.decode("positions"), builtAt: try $0.decode("built_at"))
+            }
+        }
+    }
+
+    /// Builds the snapshot for `asOf` from scratch (every facility × item). Returns the positions.
+    @discardableResult
+    public func rebuildSnapshot(asOf: LocalDate) async throws -> Int {
+        let zone = timeZone.identifier
+        return try await database.transaction(.system("cover")) { c in
+            try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
+            // Dirty marks from before this statement's snapshot are covered by the rebuild.
+            try c.execute("CREATE TEMP TABLE cover_seen ON COMMIT DROP AS SELECT facility_id, item_id, version FROM cover_dirty")
+            try c.execute("TRUNCATE cover_positions")
+            let written = try c.query(CoverSQL.rebuild, [asOf.description, zone, 1.0]).affectedRows
+            try c.query("""
+                INSERT INTO cover_snapshot (id, as_of, time_zone, built_at, positions) VALUES (1, $1::date, $2, now(), $3)
+                ON CONFLICT (id) DO UPDATE SET as_of = EXCLUDED.as_of, time_zone = EXCLUDED.time_zone,
+                                               built_at = EXCLUDED.built_at, positions = EXCLUDED.positions
+                """, [asOf.description, zone, written])
+            try c.execute("""
+                DELETE FROM cover_dirty d USING cover_seen s
+                WHERE d.facility_id = s.facility_id AND d.item_id = s.item_id AND d.version = s.version
+                """)
+            try c.execute("ANALYZE cover_positions")
+            return written
+        }
+    }
+
+    /// Recomputes the positions marked dirty since the snapshot computed them. Returns how many.
+    @discardableResult
+    public func refreshSnapshot() async throws -> Int {
+        try await database.transaction(.system("cover")) { c in
+            guard try c.query("SELECT EXISTS (SELECT 1 FROM cover_dirty) AS dirty").rows[0].decode("dirty", as: Bool.self) else { return 0 }
+            try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
+            guard let row = try c.query("SELECT as_of::text, time_zone FROM cover_snapshot").rows.first else { return 0 }
+            let asOf: String = try row.decode("as_of"), zone: String = try row.decode("time_zone")
+            let result = try c.query(CoverSQL.refresh, [asOf, zone, 1.0]).rows[0]
+            let written: Int = try result.decode("written")
+            // Positions no longer there (none today: facilities and items are never deleted) would leave marks.
+            _ = try result.decode("cleaned", as: Int.self)
+            return written
+        }
+    }
+
+    /// One page of cover: from the snapshot when it is for this date (and no surge), refreshed
+    /// first; else computed for this request, per position in Swift for one facility, set-based in
+    /// PostgreSQL for more.
+    public func page(_ query: CoverQuery) async throws -> CoverPage {
+        let zone = timeZone.identifier
+        let f = query.filter
+        let parameters: [any PQEncodable] = [query.asOf.description, zone, query.surge, f.region, f.facility, f.item,
+                                             f.category?.rawValue, f.designated, query.band?.rawValue, query.limit, query.offset]
+        if query.surge == 1, let snapshot = try await snapshot(), snapshot.asOf == query.asOf, snapshot.timeZone == zone {
+            try await refreshSnapshot()
+            let sort = query.sort
+            let found: CoverPage? = try await database.transaction(scope, isolation: .repeatableRead) { c in
+                // Still the same snapshot in this transaction's view (a rebuild for another date may have committed).
+                guard try c.query("SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2",
+                                  [query.asOf.description, zone]).rows.count == 1 else { return nil }
+                let rows = try c.query(CoverSQL.snapshotPage(sort), parameters).rows.map(Self.describedRow)
+                let total: Int = try c.query(CoverSQL.snapshotCount, Array(parameters.prefix(9))).rows[0].decode("total")
+                return CoverPage(total: total, rows: rows, source: "snapshot")
+            }
+            if let found { return found }
+        }
+        if f.facility != nil {
+            var rows = try await positions(f, asOf: query.asOf, surge: query.surge)
+            if let band = query.band { rows = rows.filter { $0.band == band } }
+            rows = query.sort.sorted(rows)
+            return CoverPage(total: rows.count, rows: Array(rows.dropFirst(query.offset).prefix(query.limit)), source: "service")
+        }
+        let sql = CoverSQL.computedPage(query.sort)
+        return try await database.withConnection(scope) { c in
+            let result = try c.query(sql, parameters)
+            var total = 0
+            if let first = result.rows.first { total = try first.decode("total") }
+            return CoverPage(total: total, rows: try result.rows.map(Self.describedRow), source: "database")
+        }
+    }
+
+    /// Every position the filter selects, computed set-based in PostgreSQL (the path many positions take).
+    public func positionsInDatabase(_ filter: CoverFilter, asOf: LocalDate, surge: Double = 1) async throws -> [CoverRow] {
+        let parameters: [any PQEncodable] = [asOf.description, timeZone.identifier, surge, filter.region, filter.facility,
+                                             filter.item, filter.category?.rawValue, filter.designated, nil as String?, 100_000_000, 0]
+        return try await database.withConnection(scope) { c in
+            try c.query(CoverSQL.computedPage(.facility), parameters).rows.map(Self.describedRow)
+        }
+    }
+
+    static func describedRow(_ row: PQRow) throws -> CoverRow {
+        CoverRow(facility: try row.decode("facility_code"), facilityName: try row.decode("facility_name"), region: try row.decode("region"),
+                 designated: try row.decode("designated"), item: try row.decode("item_code"), itemName: try row.decode("item_name"),
+                 category: ItemCategory(rawValue: try row.decode("category"))!, dailyDemand: try row.decode("daily_demand"),
+                 observedDemand: try row.decode("observed_demand"), fullLoadDemand: try row.decode("full_load_demand"),
+                 targetDays: try row.decode("target_days"), physicalQty: try row.decode("physical_qty"),
+                 physicalDays: try row.decode("physical_days"), expiringQty: try row.decode("expiring_qty"),
+                 contractQty: try row.decode("contract_qty"), contractDays: try row.decode("contract_days"),
+                 capacityQty: try row.decode("capacity_qty"), capacityDays: try row.decode("capacity_days"),
+                 totalDays: try row.decode("total_days"), shortfallQty: try row.decode("shortfall_qty"),
+                 contractShortfallQty: try row.decode("contract_shortfall_qty"), band: CoverBand(rawValue: try row.decode("band"))!)
+    }
+}
