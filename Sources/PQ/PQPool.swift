@@ -63,6 +63,11 @@ public final class PQPool: Sendable {
     }
 
     /// Checks a connection out, runs the blocking `body` on the pool's threads, and returns it.
+    /// Blocking work that is not a pooled query (a one-off connection), on the pool's threads.
+    public func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await threads.runIfActive(body)
+    }
+
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
         let connection = try await checkout()
         do {

@@ -34,6 +34,18 @@ final class LoopbackClient {
     func send(_ path: String, json body: [UInt8]) throws {
         var request = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\(authorization)Content-Length: \(body.count)\r\n\r\n".utf8)
         request += body
+        try write(request)
+    }
+
+    /// A GET, waiting for the whole response. Returns its status.
+    func get(_ path: String) throws -> Int {
+        try write(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(authorization)\r\n".utf8))
+        while true {
+            if let status = try receive() { return status }
+        }
+    }
+
+    private func write(_ request: [UInt8]) throws {
         var sent = 0
         while sent < request.count {
             let n = request.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + sent, request.count - sent, Int32(MSG_NOSIGNAL)) }

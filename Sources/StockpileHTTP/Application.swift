@@ -75,7 +75,7 @@ public enum StockpileAPI {
         ("GET", "/api/v1/facilities/{code}/stock", readers), ("GET", "/api/v1/items", readers),
         ("GET", "/api/v1/regions", readers), ("POST", "/api/v1/import/{file}", admins),
         ("GET", "/api/v1/tokens", admins), ("POST", "/api/v1/tokens", admins), ("DELETE", "/api/v1/tokens/{name}", admins),
-        ("GET", "/api/v1/audit", [.admin, .command]), ("GET", "/api/v1/cover", readers),
+        ("GET", "/api/v1/audit", [.admin, .command]), ("GET", "/api/v1/cover", readers), ("GET", "/api/v1/cover/rollup", readers),
     ]
     /// Warehouse staff record for their own facilities; the command centre reads and plans, it does not record stock.
     static let writers: Set<Role> = [.warehouse, .admin]
@@ -246,52 +246,46 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
     api.get("cover") { request, context in
         let scope = try context.require(StockpileAPI.readers, to: "read cover")
         let query = request.uri.queryParameters
-        let text = { (name: String) in query[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
-        var asOf = LocalDate(Date(), in: services.timeZone)
-        if let value = text("as_of") {
-            guard let date = LocalDate(value) else { throw APIError(.badRequest, "invalid", "as_of: must be a date YYYY-MM-DD", field: "as_of") }
-            asOf = date
-        }
-        var surge = 1.0
-        if let value = text("surge") {
-            guard let number = Double(value), number >= 0.01, number <= 100 else {
-                throw APIError(.badRequest, "invalid", "surge: a factor such as 1.5, from 0.01 to 100", field: "surge")
-            }
-            surge = number
-        }
-        var category: ItemCategory?
-        if let value = text("category") {
-            guard let parsed = ItemCategory(rawValue: value) else {
-                throw APIError(.badRequest, "invalid", "category: one of \(ItemCategory.allCases.map(\.rawValue).joined(separator: ", "))", field: "category")
-            }
-            category = parsed
-        }
-        var designated: Bool?
-        if let value = text("designated") {
-            guard value == "true" || value == "false" else { throw APIError(.badRequest, "invalid", "designated: true or false", field: "designated") }
-            designated = value == "true"
-        }
+        let common = try CoverParameters(query, timeZone: services.timeZone)
         var band: CoverBand?
-        if let value = text("band") {
+        if let value = common.text("band") {
             guard let parsed = CoverBand(rawValue: value) else {
                 throw APIError(.badRequest, "invalid", "band: one of \(CoverBand.allCases.map(\.rawValue).joined(separator: ", "))", field: "band")
             }
             band = parsed
         }
-        let sort = text("sort") ?? "shortfall"
-        guard CoverSort(rawValue: sort) != nil else {
+        let sort = common.text("sort") ?? "shortfall"
+        guard let order = CoverSort(rawValue: sort) else {
             throw APIError(.badRequest, "invalid", "sort: one of \(CoverSort.allCases.map(\.rawValue).joined(separator: ", "))", field: "sort")
         }
         let limit = try intParameter(query["limit"], name: "limit", default: 100, range: 1...10_000)
         let offset = try intParameter(query["offset"], name: "offset", default: 0, range: 0...10_000_000)
-        let filter = CoverFilter(facility: text("facility"), region: text("region"), item: text("item"), category: category, designated: designated)
         let found = try await PostgresCover(database, scope: scope, timeZone: services.timeZone)
-            .page(CoverQuery(filter: filter, band: band, sort: CoverSort(rawValue: sort)!, limit: limit, offset: offset, asOf: asOf, surge: surge))
-        let total = found.total, page = found.rows
-        if text("format") == "csv" || (request.headers[.accept] ?? "").contains("text/csv") {
-            return CoverCSV.response(page, chinese: text("lang") != "en")
+            .page(CoverQuery(filter: common.filter, band: band, sort: order, limit: limit, offset: offset, asOf: common.asOf, surge: common.surge))
+        if common.wantsCSV(request) {
+            return CoverCSV.response(found.rows, chinese: common.text("lang") != "en")
         }
-        return try JSON.response(CoverOutput(asOf: asOf, surge: surge, total: total, rows: page))
+        return try JSON.response(CoverOutput(asOf: common.asOf, surge: common.surge, total: found.total, source: found.source, rows: found.rows))
+    }
+
+    api.get("cover/rollup") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read cover")
+        let common = try CoverParameters(request.uri.queryParameters, timeZone: services.timeZone)
+        let groupText = common.text("group") ?? "region"
+        guard let group = CoverGrouping(rawValue: groupText) else {
+            throw APIError(.badRequest, "invalid", "group: region or item", field: "group")
+        }
+        var filter = common.filter
+        // A command token's roll-up starts at its own region unless it names one inside it.
+        if filter.region == nil, scope.role == .command { filter.region = scope.regionCode }
+        let cover = PostgresCover(database, scope: scope, timeZone: services.timeZone)
+        let found = try await cover.rollup(filter, group: group, asOf: common.asOf, surge: common.surge)
+        let total = CoverRollupRow.total(found.rows, code: filter.region ?? "", name: "合计")
+        if common.wantsCSV(request) {
+            return RollupCSV.response(found.rows + [total], group: group, chinese: common.text("lang") != "en")
+        }
+        return try JSON.response(RollupOutput(asOf: common.asOf, surge: common.surge, region: filter.region, group: group.rawValue,
+                                              source: found.source, rows: found.rows, total: total))
     }
 
     api.get("audit") { request, context in

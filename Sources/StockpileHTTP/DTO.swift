@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import PQ
 import StockpileCore
@@ -151,11 +152,99 @@ struct CoverOutput: Encodable, Sendable {
     var surge: Double
     /// Rows matching the filters, before paging.
     var total: Int
+    /// snapshot, database or service: where the numbers were computed (they agree; see CoverQueryTests).
+    var source: String
     var rows: [CoverRow]
-    enum CodingKeys: String, CodingKey { case surge, total, rows, asOf = "as_of" }
+    enum CodingKeys: String, CodingKey { case surge, total, source, rows, asOf = "as_of" }
 }
 
-/// How the cover rows are ordered: the worst first by default.
+struct RollupOutput: Encodable, Sendable {
+    var asOf: LocalDate
+    var surge: Double
+    var region: String?
+    var group: String
+    var source: String
+    var rows: [CoverRollupRow]
+    var total: CoverRollupRow
+    enum CodingKeys: String, CodingKey { case surge, region, group, source, rows, total, asOf = "as_of" }
+}
+
+/// The query parameters the cover table and its roll-up share, validated.
+struct CoverParameters {
+    let query: FlatDictionary<Substring, Substring>
+    var asOf: LocalDate
+    var surge = 1.0
+    var filter: CoverFilter
+
+    func text(_ name: String) -> String? {
+        query[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    init(_ query: FlatDictionary<Substring, Substring>, timeZone: TimeZone) throws {
+        self.query = query
+        asOf = LocalDate(Date(), in: timeZone)
+        filter = CoverFilter()
+        if let value = text("as_of") {
+            guard let date = LocalDate(value) else { throw APIError(.badRequest, "invalid", "as_of: must be a date YYYY-MM-DD", field: "as_of") }
+            asOf = date
+        }
+        if let value = text("surge") {
+            guard let number = Double(value), number >= 0.01, number <= 100 else {
+                throw APIError(.badRequest, "invalid", "surge: a factor such as 1.5, from 0.01 to 100", field: "surge")
+            }
+            surge = number
+        }
+        if let value = text("category") {
+            guard let parsed = ItemCategory(rawValue: value) else {
+                throw APIError(.badRequest, "invalid", "category: one of \(ItemCategory.allCases.map(\.rawValue).joined(separator: ", "))", field: "category")
+            }
+            filter.category = parsed
+        }
+        if let value = text("designated") {
+            guard value == "true" || value == "false" else { throw APIError(.badRequest, "invalid", "designated: true or false", field: "designated") }
+            filter.designated = value == "true"
+        }
+        filter.facility = text("facility")
+        filter.region = text("region")
+        filter.item = text("item")
+    }
+
+    func wantsCSV(_ request: Request) -> Bool {
+        text("format") == "csv" || (request.headers[.accept] ?? "").contains("text/csv")
+    }
+}
+
+/// A UTF-8 CSV download with a byte-order mark, so spreadsheet programs show Chinese.
+enum CSVDownload {
+    static func field(_ text: String) -> String {
+        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+    }
+
+    static func response(header: [String], rows: [[String]], filename: String) -> Response {
+        let lines = [header.map(field).joined(separator: ",")] + rows.map { $0.map(field).joined(separator: ",") }
+        let body = "\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n"
+        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
+                                               .contentDisposition: "attachment; filename=\"\(filename)\""],
+                        body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+enum RollupCSV {
+    static let english = ["code", "name", "facilities", "positions", "daily_demand", "physical_qty", "expiring_qty", "contract_qty",
+                          "capacity_qty", "shortfall_qty", "contract_shortfall_qty"] + CoverBand.allCases.map { "band \($0.rawValue)" }
+    static let chinese = ["编码", "名称", "设施数", "品规数", "日需求量", "实物库存", "临期数量", "合同储备量", "产能储备量", "缺口数量",
+                          "合同缺口数量"] + ["断供", "不足3天", "3-7天", "7-14天", "14天至目标", "达到目标"].map { "等级:" + $0 }
+
+    static func response(_ rows: [CoverRollupRow], group: CoverGrouping, chinese useChinese: Bool) -> Response {
+        CSVDownload.response(header: useChinese ? chinese : english, rows: rows.map { r in
+            [r.code, r.name, String(r.facilities), String(r.positions), String(format: "%.4f", r.dailyDemand), String(r.physicalQty),
+             String(format: "%.0f", r.expiringQty), String(r.contractQty), String(r.capacityQty), String(r.shortfallQty),
+             String(r.contractShortfallQty)] + CoverBand.allCases.map { String(r.bands[$0.rawValue] ?? 0) }
+        }, filename: "cover-rollup-\(group.rawValue).csv")
+    }
+}
+
 /// The cover table as a UTF-8 CSV with a byte-order mark, so spreadsheet programs show Chinese.
 enum CoverCSV {
     static let english = ["facility", "facility_name", "item", "item_name", "daily_demand", "target_days", "physical_qty",
@@ -166,20 +255,11 @@ enum CoverCSV {
 
     static func response(_ rows: [CoverRow], chinese useChinese: Bool) -> Response {
         func number(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "" }
-        func field(_ text: String) -> String {
-            text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
-        }
-        var lines = [(useChinese ? chinese : english).joined(separator: ",")]
-        for r in rows {
-            lines.append([r.facility, r.facilityName, r.item, r.itemName, String(format: "%.4f", r.dailyDemand), String(r.targetDays),
-                          String(r.physicalQty), number(r.physicalDays), String(format: "%.0f", r.expiringQty), String(r.contractQty),
-                          number(r.contractDays), String(r.capacityQty), number(r.capacityDays), number(r.totalDays),
-                          String(r.shortfallQty), r.band.rawValue].map(field).joined(separator: ","))
-        }
-        let body = "\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n"
-        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
-                                               .contentDisposition: "attachment; filename=\"cover.csv\""],
-                        body: .init(byteBuffer: ByteBuffer(string: body)))
+        return CSVDownload.response(header: useChinese ? chinese : english, rows: rows.map { r in
+            [r.facility, r.facilityName, r.item, r.itemName, String(format: "%.4f", r.dailyDemand), String(r.targetDays),
+             String(r.physicalQty), number(r.physicalDays), String(format: "%.0f", r.expiringQty), String(r.contractQty),
+             number(r.contractDays), String(r.capacityQty), number(r.capacityDays), number(r.totalDays),
+             String(r.shortfallQty), r.band.rawValue]
+        }, filename: "cover.csv")
     }
 }

@@ -190,7 +190,8 @@ enum CoverSQL {
             WHERE d.facility_id = s.facility_id AND d.item_id = s.item_id AND d.version = s.version
             RETURNING 1
         )
-        SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM done) AS cleaned
+        SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM done) AS cleaned,
+               (SELECT '{' || string_agg(DISTINCT facility_id::text, ',') || '}' FROM seen) AS facilities
         """
 
     static func where_(band: Bool) -> String {
@@ -252,12 +253,13 @@ extension PostgresCover {
     @discardableResult
     public func rebuildSnapshot(asOf: LocalDate) async throws -> Int {
         let zone = timeZone.identifier
-        return try await database.transaction(.system("cover")) { c in
+        let written = try await database.transaction(.system("cover")) { c in
             try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
             // Dirty marks from before this statement's snapshot are covered by the rebuild.
             try c.execute("CREATE TEMP TABLE cover_seen ON COMMIT DROP AS SELECT facility_id, item_id, version FROM cover_dirty")
-            try c.execute("TRUNCATE cover_positions")
+            try c.execute("TRUNCATE cover_positions, cover_facility_sums")
             let written = try c.query(CoverSQL.rebuild, [asOf.description, zone, 1.0]).affectedRows
+            try c.execute(CoverRollupSQL.sums(only: false))
             try c.query("""
                 INSERT INTO cover_snapshot (id, as_of, time_zone, built_at, positions) VALUES (1, $1::date, $2, now(), $3)
                 ON CONFLICT (id) DO UPDATE SET as_of = EXCLUDED.as_of, time_zone = EXCLUDED.time_zone,
@@ -267,9 +269,10 @@ extension PostgresCover {
                 DELETE FROM cover_dirty d USING cover_seen s
                 WHERE d.facility_id = s.facility_id AND d.item_id = s.item_id AND d.version = s.version
                 """)
-            try c.execute("ANALYZE cover_positions")
             return written
         }
+        try await database.asOwner { try $0.execute("ANALYZE cover_positions, cover_facility_sums") }
+        return written
     }
 
     /// Recomputes the positions marked dirty since the snapshot computed them. Returns how many.
@@ -282,8 +285,10 @@ extension PostgresCover {
             let asOf: String = try row.decode("as_of"), zone: String = try row.decode("time_zone")
             let result = try c.query(CoverSQL.refresh, [asOf, zone, 1.0]).rows[0]
             let written: Int = try result.decode("written")
-            // Positions no longer there (none today: facilities and items are never deleted) would leave marks.
-            _ = try result.decode("cleaned", as: Int.self)
+            // The roll-up's per-facility sums of the facilities touched.
+            let facilities: String = try result.decode("facilities", as: String?.self) ?? "{}"
+            try c.query("DELETE FROM cover_facility_sums WHERE facility_id = ANY ($1::int[])", [facilities])
+            try c.query(CoverRollupSQL.sums(only: true), [facilities])
             return written
         }
     }

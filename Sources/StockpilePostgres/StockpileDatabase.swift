@@ -70,6 +70,13 @@ public final class StockpileDatabase: Sendable {
         }
     }
 
+    /// A one-off connection as the schema owner, for maintenance the service role may not do
+    /// (ANALYZE after bulk loads: in PostgreSQL 15 only a table's owner may analyze it).
+    public func asOwner<T: Sendable>(_ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
+        let parameters = location.ownerParameters
+        return try await pool.runBlocking { try body(try PQConnection(parameters: parameters)) }
+    }
+
     /// True when the database answers a trivial query (readiness).
     public func isReachable() async -> Bool {
         (try? await pool.withConnection { try $0.query("SELECT 1").rows.count == 1 }) ?? false

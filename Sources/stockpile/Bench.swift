@@ -5,7 +5,7 @@ import StockpileBench
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmarks, each against a baseline measured in the same run.",
-                                                    subcommands: [Ingest.self])
+                                                    subcommands: [Ingest.self, Cover.self])
 
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,6 +30,25 @@ struct Bench: AsyncParsableCommand {
             options.batchSize = batchSize
             options.poolSize = poolSize ?? clients
             _ = try await IngestBenchmark(embedded: embedded, options: options, logger: logger).run { print($0) }
+        }
+    }
+
+    struct Cover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The command centre's cover queries (worst 100, one facility, roll-ups) vs SELECT count(*) FROM balances.",
+            discussion: "Run `stockpile generate --data-dir D …` first, then `stockpile bench cover --data-dir D` (build with -c release).")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Repeats of each query; median and p95 are reported.") var repeats = 30
+        @Option(help: "Movements recorded before each repeat of the after-changes query.") var changes = 100
+
+        func run() async throws {
+            var options = CoverBenchmark.Options()
+            options.repeats = repeats
+            options.changes = changes
+            let logger = makeLogger()
+            try await database.withDatabase(poolSize: 4) { db in
+                _ = try await CoverBenchmark(database: db, timeZone: Environment.timeZone, options: options, logger: logger).run { print($0) }
+            }
         }
     }
 }

@@ -23,12 +23,12 @@ struct DatabaseOptions: ParsableArguments {
 
     /// For the one-shot commands: the database (embedded cluster started if need be), migrated,
     /// with a one-connection pool, closed and stopped again when `body` ends.
-    func withDatabase<T>(_ body: (StockpileDatabase) async throws -> T) async throws -> T {
+    func withDatabase<T>(poolSize: Int = 1, _ body: (StockpileDatabase) async throws -> T) async throws -> T {
         let logger = makeLogger()
         let runtime = try open(logger)
         defer { runtime.close() }
         try StockpileDatabase.migrate(runtime.location, logger: logger)
-        let db = StockpileDatabase(location: runtime.location, poolSize: 1, logger: logger)
+        let db = StockpileDatabase(location: runtime.location, poolSize: poolSize, logger: logger)
         do {
             let value = try await body(db)
             await db.shutdown()
@@ -59,7 +59,7 @@ func makeLogger(_ label: String = "stockpile") -> Logger {
 struct Stockpile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emergency medical supply reserves (应急医疗物资储备).",
-        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Bench.self])
+        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Generate.self, Bench.self])
 }
 
 struct Serve: AsyncParsableCommand {

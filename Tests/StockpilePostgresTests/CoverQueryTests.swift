@@ -82,6 +82,45 @@ import Testing
         await database.shutdown()
     }
 
+    /// Roll-ups sum the positions of each subtree (never averaging days), the same from the
+    /// snapshot's per-facility sums, from its positions, and computed for the request.
+    @Test func rollupsSumThePositions() async throws {
+        let database = try TestDatabase.fresh(poolSize: 2)
+        _ = try await CSVImporter(database, scope: .system("test")).importDirectory(TestDatabase.districtA)
+        let cover = PostgresCover(database, scope: .system("test"))
+        let asOf = LocalDate("2026-11-22")!
+        let rows = try await cover.positions(CoverFilter(), asOf: asOf)
+        let computed = try await cover.rollup(CoverFilter(region: "C01"), group: .region, asOf: asOf)
+        #expect(computed.source == "database")
+        try await cover.rebuildSnapshot(asOf: asOf)
+        let fromSums = try await cover.rollup(CoverFilter(region: "C01"), group: .region, asOf: asOf)
+        #expect(fromSums.source == "snapshot")
+        let regionOf = Dictionary(uniqueKeysWithValues: rows.map { ("\($0.facility)|\($0.item)", $0.region) })
+        #expect(Set(regionOf.values).count > 1)
+        for rollup in [computed, fromSums] {
+            #expect(rollup.rows.map(\.code) == ["D1", "D2", "D3"])
+            for group in rollup.rows {
+                let mine = rows.filter { $0.region == group.code || $0.region.hasPrefix(group.code + "T") } // D1 and its towns D1T1…
+                #expect(group.positions == mine.count)
+                #expect(group.facilities == Set(mine.map(\.facility)).count)
+                #expect(group.shortfallQty == mine.reduce(0) { $0 + $1.shortfallQty })
+                #expect(group.physicalQty == mine.reduce(0) { $0 + $1.physicalQty })
+                #expect(group.contractQty == mine.reduce(0) { $0 + $1.contractQty })
+                #expect(abs(group.dailyDemand - mine.reduce(0) { $0 + $1.dailyDemand }) < 1e-6)
+                #expect(group.bands["stockout"] == mine.filter { $0.band == .stockout }.count)
+            }
+        }
+        #expect(CoverRollupRow.total(fromSums.rows, code: "C01", name: "").shortfallQty == rows.reduce(0) { $0 + $1.shortfallQty })
+        // By item, and one category, from the snapshot's positions.
+        let byItem = try await cover.rollup(CoverFilter(region: "D1"), group: .item, asOf: asOf)
+        #expect(byItem.source == "snapshot" && byItem.rows.count == 6)
+        let d1Masks = rows.filter { ($0.region == "D1" || $0.region.hasPrefix("D1T")) && $0.item == "MASK" }
+        #expect(byItem.rows.first { $0.code == "MASK" }?.shortfallQty == d1Masks.reduce(0) { $0 + $1.shortfallQty })
+        let ppe = try await cover.rollup(CoverFilter(region: "C01", category: .ppe), group: .region, asOf: asOf)
+        #expect(ppe.rows.reduce(0) { $0 + $1.positions } == rows.filter { $0.category == .ppe }.count)
+        await database.shutdown()
+    }
+
     /// On random districts (lots in and out of expiry, quarantine, stockouts in the window, history
     /// after as_of, plans, contracts and pledges at the edges of their validity), the per-position
     /// Swift path, the set-based PostgreSQL path and the snapshot give the same numbers.

@@ -142,6 +142,29 @@ CREATE INDEX cover_positions_total ON cover_positions (total_days NULLS LAST, fa
 CREATE INDEX cover_positions_codes ON cover_positions (facility_code, item_code);
 CREATE INDEX cover_positions_items ON cover_positions (item_code, facility_code);
 
+-- Sums per facility × item category, kept with the snapshot, so a city's roll-up reads tens of
+-- thousands of rows instead of millions. Per facility (not per region) so moving a facility to
+-- another region needs no upkeep: the roll-up joins the facility's region when it reads.
+CREATE UNLOGGED TABLE cover_facility_sums (
+    facility_id            integer NOT NULL,
+    category               text NOT NULL,
+    positions              bigint NOT NULL,
+    daily_demand           double precision NOT NULL,
+    physical_qty           bigint NOT NULL,
+    expiring_qty           double precision NOT NULL,
+    contract_qty           bigint NOT NULL,
+    capacity_qty           bigint NOT NULL,
+    shortfall_qty          bigint NOT NULL,
+    contract_shortfall_qty bigint NOT NULL,
+    stockout               bigint NOT NULL,
+    under_3d               bigint NOT NULL,
+    from_3_to_7d           bigint NOT NULL,
+    from_7_to_14d          bigint NOT NULL,
+    from_14d_to_target     bigint NOT NULL,
+    at_target              bigint NOT NULL,
+    PRIMARY KEY (facility_id, category)
+);
+
 -- Positions whose inputs changed since the snapshot computed them. The version tells a refresh
 -- whether the position changed again while it was being recomputed (then it stays dirty).
 CREATE UNLOGGED TABLE cover_dirty (
@@ -195,13 +218,24 @@ CREATE TRIGGER cover_mark_lot AFTER UPDATE OF quarantined, expiry ON lots
     EXECUTE FUNCTION cover_mark_lot();
 
 -- A new facility or item brings new positions; an item's target or category moves all of its own.
-CREATE FUNCTION cover_mark_facility() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+-- Statement-level, so an import of thousands of facilities marks their positions in one statement.
+CREATE FUNCTION cover_mark_new_facilities() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
-    INSERT INTO cover_dirty (facility_id, item_id) SELECT NEW.id, i.id FROM items i ORDER BY 2
+    INSERT INTO cover_dirty (facility_id, item_id) SELECT a.id, i.id FROM added a CROSS JOIN items i ORDER BY 1, 2
     ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
     RETURN NULL;
 END $$;
-CREATE TRIGGER cover_mark_facility AFTER INSERT ON facilities FOR EACH ROW EXECUTE FUNCTION cover_mark_facility();
+CREATE TRIGGER cover_mark_facility AFTER INSERT ON facilities
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION cover_mark_new_facilities();
+
+CREATE FUNCTION cover_mark_new_items() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, a.id FROM added a CROSS JOIN facilities f ORDER BY 1, 2
+    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER cover_mark_item_new AFTER INSERT ON items
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION cover_mark_new_items();
 
 CREATE FUNCTION cover_mark_item() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
@@ -209,7 +243,6 @@ BEGIN
     ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
     RETURN NULL;
 END $$;
-CREATE TRIGGER cover_mark_item_new AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION cover_mark_item();
 CREATE TRIGGER cover_mark_item_target AFTER UPDATE OF target_days, category ON items
     FOR EACH ROW WHEN (OLD.target_days IS DISTINCT FROM NEW.target_days OR OLD.category IS DISTINCT FROM NEW.category)
     EXECUTE FUNCTION cover_mark_item();
@@ -227,9 +260,12 @@ END $$;
 CREATE TRIGGER cover_mark_category AFTER INSERT OR UPDATE OR DELETE ON category_targets
     FOR EACH ROW EXECUTE FUNCTION cover_mark_category();
 
+ALTER TABLE cover_facility_sums ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cover_facility_sums FORCE ROW LEVEL SECURITY;
+CREATE POLICY cover_sums_in_scope ON cover_facility_sums USING (stockpile_in_scope(facility_id)) WITH CHECK (stockpile_in_scope(facility_id));
 ALTER TABLE cover_positions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cover_positions FORCE ROW LEVEL SECURITY;
 CREATE POLICY cover_in_scope ON cover_positions USING (stockpile_in_scope(facility_id)) WITH CHECK (stockpile_in_scope(facility_id));
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON category_targets TO stockpile_app;
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON cover_snapshot, cover_positions, cover_dirty TO stockpile_app;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON cover_snapshot, cover_positions, cover_facility_sums, cover_dirty TO stockpile_app;

@@ -1,0 +1,153 @@
+import Foundation
+import Hummingbird
+import Logging
+import PQ
+import StockpileCore
+import StockpileHTTP
+import StockpilePostgres
+
+/// `stockpile bench cover`: the command centre's queries through the HTTP API, on a database
+/// `stockpile generate` filled, each repeated and reported as median and p95, next to a plain
+/// `SELECT count(*) FROM balances` measured in the same run as the baseline.
+public struct CoverBenchmark: Sendable {
+    public struct Options: Sendable {
+        public var repeats = 30
+        /// Movements recorded before each repeat of the "after changes" query, so it pays for the snapshot's refresh.
+        public var changes = 100
+        public init() {}
+    }
+
+    public struct Measurement: Sendable {
+        public var name: String
+        public var target: Double?
+        public var seconds: [Double]
+        public var median: Double { seconds.sorted()[seconds.count / 2] }
+        public var p95: Double { seconds.sorted()[min(seconds.count - 1, Int((Double(seconds.count) * 0.95).rounded(.up)) - 1)] }
+    }
+
+    let database: StockpileDatabase
+    let timeZone: TimeZone
+    let options: Options
+    let logger: Logger
+
+    public init(database: StockpileDatabase, timeZone: TimeZone, options: Options, logger: Logger) {
+        self.database = database
+        self.timeZone = timeZone
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run(print say: @escaping @Sendable (String) -> Void) async throws -> [Measurement] {
+        let system = AccessScope.system("bench")
+        let cover = PostgresCover(database, scope: system, timeZone: timeZone)
+        guard let snapshot = try await cover.snapshot() else {
+            throw LoopbackClient.Failure(description: "no cover snapshot: run `stockpile generate` (it builds one) first")
+        }
+        let asOf = snapshot.asOf
+        let (facilities, items, city): ([String], [String], String) = try await database.withConnection(system) { c in
+            (try c.query("SELECT code FROM facilities ORDER BY id").rows.map { try $0.decode("code") },
+             try c.query("SELECT code FROM items ORDER BY id").rows.map { try $0.decode("code") },
+             try c.query("SELECT code FROM regions WHERE parent_id IS NULL ORDER BY id LIMIT 1").rows[0].decode("code"))
+        }
+        say("cover: \(facilities.count) facilities × \(items.count) items = \(snapshot.positions) positions, as of \(asOf); \(options.repeats) repeats each")
+
+        let started = ContinuousClock.now
+        let rebuilt = try await cover.rebuildSnapshot(asOf: asOf)
+        let rebuildSeconds = Self.seconds(since: started)
+        say(String(format: "snapshot rebuild (every position, from the ledger): %.1f s for %d positions", rebuildSeconds, rebuilt))
+
+        let name = "bench-cover-\(getpid())"
+        let secret = try await PostgresTokens(database, scope: system).create(name: name, role: .admin, region: nil, facilities: [], validDays: 1).secret
+        var quiet = logger
+        quiet.logLevel = .warning
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let app = buildApplication(StockpileServices(database: database, timeZone: timeZone, logger: quiet, rateLimit: 1e9),
+                                   settings: HTTPSettings(host: "127.0.0.1", port: 0),
+                                   onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) })
+        let server = Task { try await app.runService() }
+        defer { server.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else { throw LoopbackClient.Failure(description: "server did not start") }
+
+        let repeats = options.repeats
+        let baseline = try await database.withConnection(system) { c in
+            try (0..<repeats).map { _ -> Double in
+                let t = ContinuousClock.now
+                _ = try c.query("SELECT count(*) FROM balances")
+                return Self.seconds(since: t)
+            }
+        }
+        var measurements = [Measurement(name: "baseline: SELECT count(*) FROM balances (libpq)", target: nil, seconds: baseline)]
+
+        let date = asOf.description
+        func http(_ label: String, target: Double?, _ path: @escaping @Sendable (Int) -> String) async throws {
+            let times = try await Self.offThePool {
+                let client = try LoopbackClient(port: port, token: secret)
+                return try (0..<repeats).map { n -> Double in
+                    let t = ContinuousClock.now
+                    let status = try client.get(path(n))
+                    guard status == 200 else { throw LoopbackClient.Failure(description: "\(label): status \(status)") }
+                    return Self.seconds(since: t)
+                }
+            }
+            measurements.append(Measurement(name: label, target: target, seconds: times))
+        }
+        try await http("worst 100 shortfalls, whole city", target: 0.150) { _ in "/api/v1/cover?as_of=\(date)&sort=shortfall&limit=100" }
+        try await http("one facility's cover (all items)", target: 0.020) { n in
+            "/api/v1/cover?as_of=\(date)&facility=\(facilities[(n * 7919) % facilities.count])&limit=\(items.count)"
+        }
+        try await http("city roll-up by region", target: 0.300) { _ in "/api/v1/cover/rollup?as_of=\(date)&region=\(city)&group=region" }
+        try await http("city roll-up by item", target: nil) { _ in "/api/v1/cover/rollup?as_of=\(date)&region=\(city)&group=item" }
+
+        // The same worst-100 query when the ledger moved since the last answer: the request refreshes those positions first.
+        let ledger = PostgresLedger(database, scope: system)
+        let stocked: [(String, String, String)] = try await database.withConnection(system) { c in
+            try c.query("""
+                SELECT f.code AS facility, i.code AS item, l.lot_number AS lot FROM balances b
+                JOIN facilities f ON f.id = b.facility_id JOIN items i ON i.id = b.item_id JOIN lots l ON l.id = b.lot_id
+                WHERE b.quantity > 1000 ORDER BY b.facility_id, b.lot_id LIMIT 5000
+                """).rows.map { (try $0.decode("facility"), try $0.decode("item"), try $0.decode("lot")) }
+        }
+        var afterChanges: [Double] = []
+        for n in 0..<repeats {
+            let batch = (0..<options.changes).map { k -> MovementRequest in
+                let (facility, item, lot) = stocked[(n * options.changes + k) % stocked.count]
+                return MovementRequest(id: UUID(), facility: facility, item: item, lot: lot, expiry: nil, kind: .issue, quantity: 1,
+                                       reason: "bench", occurredAt: nil)
+            }
+            _ = try await ledger.record(batch: batch, recordedBy: "bench")
+            let path = "/api/v1/cover?as_of=\(date)&sort=shortfall&limit=100"
+            afterChanges.append(try await Self.offThePool {
+                let client = try LoopbackClient(port: port, token: secret)
+                let t = ContinuousClock.now
+                guard try client.get(path) == 200 else { throw LoopbackClient.Failure(description: "worst 100 after changes failed") }
+                return Self.seconds(since: t)
+            })
+        }
+        measurements.append(Measurement(name: "worst 100 after \(options.changes) new movements", target: nil, seconds: afterChanges))
+        _ = try await PostgresTokens(database, scope: system).revoke(name: name)
+
+        let base = measurements[0].median
+        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
+        say(pad("query", 50) + "  median ms     p95 ms   × baseline  target")
+        for m in measurements {
+            let target = m.target.map { "p95 ≤ \(Int($0 * 1000)) ms: " + (m.p95 <= $0 ? "met" : "MISSED") } ?? ""
+            say(pad(m.name, 50) + String(format: "%11.1f %10.1f %12.1f  ", m.median * 1000, m.p95 * 1000, m.median / base) + target)
+        }
+        let mismatches = try await ledger.mismatches()
+        say(mismatches.isEmpty ? "ledger sums to balances after the run: ok" : "LEDGER MISMATCH at \(mismatches.count) positions")
+        return measurements
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// Blocking client work on a thread of its own, so the in-process server keeps the cooperative pool.
+    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+}
