@@ -15,8 +15,12 @@ import Testing
 
     /// A request for each route, aimed at facility H (in region D).
     static func request(_ method: String, _ path: String, n: Int) -> (uri: String, body: ByteBuffer?) {
-        let uri = path.replacingOccurrences(of: "{code}", with: "H").replacingOccurrences(of: "{file}", with: "items")
-            .replacingOccurrences(of: "{name}", with: "victim-\(n)")
+        // Contracts and pledges are created under a new code each time; call-offs go to KH (a TestService fixture).
+        let code = path.hasPrefix("/api/v1/contracts/{code}/") ? "KH" : path.hasPrefix("/api/v1/contracts") || path.hasPrefix("/api/v1/capacity") ? "K\(n)" : "H"
+        let uri = path.replacingOccurrences(of: "{code}", with: code).replacingOccurrences(of: "{file}", with: "items")
+            .replacingOccurrences(of: "{name}", with: "victim-\(n)").replacingOccurrences(of: "{facility}", with: "H")
+            .replacingOccurrences(of: "{item}", with: "N95").replacingOccurrences(of: "{category}", with: "drug")
+            .replacingOccurrences(of: "{lot}", with: "KEPT")
         switch (method, path) {
         case ("POST", "/api/v1/movements"):
             return (uri, json(movement("receipt", 1, lot: "M\(n)")))
@@ -26,6 +30,22 @@ import Testing
             return (uri, ByteBuffer(string: "code,name,category,unit,target_days,shelf_life_days\nX\(n),物资\(n),ppe,只,,\n"))
         case ("POST", "/api/v1/tokens"):
             return (uri, json(["name": "made-\(n)", "role": "admin"]))
+        case ("PUT", "/api/v1/demand/{facility}/{item}"):
+            return (uri, json(["full_load_daily": 12.5]))
+        case ("POST", "/api/v1/demand/derive"):
+            return (uri, json(["item": "N95", "per_bed_day": 0.2]))
+        case ("PUT", "/api/v1/targets/{category}"):
+            return (uri, json(["target_days": 45]))
+        case ("PUT", "/api/v1/contracts/{code}"):
+            return (uri, json(["facility": "H", "supplier": "本地供应商", "item": "N95", "quantity": 500, "lead_time_days": 7,
+                               "valid_from": "2026-01-01", "valid_to": "2027-12-31", "local": true]))
+        case ("POST", "/api/v1/contracts/{code}/calloffs"):
+            return (uri, json(["id": UUID().uuidString, "quantity": 1, "note": "matrix"]))
+        case ("PUT", "/api/v1/capacity/{code}"):
+            return (uri, json(["facility": "H", "manufacturer": "本地企业", "item": "N95", "daily_capacity": 50, "ramp_up_days": 3,
+                               "valid_from": "2026-01-01", "valid_to": "2027-12-31", "certified": true]))
+        case ("POST", "/api/v1/lots/{item}/{lot}/hold"):
+            return (uri, json(["reason": "质检"]))
         default:
             return (uri, nil)
         }
@@ -42,16 +62,18 @@ import Testing
         case .command: role = .command
         }
         guard roles.contains(role) else { return .forbidden }
-        let success: HTTPResponse.Status = method == "POST" && path != "/api/v1/import/{file}" ? .created : .ok
+        let created = (method == "POST" && path != "/api/v1/import/{file}")
+            || (method == "PUT" && (path.hasPrefix("/api/v1/contracts") || path.hasPrefix("/api/v1/capacity")))
+        let success: HTTPResponse.Status = created ? .created : .ok
         if caller == .foreignClerk {
             if method == "POST" && path.hasPrefix("/api/v1/movements") { return .forbidden }
-            if path == "/api/v1/facilities/{code}/stock" { return .notFound }
+            if path == "/api/v1/facilities/{code}/stock" || path == "/api/v1/contracts/{code}/calloffs" { return .notFound }
         }
         return success
     }
 
     @Test func everyRouteAnswersEveryCallerAsItsRoleAndScopeAllow() async throws {
-        let service = try await TestService()
+        let service = try await TestService(reserves: true)
         let tokens = PostgresTokens(service.database, scope: .system("test"))
         let expired = try await tokens.create(name: "expired", role: .admin, region: nil, facilities: [], validDays: 1).secret
         let owner = try TestDatabase.ownerConnection(service.location)

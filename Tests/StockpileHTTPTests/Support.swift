@@ -28,10 +28,16 @@ struct TestService: Sendable {
         """
     static let items = "code,name,category,unit,target_days,shelf_life_days\nN95,N95口罩,ppe,只,,\nMASK,医用外科口罩,ppe,只,,730\n"
 
-    init(poolSize: Int = 8) async throws {
+    /// `reserves`: also contract KH (1000 N95 for H) and 40 N95 in lot KEPT at H.
+    init(poolSize: Int = 8, reserves: Bool = false) async throws {
         location = try TestDatabase.freshLocation()
         database = StockpileDatabase(location: location, poolSize: poolSize)
-        _ = try await CSVImporter(database, scope: .system("test")).importFiles(["regions": Self.regions, "facilities": Self.facilities, "items": Self.items])
+        var files = ["regions": Self.regions, "facilities": Self.facilities, "items": Self.items]
+        if reserves {
+            files["contracts"] = "code,facility_code,supplier,item_code,quantity,called_off,lead_time_days,valid_from,valid_to,local\nKH,H,本地供应商,N95,1000,0,7,2026-01-01,2027-12-31,true\n"
+            files["stock"] = "facility_code,item_code,lot,expiry,quantity\nH,N95,KEPT,2028-01-31,40\n"
+        }
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles(files)
         let tokens = PostgresTokens(database, scope: .system("test"))
         admin = try await tokens.create(name: "admin", role: .admin, region: nil, facilities: [], validDays: 30).secret
         clerkH = try await tokens.create(name: "clerk-h", role: .warehouse, region: nil, facilities: ["H"], validDays: 30).secret

@@ -1,0 +1,215 @@
+import Foundation
+import Hummingbird
+import StockpileCore
+import StockpilePostgres
+
+// Reserves and demand through the API: full-load plans, category targets, contracts and their
+// call-offs, capacity pledges, holds on lots. The command centre plans; admins set targets.
+
+struct DemandInput: Decodable { var fullLoadDaily: Double?
+    enum CodingKeys: String, CodingKey { case fullLoadDaily = "full_load_daily" } }
+struct DeriveInput: Decodable { var item: String; var perBedDay: Double; var region: String?
+    enum CodingKeys: String, CodingKey { case item, region, perBedDay = "per_bed_day" } }
+struct TargetInput: Decodable { var targetDays: Int
+    enum CodingKeys: String, CodingKey { case targetDays = "target_days" } }
+struct ContractInput: Decodable {
+    var facility: String, supplier: String, item: String, quantity: Int64, leadTimeDays: Int, validFrom: String, validTo: String
+    var local: Bool?
+    enum CodingKeys: String, CodingKey {
+        case facility, supplier, item, quantity, local
+        case leadTimeDays = "lead_time_days", validFrom = "valid_from", validTo = "valid_to"
+    }
+}
+struct CallOffInput: Decodable { var id: String; var quantity: Int64; var note: String? }
+struct PledgeInput: Decodable {
+    var facility: String, manufacturer: String, item: String, dailyCapacity: Int64, rampUpDays: Int, validFrom: String, validTo: String
+    var certified: Bool?, local: Bool?
+    enum CodingKeys: String, CodingKey {
+        case facility, manufacturer, item, certified, local
+        case dailyCapacity = "daily_capacity", rampUpDays = "ramp_up_days", validFrom = "valid_from", validTo = "valid_to"
+    }
+}
+struct HoldInput: Decodable { var reason: String? }
+
+extension StockpileAPI {
+    static let planners: Set<Role> = [.command, .admin]
+    static let reserveRoutes: [(method: String, path: String, roles: Set<Role>)] = [
+        ("GET", "/api/v1/demand", readers), ("PUT", "/api/v1/demand/{facility}/{item}", planners),
+        ("DELETE", "/api/v1/demand/{facility}/{item}", planners), ("POST", "/api/v1/demand/derive", planners),
+        ("GET", "/api/v1/targets", readers), ("PUT", "/api/v1/targets/{category}", admins),
+        ("GET", "/api/v1/contracts", readers), ("PUT", "/api/v1/contracts/{code}", planners),
+        ("GET", "/api/v1/contracts/{code}/calloffs", readers), ("POST", "/api/v1/contracts/{code}/calloffs", planners),
+        ("GET", "/api/v1/capacity", readers), ("PUT", "/api/v1/capacity/{code}", planners),
+        ("GET", "/api/v1/lots", readers), ("POST", "/api/v1/lots/{item}/{lot}/hold", planners),
+        ("POST", "/api/v1/lots/{item}/{lot}/release", planners),
+    ]
+}
+
+/// The reserve layer's refusals as HTTP errors naming the field.
+func refusal(_ error: PostgresReserves.Refusal) -> APIError {
+    switch error.kind {
+    case .notFound: return APIError(.notFound, "not_found", error.description, field: error.field)
+    case .conflict: return APIError(.conflict, "conflict", error.description, field: error.field)
+    case .invalid: return APIError(.badRequest, "invalid", error.description, field: error.field)
+    }
+}
+
+func reserving<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch let error as PostgresReserves.Refusal { throw refusal(error) }
+}
+
+func validDate(_ text: String, field: String) throws -> LocalDate {
+    guard let date = LocalDate(text) else { throw APIError(.badRequest, "invalid", "\(field): a date YYYY-MM-DD", field: field) }
+    return date
+}
+
+/// A validity window: two dates, the second not before the first.
+func validity(_ from: String, _ to: String) throws -> (LocalDate, LocalDate) {
+    let start = try validDate(from, field: "valid_from"), end = try validDate(to, field: "valid_to")
+    try require(start <= end, "valid_to", "on or after valid_from")
+    return (start, end)
+}
+
+func require(_ condition: Bool, _ field: String, _ reason: String) throws {
+    guard condition else { throw APIError(.badRequest, "invalid", "\(field): \(reason)", field: field) }
+}
+
+func nonEmpty(_ text: String, _ field: String) throws -> String {
+    let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    try require(!trimmed.isEmpty, field, "required")
+    return trimmed
+}
+
+func text(_ request: Request, _ name: String) -> String? {
+    request.uri.queryParameters[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+}
+
+func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: StockpileDatabase) {
+    api.get("demand") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read demand plans")
+        return try JSON.response(["plans": try await PostgresReserves(database, scope: scope)
+            .demandPlans(facility: text(request, "facility"), item: text(request, "item"))])
+    }
+    api.put("demand/{facility}/{item}") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "set demand plans")
+        let input = try JSON.decode(DemandInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        guard let daily = input.fullLoadDaily else { throw APIError(.badRequest, "invalid", "full_load_daily: required", field: "full_load_daily") }
+        try require(daily.isFinite && daily >= 0 && daily <= 1e9, "full_load_daily", "a number of units per day, 0 or more")
+        let facility = try context.parameters.require("facility"), item = try context.parameters.require("item")
+        let plan = try await reserving { try await PostgresReserves(database, scope: scope).setFullLoad(facility: facility, item: item, daily: daily) }
+        return try JSON.response(plan)
+    }
+    api.delete("demand/{facility}/{item}") { _, context in
+        let scope = try context.require(StockpileAPI.planners, to: "clear demand plans")
+        let facility = try context.parameters.require("facility"), item = try context.parameters.require("item")
+        _ = try await reserving { try await PostgresReserves(database, scope: scope).setFullLoad(facility: facility, item: item, daily: nil) }
+        return try JSON.response(["cleared": "\(facility)/\(item)"])
+    }
+    api.post("demand/derive") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "set demand plans")
+        let input = try JSON.decode(DeriveInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        try require(input.perBedDay.isFinite && input.perBedDay >= 0 && input.perBedDay <= 1e6, "per_bed_day", "units per bed per day, 0 or more")
+        var region = input.region
+        if region == nil, scope.role == .command { region = scope.regionCode }
+        let plans = try await reserving {
+            try await PostgresReserves(database, scope: scope).deriveFullLoad(item: try nonEmpty(input.item, "item"), perBedDay: input.perBedDay, region: region)
+        }
+        return try JSON.response(["plans": plans], status: .created)
+    }
+
+    api.get("targets") { _, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read targets")
+        return try JSON.response(["categories": try await PostgresReserves(database, scope: scope).targets()])
+    }
+    api.put("targets/{category}") { request, context in
+        let scope = try context.require(StockpileAPI.admins, to: "set targets")
+        let name = try context.parameters.require("category")
+        guard let category = ItemCategory(rawValue: name) else {
+            throw APIError(.notFound, "not_found", "category: one of \(ItemCategory.allCases.map(\.rawValue).joined(separator: ", "))", field: "category")
+        }
+        let input = try JSON.decode(TargetInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        try require((1...3650).contains(input.targetDays), "target_days", "whole days from 1 to 3650")
+        return try JSON.response(try await PostgresReserves(database, scope: scope).setTarget(category: category, days: input.targetDays))
+    }
+
+    api.get("contracts") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read contracts")
+        return try JSON.response(["contracts": try await PostgresReserves(database, scope: scope)
+            .contracts(facility: text(request, "facility"), item: text(request, "item"))])
+    }
+    api.put("contracts/{code}") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "manage contracts")
+        let code = try context.parameters.require("code")
+        let input = try JSON.decode(ContractInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        try require(input.quantity >= 0, "quantity", "0 or more")
+        try require((0...3650).contains(input.leadTimeDays), "lead_time_days", "whole days from 0 to 3650")
+        let (from, to) = try validity(input.validFrom, input.validTo)
+        let (contract, created) = try await reserving {
+            try await PostgresReserves(database, scope: scope).putContract(
+                code: code, facility: try nonEmpty(input.facility, "facility"), supplier: try nonEmpty(input.supplier, "supplier"),
+                item: try nonEmpty(input.item, "item"), quantity: input.quantity, leadTimeDays: input.leadTimeDays,
+                validFrom: from, validTo: to, local: input.local ?? false)
+        }
+        return try JSON.response(contract, status: created ? .created : .ok)
+    }
+    api.get("contracts/{code}/calloffs") { _, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read call-offs")
+        let code = try context.parameters.require("code")
+        return try JSON.response(["calloffs": try await reserving { try await PostgresReserves(database, scope: scope).callOffs(contract: code) }])
+    }
+    api.post("contracts/{code}/calloffs") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "call off contracts")
+        let code = try context.parameters.require("code")
+        let input = try JSON.decode(CallOffInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        guard let id = UUID(uuidString: input.id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
+        try require(input.quantity > 0, "quantity", "a whole number above 0")
+        let (callOff, contract, replay) = try await reserving {
+            try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: input.quantity, note: input.note ?? "")
+        }
+        struct Output: Encodable { var calloff: PostgresReserves.CallOff; var contract: PostgresReserves.Contract; var replay: Bool }
+        return try JSON.response(Output(calloff: callOff, contract: contract, replay: replay), status: replay ? .ok : .created)
+    }
+
+    api.get("capacity") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read capacity pledges")
+        return try JSON.response(["pledges": try await PostgresReserves(database, scope: scope)
+            .pledges(facility: text(request, "facility"), item: text(request, "item"))])
+    }
+    api.put("capacity/{code}") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "manage capacity pledges")
+        let code = try context.parameters.require("code")
+        let input = try JSON.decode(PledgeInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        try require(input.dailyCapacity >= 0, "daily_capacity", "0 or more")
+        try require((0...3650).contains(input.rampUpDays), "ramp_up_days", "whole days from 0 to 3650")
+        let (from, to) = try validity(input.validFrom, input.validTo)
+        let pledge = PostgresReserves.Pledge(code: code, facility: try nonEmpty(input.facility, "facility"),
+                                             manufacturer: try nonEmpty(input.manufacturer, "manufacturer"), item: try nonEmpty(input.item, "item"),
+                                             dailyCapacity: input.dailyCapacity, rampUpDays: input.rampUpDays, validFrom: from.description,
+                                             validTo: to.description, certified: input.certified ?? false, local: input.local ?? false)
+        let (stored, created) = try await reserving { try await PostgresReserves(database, scope: scope).putPledge(pledge) }
+        return try JSON.response(stored, status: created ? .created : .ok)
+    }
+
+    api.get("lots") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read lots")
+        var held: Bool?
+        if let value = text(request, "held") {
+            try require(value == "true" || value == "false", "held", "true or false")
+            held = value == "true"
+        }
+        return try JSON.response(["lots": try await PostgresReserves(database, scope: scope).lots(item: text(request, "item"), held: held)])
+    }
+    for (action, held) in [("hold", true), ("release", false)] {
+        api.post("lots/{item}/{lot}/\(action)") { request, context in
+            let scope = try context.require(StockpileAPI.planners, to: "\(action) lots")
+            let item = try context.parameters.require("item"), lot = try context.parameters.require("lot")
+            let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
+            let reason = body.readableBytes > 0 ? (try JSON.decode(HoldInput.self, from: body).reason ?? "") : ""
+            if held { try require(!reason.trimmingCharacters(in: .whitespaces).isEmpty, "reason", "say why the lot is held (质检, 召回…)") }
+            let lotHold = try await reserving {
+                try await PostgresReserves(database, scope: scope).setHold(item: item, lot: lot, held: held, reason: reason)
+            }
+            return try JSON.response(lotHold, status: .created)
+        }
+    }
+}

@@ -1,0 +1,421 @@
+import Foundation
+import PQ
+import StockpileCore
+
+/// Changes to what cover is computed from, through the API: full-load demand plans (entered, or
+/// beds × a per-bed-day rate), category targets, contracts and their call-offs, capacity pledges,
+/// and holds on lots. Every change is one transaction with its audit row; the cover snapshot
+/// follows through the triggers of sql/0005_cover.sql.
+public struct PostgresReserves: Sendable {
+    let database: StockpileDatabase
+    let scope: AccessScope
+
+    public init(_ database: StockpileDatabase, scope: AccessScope) {
+        self.database = database
+        self.scope = scope
+    }
+
+    /// A refusal with the field it is about: the HTTP layer maps `kind` to 404/409/422.
+    public struct Refusal: Error, CustomStringConvertible {
+        public enum Kind: Sendable { case notFound, conflict, invalid }
+        public var kind: Kind
+        public var field: String
+        public var description: String
+    }
+
+    // MARK: demand
+
+    public struct DemandPlan: Sendable, Codable, Equatable {
+        public var facility: String
+        public var item: String
+        public var fullLoadDaily: Double
+        enum CodingKeys: String, CodingKey { case facility, item, fullLoadDaily = "full_load_daily" }
+    }
+
+    public func demandPlans(facility: String?, item: String?) async throws -> [DemandPlan] {
+        try await database.withConnection(scope) { c in
+            try c.query("""
+                SELECT f.code AS facility, i.code AS item, dp.full_load_daily::float8 AS daily
+                FROM demand_plans dp JOIN facilities f ON f.id = dp.facility_id JOIN items i ON i.id = dp.item_id
+                WHERE ($1::text IS NULL OR f.code = $1) AND ($2::text IS NULL OR i.code = $2)
+                ORDER BY f.code, i.code
+                """, [facility, item]).rows.map(Self.plan)
+        }
+    }
+
+    static func plan(_ row: PQRow) throws -> DemandPlan {
+        DemandPlan(facility: try row.decode("facility"), item: try row.decode("item"), fullLoadDaily: try row.decode("daily"))
+    }
+
+    /// Sets (or with nil removes) a position's full-load daily demand.
+    public func setFullLoad(facility: String, item: String, daily: Double?) async throws -> DemandPlan? {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            let (facilityID, itemID) = try Self.position(c, facility: facility, item: item)
+            let plan: DemandPlan?
+            if let daily {
+                plan = try c.query("""
+                    INSERT INTO demand_plans (facility_id, item_id, full_load_daily) VALUES ($1, $2, $3::numeric)
+                    ON CONFLICT (facility_id, item_id) DO UPDATE SET full_load_daily = EXCLUDED.full_load_daily, updated_at = now()
+                    RETURNING $4::text AS facility, $5::text AS item, full_load_daily::float8 AS daily
+                    """, [facilityID, itemID, String(daily), facility, item]).rows.first.map(Self.plan)
+            } else {
+                try c.query("DELETE FROM demand_plans WHERE facility_id = $1 AND item_id = $2", [facilityID, itemID])
+                plan = nil
+            }
+            try PostgresTokens.audit(c, scope: scope, action: daily == nil ? "demand.clear" : "demand.set", target: "\(facility)/\(item)",
+                                     detail: daily.map { "full_load_daily=\($0)" }, facilityIDs: [facilityID])
+            return plan
+        }
+    }
+
+    /// Full-load demand of `item` = beds × `perBedDay` for every facility with beds in the region
+    /// subtree (all in scope when nil). Returns the plans set.
+    public func deriveFullLoad(item: String, perBedDay: Double, region: String?) async throws -> [DemandPlan] {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            guard try c.query("SELECT 1 FROM items WHERE code = $1", [item]).rows.count == 1 else {
+                throw Refusal(kind: .notFound, field: "item", description: "no item \(item)")
+            }
+            if let region, try c.query("SELECT 1 FROM regions WHERE code = $1", [region]).rows.isEmpty {
+                throw Refusal(kind: .notFound, field: "region", description: "no region \(region)")
+            }
+            let result = try c.query("""
+                WITH RECURSIVE subtree AS (
+                    SELECT id FROM regions WHERE code = $3
+                    UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+                ), set AS (
+                    INSERT INTO demand_plans (facility_id, item_id, full_load_daily)
+                    SELECT f.id, i.id, f.beds * $2::numeric FROM facilities f, items i
+                    WHERE i.code = $1 AND f.beds > 0 AND stockpile_in_scope(f.id)
+                      AND ($3::text IS NULL OR f.region_id IN (SELECT id FROM subtree))
+                    ON CONFLICT (facility_id, item_id) DO UPDATE SET full_load_daily = EXCLUDED.full_load_daily, updated_at = now()
+                    RETURNING facility_id, full_load_daily
+                )
+                SELECT f.id, f.code AS facility, $1::text AS item, s.full_load_daily::float8 AS daily
+                FROM set s JOIN facilities f ON f.id = s.facility_id ORDER BY f.code
+                """, [item, String(perBedDay), region])
+            let plans = try result.rows.map(Self.plan)
+            try PostgresTokens.audit(c, scope: scope, action: "demand.derive", target: item,
+                                     detail: "per_bed_day=\(perBedDay) region=\(region ?? "all") facilities=\(plans.count)",
+                                     facilityIDs: try result.rows.map { try $0.decode("id") })
+            return plans
+        }
+    }
+
+    static func position(_ c: PQConnection, facility: String, item: String) throws -> (Int, Int) {
+        guard let f = try c.query("SELECT id FROM facilities WHERE code = $1 AND stockpile_in_scope(id)", [facility]).rows.first else {
+            throw Refusal(kind: .notFound, field: "facility", description: "no facility \(facility) in this token's scope")
+        }
+        guard let i = try c.query("SELECT id FROM items WHERE code = $1", [item]).rows.first else {
+            throw Refusal(kind: .notFound, field: "item", description: "no item \(item)")
+        }
+        return (try f.decode("id"), try i.decode("id"))
+    }
+
+    // MARK: targets
+
+    public struct CategoryTarget: Sendable, Codable, Equatable {
+        public var category: ItemCategory
+        public var targetDays: Int
+        /// Whether it is set here or is the default of 30.
+        public var configured: Bool
+        enum CodingKeys: String, CodingKey { case category, configured, targetDays = "target_days" }
+    }
+
+    public func targets() async throws -> [CategoryTarget] {
+        let configured: [String: Int] = try await database.withConnection(scope) { c in
+            Dictionary(uniqueKeysWithValues: try c.query("SELECT category, target_days FROM category_targets").rows.map {
+                (try $0.decode("category", as: String.self), try $0.decode("target_days", as: Int.self))
+            })
+        }
+        return ItemCategory.allCases.map {
+            CategoryTarget(category: $0, targetDays: configured[$0.rawValue] ?? 30, configured: configured[$0.rawValue] != nil)
+        }
+    }
+
+    public func setTarget(category: ItemCategory, days: Int) async throws -> CategoryTarget {
+        let scope = self.scope
+        try await database.transaction(scope) { c in
+            try c.query("""
+                INSERT INTO category_targets (category, target_days) VALUES ($1, $2)
+                ON CONFLICT (category) DO UPDATE SET target_days = EXCLUDED.target_days, updated_at = now()
+                """, [category.rawValue, days])
+            try PostgresTokens.audit(c, scope: scope, action: "target.set", target: category.rawValue, detail: "target_days=\(days)")
+        }
+        return CategoryTarget(category: category, targetDays: days, configured: true)
+    }
+
+    // MARK: contracts
+
+    public struct Contract: Sendable, Codable, Equatable {
+        public var code: String
+        public var facility: String
+        public var supplier: String
+        public var item: String
+        public var quantity: Int64
+        public var calledOff: Int64
+        public var remaining: Int64
+        public var leadTimeDays: Int
+        public var validFrom: String
+        public var validTo: String
+        public var local: Bool
+        enum CodingKeys: String, CodingKey {
+            case code, facility, supplier, item, quantity, remaining, local
+            case calledOff = "called_off", leadTimeDays = "lead_time_days", validFrom = "valid_from", validTo = "valid_to"
+        }
+    }
+
+    static let contractColumns = """
+        k.code, f.code AS facility, k.supplier, i.code AS item, k.committed, k.called_off, k.lead_time_days,
+        k.valid_from::text AS valid_from, k.valid_to::text AS valid_to, k.local
+        """
+
+    static func contract(_ row: PQRow) throws -> Contract {
+        let committed: Int64 = try row.decode("committed"), calledOff: Int64 = try row.decode("called_off")
+        return Contract(code: try row.decode("code"), facility: try row.decode("facility"), supplier: try row.decode("supplier"),
+                        item: try row.decode("item"), quantity: committed, calledOff: calledOff, remaining: committed - calledOff,
+                        leadTimeDays: try row.decode("lead_time_days"), validFrom: try row.decode("valid_from"),
+                        validTo: try row.decode("valid_to"), local: try row.decode("local"))
+    }
+
+    public func contracts(facility: String?, item: String?) async throws -> [Contract] {
+        try await database.withConnection(scope) { c in
+            try c.query("""
+                SELECT \(Self.contractColumns) FROM contracts k JOIN facilities f ON f.id = k.facility_id JOIN items i ON i.id = k.item_id
+                WHERE ($1::text IS NULL OR f.code = $1) AND ($2::text IS NULL OR i.code = $2) ORDER BY k.code
+                """, [facility, item]).rows.map(Self.contract)
+        }
+    }
+
+    /// Creates or updates a contract by code. The called-off quantity is not an input: it starts
+    /// at 0 and moves only by call-offs; a committed quantity below it is refused.
+    public func putContract(code: String, facility: String, supplier: String, item: String, quantity: Int64, leadTimeDays: Int,
+                            validFrom: LocalDate, validTo: LocalDate, local: Bool) async throws -> (Contract, created: Bool) {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            let (facilityID, itemID) = try Self.position(c, facility: facility, item: item)
+            if let existing = try c.query("SELECT called_off, stockpile_in_scope(facility_id) AS mine FROM contracts WHERE code = $1 FOR UPDATE",
+                                          [code]).rows.first {
+                guard try existing.decode("mine", as: Bool.self) else {
+                    throw Refusal(kind: .conflict, field: "code", description: "contract \(code) belongs to a facility outside this token's scope")
+                }
+                let calledOff: Int64 = try existing.decode("called_off")
+                guard quantity >= calledOff else {
+                    throw Refusal(kind: .conflict, field: "quantity", description: "\(calledOff) already called off; the quantity cannot be less")
+                }
+            }
+            let row = try c.query("""
+                INSERT INTO contracts AS k (code, facility_id, item_id, supplier, committed, called_off, lead_time_days, valid_from, valid_to, local)
+                VALUES ($1, $2, $3, $4, $5, 0, $6, $7::date, $8::date, $9)
+                ON CONFLICT (code) DO UPDATE SET facility_id = EXCLUDED.facility_id, item_id = EXCLUDED.item_id, supplier = EXCLUDED.supplier,
+                    committed = EXCLUDED.committed, lead_time_days = EXCLUDED.lead_time_days, valid_from = EXCLUDED.valid_from,
+                    valid_to = EXCLUDED.valid_to, local = EXCLUDED.local, updated_at = now()
+                RETURNING (xmax = 0) AS created
+                """, [code, facilityID, itemID, supplier, quantity, leadTimeDays, validFrom.description, validTo.description, local]).rows[0]
+            let created: Bool = try row.decode("created")
+            try PostgresTokens.audit(c, scope: scope, action: created ? "contract.create" : "contract.update", target: code,
+                                     detail: "\(facility)/\(item) quantity=\(quantity) lead=\(leadTimeDays) \(validFrom)…\(validTo)",
+                                     facilityIDs: [facilityID])
+            return (try Self.contract(code, c), created)
+        }
+    }
+
+    static func contract(_ code: String, _ c: PQConnection) throws -> Contract {
+        guard let row = try c.query("""
+            SELECT \(contractColumns) FROM contracts k JOIN facilities f ON f.id = k.facility_id JOIN items i ON i.id = k.item_id
+            WHERE k.code = $1
+            """, [code]).rows.first else {
+            throw Refusal(kind: .notFound, field: "code", description: "no contract \(code) in this token's scope")
+        }
+        return try contract(row)
+    }
+
+    public struct CallOff: Sendable, Codable, Equatable {
+        public var id: UUID
+        public var contract: String
+        public var quantity: Int64
+        public var note: String
+        public var recordedAt: Date
+        public var recordedBy: String
+        enum CodingKeys: String, CodingKey { case id, contract, quantity, note, recordedAt = "recorded_at", recordedBy = "recorded_by" }
+    }
+
+    /// Records a call-off exactly once: the same id with the same body is a replay (the original
+    /// comes back), with another body a conflict; never beyond what remains of the contract.
+    public func callOff(contract code: String, id: UUID, quantity: Int64, note: String) async throws -> (CallOff, Contract, replay: Bool) {
+        let scope = self.scope
+        return try await database.transaction(scope, retryOnConnectionLoss: true) { c in
+            // The contract row is the lock: concurrent call-offs against it queue here.
+            guard let contract = try c.query("""
+                SELECT k.id, k.committed - k.called_off AS remaining, k.facility_id FROM contracts k WHERE k.code = $1 FOR UPDATE
+                """, [code]).rows.first else {
+                throw Refusal(kind: .notFound, field: "contract", description: "no contract \(code) in this token's scope")
+            }
+            let contractID: Int = try contract.decode("id"), facilityID: Int = try contract.decode("facility_id")
+            if let earlier = try c.query("""
+                SELECT o.id, k.code AS contract, o.quantity, o.note, o.recorded_at, o.recorded_by
+                FROM contract_calloffs o JOIN contracts k ON k.id = o.contract_id WHERE o.id = $1
+                """, [id]).rows.first {
+                let original = try Self.callOff(earlier)
+                guard original.contract == code, original.quantity == quantity, original.note == note else {
+                    throw Refusal(kind: .conflict, field: "id", description: "call-off \(id) was already recorded with a different body")
+                }
+                return (original, try Self.contract(code, c), true)
+            }
+            let remaining: Int64 = try contract.decode("remaining")
+            guard quantity <= remaining else {
+                throw Refusal(kind: .conflict, field: "quantity", description: "only \(remaining) left on contract \(code); cannot call off \(quantity)")
+            }
+            let row = try c.query("""
+                INSERT INTO contract_calloffs (id, contract_id, quantity, note, recorded_by) VALUES ($1, $2, $3, $4, $5)
+                RETURNING id, $6::text AS contract, quantity, note, recorded_at, recorded_by
+                """, [id, contractID, quantity, note, scope.actor, code]).rows[0]
+            try c.query("UPDATE contracts SET called_off = called_off + $2, updated_at = now() WHERE id = $1", [contractID, quantity])
+            try PostgresTokens.audit(c, scope: scope, action: "contract.calloff", target: code, detail: "id=\(id) quantity=\(quantity)",
+                                     facilityIDs: [facilityID])
+            return (try Self.callOff(row), try Self.contract(code, c), false)
+        }
+    }
+
+    static func callOff(_ row: PQRow) throws -> CallOff {
+        CallOff(id: try row.decode("id"), contract: try row.decode("contract"), quantity: try row.decode("quantity"),
+                note: try row.decode("note"), recordedAt: try row.decode("recorded_at"), recordedBy: try row.decode("recorded_by"))
+    }
+
+    public func callOffs(contract code: String) async throws -> [CallOff] {
+        try await database.withConnection(scope) { c in
+            _ = try Self.contract(code, c)
+            return try c.query("""
+                SELECT o.id, k.code AS contract, o.quantity, o.note, o.recorded_at, o.recorded_by
+                FROM contract_calloffs o JOIN contracts k ON k.id = o.contract_id WHERE k.code = $1 ORDER BY o.recorded_at, o.id
+                """, [code]).rows.map(Self.callOff)
+        }
+    }
+
+    // MARK: capacity
+
+    public struct Pledge: Sendable, Codable, Equatable {
+        public var code: String
+        public var facility: String
+        public var manufacturer: String
+        public var item: String
+        public var dailyCapacity: Int64
+        public var rampUpDays: Int
+        public var validFrom: String
+        public var validTo: String
+        public var certified: Bool
+        public var local: Bool
+        public init(code: String, facility: String, manufacturer: String, item: String, dailyCapacity: Int64, rampUpDays: Int,
+                    validFrom: String, validTo: String, certified: Bool, local: Bool) {
+            self.code = code; self.facility = facility; self.manufacturer = manufacturer; self.item = item
+            self.dailyCapacity = dailyCapacity; self.rampUpDays = rampUpDays; self.validFrom = validFrom; self.validTo = validTo
+            self.certified = certified; self.local = local
+        }
+        enum CodingKeys: String, CodingKey {
+            case code, facility, manufacturer, item, certified, local
+            case dailyCapacity = "daily_capacity", rampUpDays = "ramp_up_days", validFrom = "valid_from", validTo = "valid_to"
+        }
+    }
+
+    static let pledgeSelect = """
+        SELECT p.code, f.code AS facility, p.manufacturer, i.code AS item, p.daily_capacity, p.ramp_up_days,
+               p.valid_from::text AS valid_from, p.valid_to::text AS valid_to, p.certified, p.local
+        FROM capacity_pledges p JOIN facilities f ON f.id = p.facility_id JOIN items i ON i.id = p.item_id
+        """
+
+    static func pledge(_ row: PQRow) throws -> Pledge {
+        Pledge(code: try row.decode("code"), facility: try row.decode("facility"), manufacturer: try row.decode("manufacturer"),
+               item: try row.decode("item"), dailyCapacity: try row.decode("daily_capacity"), rampUpDays: try row.decode("ramp_up_days"),
+               validFrom: try row.decode("valid_from"), validTo: try row.decode("valid_to"), certified: try row.decode("certified"),
+               local: try row.decode("local"))
+    }
+
+    public func pledges(facility: String?, item: String?) async throws -> [Pledge] {
+        try await database.withConnection(scope) { c in
+            try c.query("\(Self.pledgeSelect) WHERE ($1::text IS NULL OR f.code = $1) AND ($2::text IS NULL OR i.code = $2) ORDER BY p.code",
+                        [facility, item]).rows.map(Self.pledge)
+        }
+    }
+
+    public func putPledge(_ p: Pledge) async throws -> (Pledge, created: Bool) {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            let (facilityID, itemID) = try Self.position(c, facility: p.facility, item: p.item)
+            if let existing = try c.query("SELECT stockpile_in_scope(facility_id) AS mine FROM capacity_pledges WHERE code = $1", [p.code]).rows.first,
+               !(try existing.decode("mine", as: Bool.self)) {
+                throw Refusal(kind: .conflict, field: "code", description: "pledge \(p.code) belongs to a facility outside this token's scope")
+            }
+            let created: Bool = try c.query("""
+                INSERT INTO capacity_pledges (code, facility_id, item_id, manufacturer, daily_capacity, ramp_up_days, valid_from, valid_to, certified, local)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8::date, $9, $10)
+                ON CONFLICT (code) DO UPDATE SET facility_id = EXCLUDED.facility_id, item_id = EXCLUDED.item_id,
+                    manufacturer = EXCLUDED.manufacturer, daily_capacity = EXCLUDED.daily_capacity, ramp_up_days = EXCLUDED.ramp_up_days,
+                    valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to, certified = EXCLUDED.certified, local = EXCLUDED.local,
+                    updated_at = now()
+                RETURNING (xmax = 0) AS created
+                """, [p.code, facilityID, itemID, p.manufacturer, p.dailyCapacity, p.rampUpDays, p.validFrom, p.validTo, p.certified, p.local])
+                .rows[0].decode("created")
+            try PostgresTokens.audit(c, scope: scope, action: created ? "capacity.create" : "capacity.update", target: p.code,
+                                     detail: "\(p.facility)/\(p.item) daily=\(p.dailyCapacity) ramp=\(p.rampUpDays) certified=\(p.certified)",
+                                     facilityIDs: [facilityID])
+            let stored = try Self.pledge(try c.query("\(Self.pledgeSelect) WHERE p.code = $1", [p.code]).rows[0])
+            return (stored, created)
+        }
+    }
+
+    // MARK: holds
+
+    public struct LotHold: Sendable, Codable, Equatable {
+        public var item: String
+        public var lot: String
+        public var expiry: String?
+        public var quarantined: Bool
+        public var reason: String?
+        public var since: Date?
+        public var by: String?
+    }
+
+    static let lotSelect = """
+        SELECT i.code AS item, l.lot_number AS lot, l.expiry::text AS expiry, l.quarantined, l.quarantine_reason AS reason,
+               l.quarantined_at AS since, l.quarantined_by AS by
+        FROM lots l JOIN items i ON i.id = l.item_id
+        """
+
+    static func lot(_ row: PQRow) throws -> LotHold {
+        LotHold(item: try row.decode("item"), lot: try row.decode("lot"), expiry: try row.decode("expiry"),
+                quarantined: try row.decode("quarantined"), reason: try row.decode("reason"), since: try row.decode("since"),
+                by: try row.decode("by"))
+    }
+
+    public func lots(item: String?, held: Bool?) async throws -> [LotHold] {
+        try await database.withConnection(scope) { c in
+            try c.query("\(Self.lotSelect) WHERE ($1::text IS NULL OR i.code = $1) AND ($2::boolean IS NULL OR l.quarantined = $2) ORDER BY i.code, l.lot_number LIMIT 10000",
+                        [item, held]).rows.map(Self.lot)
+        }
+    }
+
+    /// Puts a lot on hold everywhere (quality inspection, recall), or releases it. Held stock is
+    /// not usable: cover leaves it out. Holding a held lot again keeps the first hold's time.
+    public func setHold(item: String, lot: String, held: Bool, reason: String) async throws -> LotHold {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            guard try c.query("""
+                UPDATE lots l SET quarantined = $3,
+                    quarantine_reason = CASE WHEN $3 THEN $4 END,
+                    quarantined_at = CASE WHEN $3 THEN coalesce(CASE WHEN l.quarantined THEN l.quarantined_at END, now()) END,
+                    quarantined_by = CASE WHEN $3 THEN coalesce(CASE WHEN l.quarantined THEN l.quarantined_by END, $5) END
+                FROM items i WHERE i.id = l.item_id AND i.code = $1 AND l.lot_number = $2
+                """, [item, lot, held, reason, scope.actor]).affectedRows == 1 else {
+                throw Refusal(kind: .notFound, field: "lot", description: "no lot \(lot) of item \(item)")
+            }
+            let facilities: [Int] = try c.query("""
+                SELECT DISTINCT b.facility_id FROM balances b JOIN lots l ON l.id = b.lot_id JOIN items i ON i.id = l.item_id
+                WHERE i.code = $1 AND l.lot_number = $2 AND b.quantity > 0
+                """, [item, lot]).rows.map { try $0.decode("facility_id") }
+            try PostgresTokens.audit(c, scope: scope, action: held ? "lot.hold" : "lot.release", target: "\(item)/\(lot)",
+                                     detail: reason.isEmpty ? nil : reason, facilityIDs: facilities)
+            return try Self.lot(try c.query("\(Self.lotSelect) WHERE i.code = $1 AND l.lot_number = $2", [item, lot]).rows[0])
+        }
+    }
+}
