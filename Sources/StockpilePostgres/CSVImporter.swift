@@ -306,6 +306,16 @@ public struct CSVImporter: Sendable {
                  r.validFrom.description, r.validTo.description, r.local ? "t" : "f"]
             })
         try checkReferences(c, table: "stage_contracts", file: "contracts.csv")
+        // Once Stockpile has recorded call-offs against a contract, they alone move its called-off quantity.
+        if let row = try c.query("""
+            SELECT s.row_no, s.code, s.called_off AS file, k.called_off AS stored FROM stage_contracts s JOIN contracts k ON k.code = s.code
+            WHERE s.called_off <> k.called_off AND EXISTS (SELECT 1 FROM contract_calloffs o WHERE o.contract_id = k.id)
+            ORDER BY s.row_no LIMIT 1
+            """).rows.first {
+            throw ImportError(file: "contracts.csv", row: try row.decode("row_no"), column: "called_off",
+                              reason: "contract \(try row.decode("code", as: String.self)) has call-offs recorded in Stockpile (\(try row.decode("stored", as: Int64.self)) called off); "
+                                  + "the file says \(try row.decode("file", as: Int64.self)). Record call-offs through POST /api/v1/contracts/{code}/calloffs")
+        }
         let changed = try c.query("""
             INSERT INTO contracts (code, facility_id, item_id, supplier, committed, called_off, lead_time_days, valid_from, valid_to, local)
             SELECT s.code, f.id, i.id, s.supplier, s.quantity, s.called_off, s.lead_time_days, s.valid_from, s.valid_to, s.local

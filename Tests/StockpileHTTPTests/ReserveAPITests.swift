@@ -68,6 +68,11 @@ import Testing
             #expect(try await position()["contract_qty"] as? Int == 700)
             let calloffs = body(try await client.execute(uri: "/api/v1/contracts/KH/calloffs", method: .get))["calloffs"] as? [[String: Any]]
             #expect(calloffs?.count == 1)
+            // A spreadsheet cannot overwrite what call-offs recorded.
+            let overwrite = try await client.execute(
+                uri: "/api/v1/import/contracts", method: .post,
+                body: ByteBuffer(string: "code,facility_code,supplier,item_code,quantity,called_off,lead_time_days,valid_from,valid_to,local\nKH,H,本地供应商,N95,1000,0,7,2026-01-01,2027-12-31,true\n"))
+            #expect(overwrite.status == .unprocessableContent && errorOf(overwrite).field == "called_off")
             // The committed quantity cannot drop below what was called off; the called-off quantity is not an input.
             let shrink = try await client.execute(uri: "/api/v1/contracts/KH", method: .put, headers: [.contentType: "application/json"],
                                                   body: json(["facility": "H", "supplier": "本地供应商", "item": "N95", "quantity": 200,
