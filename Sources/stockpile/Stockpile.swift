@@ -85,7 +85,8 @@ struct Serve: AsyncParsableCommand {
         let services = StockpileServices(database: db, metrics: registry, timeZone: Environment.timeZone, logger: logger,
                                          rateLimit: rateLimit)
         let app = buildApplication(services, settings: HTTPSettings(host: host, port: port))
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let keeper = CoverKeeper(database: db, timeZone: Environment.timeZone, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app, keeper], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await db.shutdown()
         logger.info("stopped")
