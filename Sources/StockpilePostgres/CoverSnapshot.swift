@@ -217,6 +217,19 @@ enum CoverSQL {
         \(where_(band: true)) \(snapshotCheck)
         """
 
+    /// The same count from the per-facility sums (tens of thousands of rows, not millions), when
+    /// no facility or item is asked for: the band's own column, or all positions.
+    static func snapshotCountFromSums(band: CoverBand?) -> String {
+        let column = band.map { CoverRollupSQL.bandColumns[CoverBand.allCases.firstIndex(of: $0)!] } ?? "positions"
+        return """
+            WITH RECURSIVE \(subtree)
+            SELECT coalesce(sum(s.\(column)), 0)::bigint AS total FROM cover_facility_sums s JOIN facilities f ON f.id = s.facility_id
+            WHERE stockpile_in_scope(f.id) AND ($4::text IS NULL OR f.region_id IN (SELECT id FROM subtree))
+              AND $5::text IS NULL AND $6::text IS NULL AND ($7::text IS NULL OR s.category = $7)
+              AND ($8::boolean IS NULL OR f.designated = $8) AND ($9::text IS NULL OR $9::text IS NOT NULL) \(snapshotCheck)
+            """
+    }
+
     /// A page computed for this request: the filtered positions through the set-based formulas.
     static func computedPage(_ sort: CoverSort) -> String {
         """
@@ -309,7 +322,8 @@ extension PostgresCover {
                 guard try c.query("SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2",
                                   [query.asOf.description, zone]).rows.count == 1 else { return nil }
                 let rows = try c.query(CoverSQL.snapshotPage(sort), parameters).rows.map(Self.describedRow)
-                let total: Int = try c.query(CoverSQL.snapshotCount, Array(parameters.prefix(9))).rows[0].decode("total")
+                let countSQL = f.facility == nil && f.item == nil ? CoverSQL.snapshotCountFromSums(band: query.band) : CoverSQL.snapshotCount
+                let total: Int = try c.query(countSQL, Array(parameters.prefix(9))).rows[0].decode("total")
                 return CoverPage(total: total, rows: rows, source: "snapshot")
             }
             if let found { return found }

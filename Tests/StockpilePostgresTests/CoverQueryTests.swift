@@ -155,6 +155,13 @@ import Testing
                 for (a, b) in zip(service, other) { RandomDistrict.expectSame(a, b, "\(label) \(asOf)") }
             }
             for (a, b) in zip(surged, surgedInDatabase) { RandomDistrict.expectSame(a, b, "surge \(asOf)") }
+            // Totals of filtered pages (counted from the per-facility sums) match the rows.
+            for band in CoverBand.allCases {
+                let page = try await cover.page(CoverQuery(band: band, limit: 1, asOf: asOf))
+                #expect(page.source == "snapshot" && page.total == service.filter { $0.band == band }.count, "\(band) total")
+            }
+            let d1 = try await cover.page(CoverQuery(filter: CoverFilter(region: "D1", designated: false), limit: 1, asOf: asOf))
+            #expect(d1.total == service.filter { $0.region == "D1" && !$0.designated }.count)
         }
         await database.shutdown()
     }
