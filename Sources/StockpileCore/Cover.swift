@@ -73,7 +73,7 @@ public enum Cover {
         d > 0 ? quantity / d : nil
     }
 
-    static func roundQuantity(_ value: Double) -> Double {
+    public static func roundQuantity(_ value: Double) -> Double {
         (value * 1_000_000).rounded() / 1_000_000
     }
 }

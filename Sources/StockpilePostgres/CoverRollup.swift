@@ -55,14 +55,17 @@ public struct CoverRollup: Sendable {
 enum CoverRollupSQL {
     static let bandColumns = ["stockout", "under_3d", "from_3_to_7d", "from_7_to_14d", "from_14d_to_target", "at_target"]
 
-    /// Aggregates over positions (`cp`).
-    static let perPosition = """
-        count(DISTINCT cp.facility_id) AS facilities, count(*) AS positions, coalesce(sum(cp.daily_demand), 0) AS daily_demand,
+    /// Aggregates over positions (`cp`). Grouped by item, each facility has one position per group,
+    /// so the facilities are counted without the sort a DISTINCT needs.
+    static func perPosition(_ grouping: CoverGrouping) -> String {
+        """
+        \(grouping == .item ? "count(*)" : "count(DISTINCT cp.facility_id)") AS facilities, count(*) AS positions, coalesce(sum(cp.daily_demand), 0) AS daily_demand,
         coalesce(sum(cp.physical_qty), 0)::bigint AS physical_qty, coalesce(sum(cp.expiring_qty), 0) AS expiring_qty,
         coalesce(sum(cp.contract_qty), 0)::bigint AS contract_qty, coalesce(sum(cp.capacity_qty), 0)::bigint AS capacity_qty,
         coalesce(sum(cp.shortfall_qty), 0)::bigint AS shortfall_qty, coalesce(sum(cp.contract_shortfall_qty), 0)::bigint AS contract_shortfall_qty,
         \(zip(bandColumns, CoverBand.allCases).map { "count(*) FILTER (WHERE cp.band = '\($1.rawValue)') AS \($0)" }.joined(separator: ", "))
         """
+    }
 
     /// The same over per-facility sums (`s`).
     static let perFacilitySums = """
@@ -116,14 +119,14 @@ enum CoverRollupSQL {
         switch grouping {
         case .region:
             return """
-                SELECT gr.code, gr.name, \(perPosition)
+                SELECT gr.code, gr.name, \(perPosition(.region))
                 FROM \(source) cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
                 JOIN labelled l ON l.id = f.region_id JOIN regions gr ON gr.id = l.group_id
                 WHERE \(CoverSQL.filterClause)
                 """
         case .item:
             return """
-                SELECT i.code, i.name, \(perPosition)
+                SELECT i.code, i.name, \(perPosition(.item))
                 FROM \(source) cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
                 JOIN labelled l ON l.id = f.region_id
                 WHERE \(CoverSQL.filterClause)
@@ -172,8 +175,7 @@ extension PostgresCover {
         let zone = timeZone.identifier
         let parameters: [any PQEncodable] = [asOf.description, zone, surge, filter.region, filter.facility, filter.item,
                                              filter.category?.rawValue, filter.designated]
-        if surge == 1, let snapshot = try await snapshot(), snapshot.asOf == asOf, snapshot.timeZone == zone {
-            try await refreshSnapshot()
+        if surge == 1, try await snapshotIsCurrent(asOf: asOf) {
             // Per-facility sums serve a roll-up by region of all items; an item or item grouping reads positions.
             let fromSums = group == .region && filter.item == nil
             let sql = fromSums ? CoverRollupSQL.fromSums(group) : CoverRollupSQL.fromSnapshot(group)

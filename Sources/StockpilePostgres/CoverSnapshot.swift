@@ -209,11 +209,13 @@ enum CoverSQL {
         """
     }
 
-    static let snapshotCheck = "AND EXISTS (SELECT 1 FROM cover_snapshot s WHERE s.as_of = $1::date AND s.time_zone = $2 AND $3::float8 = 1)"
+    static let snapshotCurrent = "EXISTS (SELECT 1 FROM cover_snapshot s WHERE s.as_of = $1::date AND s.time_zone = $2 AND $3::float8 = 1)"
+    static let snapshotCheck = "AND \(snapshotCurrent)"
 
     static let snapshotCount = """
         WITH RECURSIVE \(subtree)
-        SELECT count(*) AS total FROM cover_positions cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
+        SELECT count(*) AS total, \(snapshotCurrent) AS current
+        FROM cover_positions cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
         \(where_(band: true)) \(snapshotCheck)
         """
 
@@ -223,7 +225,8 @@ enum CoverSQL {
         let column = band.map { CoverRollupSQL.bandColumns[CoverBand.allCases.firstIndex(of: $0)!] } ?? "positions"
         return """
             WITH RECURSIVE \(subtree)
-            SELECT coalesce(sum(s.\(column)), 0)::bigint AS total FROM cover_facility_sums s JOIN facilities f ON f.id = s.facility_id
+            SELECT coalesce(sum(s.\(column)), 0)::bigint AS total, \(snapshotCurrent) AS current
+            FROM cover_facility_sums s JOIN facilities f ON f.id = s.facility_id
             WHERE stockpile_in_scope(f.id) AND ($4::text IS NULL OR f.region_id IN (SELECT id FROM subtree))
               AND $5::text IS NULL AND $6::text IS NULL AND ($7::text IS NULL OR s.category = $7)
               AND ($8::boolean IS NULL OR f.designated = $8) AND ($9::text IS NULL OR $9::text IS NOT NULL) \(snapshotCheck)
@@ -262,12 +265,29 @@ extension PostgresCover {
         }
     }
 
+    /// Whether the snapshot is for `asOf` in this zone; if so, its dirty positions are refreshed first.
+    /// One statement answers both questions, so a quiet snapshot costs one round trip.
+    func snapshotIsCurrent(asOf: LocalDate) async throws -> Bool {
+        let zone = timeZone.identifier
+        let (current, dirty): (Bool, Bool) = try await database.withConnection(.system("cover")) { c in
+            let row = try c.query("""
+                SELECT EXISTS (SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2) AS current,
+                       EXISTS (SELECT 1 FROM cover_dirty) AS dirty
+                """, [asOf.description, zone]).rows[0]
+            return (try row.decode("current"), try row.decode("dirty"))
+        }
+        if current && dirty { try await refreshSnapshot() }
+        return current
+    }
+
     /// Builds the snapshot for `asOf` from scratch (every facility × item). Returns the positions.
     @discardableResult
     public func rebuildSnapshot(asOf: LocalDate) async throws -> Int {
         let zone = timeZone.identifier
         let written = try await database.transaction(.system("cover")) { c in
             try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
+            // Millions of positions group and sort in memory rather than in temporary files.
+            try c.execute("SET LOCAL work_mem = '256MB'")
             // Dirty marks from before this statement's snapshot are covered by the rebuild.
             try c.execute("CREATE TEMP TABLE cover_seen ON COMMIT DROP AS SELECT facility_id, item_id, version FROM cover_dirty")
             try c.execute("TRUNCATE cover_positions, cover_facility_sums")
@@ -284,7 +304,12 @@ extension PostgresCover {
                 """)
             return written
         }
-        try await database.asOwner { try $0.execute("ANALYZE cover_positions, cover_facility_sums") }
+        // Every request checks cover_dirty for work; after a rebuild it is all dead rows, which a
+        // check would wade through until autovacuum came by.
+        try await database.asOwner { owner in
+            try owner.execute("VACUUM cover_dirty")
+            try owner.execute("ANALYZE cover_positions, cover_facility_sums")
+        }
         return written
     }
 
@@ -314,17 +339,16 @@ extension PostgresCover {
         let f = query.filter
         let parameters: [any PQEncodable] = [query.asOf.description, zone, query.surge, f.region, f.facility, f.item,
                                              f.category?.rawValue, f.designated, query.band?.rawValue, query.limit, query.offset]
-        if query.surge == 1, let snapshot = try await snapshot(), snapshot.asOf == query.asOf, snapshot.timeZone == zone {
-            try await refreshSnapshot()
+        if query.surge == 1, try await snapshotIsCurrent(asOf: query.asOf) {
             let sort = query.sort
+            let countSQL = f.facility == nil && f.item == nil ? CoverSQL.snapshotCountFromSums(band: query.band) : CoverSQL.snapshotCount
+            // One repeatable-read view for the page and its count; the count also says whether the
+            // snapshot is still this date's (a rebuild for another date may have committed meanwhile).
             let found: CoverPage? = try await database.transaction(scope, isolation: .repeatableRead) { c in
-                // Still the same snapshot in this transaction's view (a rebuild for another date may have committed).
-                guard try c.query("SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2",
-                                  [query.asOf.description, zone]).rows.count == 1 else { return nil }
                 let rows = try c.query(CoverSQL.snapshotPage(sort), parameters).rows.map(Self.describedRow)
-                let countSQL = f.facility == nil && f.item == nil ? CoverSQL.snapshotCountFromSums(band: query.band) : CoverSQL.snapshotCount
-                let total: Int = try c.query(countSQL, Array(parameters.prefix(9))).rows[0].decode("total")
-                return CoverPage(total: total, rows: rows, source: "snapshot")
+                let counted = try c.query(countSQL, Array(parameters.prefix(9))).rows[0]
+                guard try counted.decode("current", as: Bool.self) else { return nil }
+                return CoverPage(total: try counted.decode("total"), rows: rows, source: "snapshot")
             }
             if let found { return found }
         }

@@ -40,11 +40,13 @@ struct Bench: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Repeats of each query; median and p95 are reported.") var repeats = 30
         @Option(help: "Movements recorded before each repeat of the after-changes query.") var changes = 100
+        @Flag(help: "Rebuild the cover snapshot first, and time it (minutes at 10,000 × 300).") var rebuild = false
 
         func run() async throws {
             var options = CoverBenchmark.Options()
             options.repeats = repeats
             options.changes = changes
+            options.rebuild = rebuild
             let logger = makeLogger()
             try await database.withDatabase(poolSize: 4) { db in
                 _ = try await CoverBenchmark(database: db, timeZone: Environment.timeZone, options: options, logger: logger).run { print($0) }
