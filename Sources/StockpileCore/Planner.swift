@@ -16,10 +16,20 @@ public struct PlanSite: Sendable, Equatable {
     }
 }
 
+/// A lot a donor can ship from: its days to expiry from `as_of` (nil: does not expire).
+public struct PlanLot: Sendable, Equatable {
+    public var lot: String
+    public var quantity: Int64
+    public var expiryDays: Int?
+    public init(lot: String, quantity: Int64, expiryDays: Int?) { self.lot = lot; self.quantity = quantity; self.expiryDays = expiryDays }
+}
+
 public struct PlanDonor: Sendable, Equatable {
     public var site: PlanSite
     public var surplus: Int64
-    public init(site: PlanSite, surplus: Int64) { self.site = site; self.surplus = surplus }
+    /// The usable lots the surplus may be shipped from; nil: one lot of the whole surplus that does not expire.
+    public var lots: [PlanLot]?
+    public init(site: PlanSite, surplus: Int64, lots: [PlanLot]? = nil) { self.site = site; self.surplus = surplus; self.lots = lots }
 }
 
 public struct PlanReceiver: Sendable, Equatable {
@@ -27,7 +37,19 @@ public struct PlanReceiver: Sendable, Equatable {
     public var need: Int64
     /// 2 for designated hospitals (定点救治医院), else 1.
     public var weight: Int64
-    public init(site: PlanSite, need: Int64, weight: Int64) { self.site = site; self.need = need; self.weight = weight }
+    /// Its daily demand: how fast it can use a lot before the lot expires.
+    public var dailyDemand: Double
+    public init(site: PlanSite, need: Int64, weight: Int64, dailyDemand: Double = 0) {
+        self.site = site; self.need = need; self.weight = weight; self.dailyDemand = dailyDemand
+    }
+
+    /// How much of a lot expiring in `days` this receiver can use before it expires: floor(days × d)
+    /// (its own stock aside). A lot that does not expire is limited only by what there is.
+    public func usable(expiryDays days: Int?) -> Int64 {
+        guard let days else { return .max / 4 }
+        guard days > 0, dailyDemand > 0 else { return 0 }
+        return Int64(Cover.roundQuantity(Double(days) * dailyDemand).rounded(.down))
+    }
 }
 
 public struct PlanFlow: Sendable, Equatable {
@@ -36,6 +58,13 @@ public struct PlanFlow: Sendable, Equatable {
     public var receiver: Int
     public var quantity: Int64
     public var distanceKm: Double
+    /// What goes from which of the donor's lots (indexes into its `lots`), earliest expiry first.
+    public var lots: [(lot: Int, quantity: Int64)]
+
+    public static func == (a: PlanFlow, b: PlanFlow) -> Bool {
+        a.donor == b.donor && a.receiver == b.receiver && a.quantity == b.quantity && a.distanceKm == b.distanceKm
+            && a.lots.map(\.lot) == b.lots.map(\.lot) && a.lots.map(\.quantity) == b.lots.map(\.quantity)
+    }
 }
 
 public struct ItemPlan: Sendable, Equatable {
@@ -68,17 +97,22 @@ public struct PlanOptions: Sendable {
 
 public enum Planner {
     /// A cost compared lexicographically: first the (negated, weighted) coverage, then the
-    /// distance in millimetres. Integers, so potentials stay exact and reduced costs are never
-    /// negative by rounding.
+    /// distance in millimetres, then the days to expiry of the lot shipped (earlier first).
+    /// Integers, so potentials stay exact and reduced costs are never negative by rounding.
     struct Cost: Comparable {
         var coverage: Int64
         var distance: Int64
-        static let zero = Cost(coverage: 0, distance: 0)
-        static let infinity = Cost(coverage: .max / 4, distance: .max / 4)
-        static func + (a: Cost, b: Cost) -> Cost { Cost(coverage: a.coverage + b.coverage, distance: a.distance + b.distance) }
-        static func - (a: Cost, b: Cost) -> Cost { Cost(coverage: a.coverage - b.coverage, distance: a.distance - b.distance) }
-        static prefix func - (a: Cost) -> Cost { Cost(coverage: -a.coverage, distance: -a.distance) }
-        static func < (a: Cost, b: Cost) -> Bool { (a.coverage, a.distance) < (b.coverage, b.distance) }
+        var expiry: Int64
+        static let zero = Cost(coverage: 0, distance: 0, expiry: 0)
+        static let infinity = Cost(coverage: .max / 4, distance: .max / 4, expiry: .max / 4)
+        static func + (a: Cost, b: Cost) -> Cost {
+            Cost(coverage: a.coverage + b.coverage, distance: a.distance + b.distance, expiry: a.expiry + b.expiry)
+        }
+        static func - (a: Cost, b: Cost) -> Cost {
+            Cost(coverage: a.coverage - b.coverage, distance: a.distance - b.distance, expiry: a.expiry - b.expiry)
+        }
+        static prefix func - (a: Cost) -> Cost { Cost(coverage: -a.coverage, distance: -a.distance, expiry: -a.expiry) }
+        static func < (a: Cost, b: Cost) -> Bool { (a.coverage, a.distance, a.expiry) < (b.coverage, b.distance, b.expiry) }
     }
 
     struct Arc {
@@ -88,59 +122,68 @@ public enum Planner {
         var reverse: Int
     }
 
-    /// The optimal plan for one item.
+    /// A lot that does not expire ranks after every lot that does.
+    static let neverExpires: Int64 = 1_000_000
+
+    /// The optimal plan for one item. The network: source → donor (its surplus) → each of its
+    /// lots (the lot's quantity) → receiver (what the receiver can use before the lot expires)
+    /// → sink (the receiver's need). So a lot a receiver could not use in time is never counted
+    /// as available to it, and the lines of each order fall out of the flow.
     public static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions = PlanOptions()) -> ItemPlan {
         let needBefore = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
+        let lotsOf = donors.map { $0.lots ?? [PlanLot(lot: "", quantity: $0.surplus, expiryDays: nil)] }
         let d = donors.count, r = receivers.count
-        // Nodes: 0 source, 1…d donors, d+1…d+r receivers, d+r+1 sink.
-        let source = 0, sink = d + r + 1
-        var graph = [[Arc]](repeating: [], count: d + r + 2)
+        // Nodes: 0 source, then donors, then their lots, then receivers, then the sink.
+        var firstLot = [Int](), lotDonor = [Int](), lotIndex = [Int]()
+        var next = 1 + d
+        for (i, lots) in lotsOf.enumerated() {
+            firstLot.append(next)
+            for k in lots.indices { lotDonor.append(i); lotIndex.append(k) }
+            next += lots.count
+        }
+        let lotBase = 1 + d, receiverBase = next, sink = next + r, source = 0
+        var graph = [[Arc]](repeating: [], count: sink + 1)
         func addArc(_ from: Int, _ to: Int, _ capacity: Int64, _ cost: Cost) {
             graph[from].append(Arc(to: to, capacity: capacity, cost: cost, reverse: graph[to].count))
             graph[to].append(Arc(to: from, capacity: 0, cost: -cost, reverse: graph[from].count - 1))
         }
         var distances = [[Double]](repeating: [], count: d)
-        var totalSurplus = Int64(0)
-        for (i, donor) in donors.enumerated() where donor.surplus > 0 {
+        for (i, donor) in donors.enumerated() {
+            distances[i] = receivers.map { GreatCircle.km(donor.site, $0.site) }
+            guard donor.surplus > 0 else { continue }
             addArc(source, 1 + i, donor.surplus, .zero)
-            totalSurplus += donor.surplus
+            for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
+                let node = firstLot[i] + k
+                addArc(1 + i, node, lot.quantity, .zero)
+                for j in 0..<r where receivers[j].need > 0 && receivers[j].site.code != donor.site.code {
+                    let km = distances[i][j]
+                    if let limit = options.maxDistanceKm, km > limit { continue }
+                    let usable = min(lot.quantity, receivers[j].usable(expiryDays: lot.expiryDays))
+                    guard usable > 0 else { continue }
+                    addArc(node, receiverBase + j, usable,
+                           Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))))
+                }
+            }
         }
         for (j, receiver) in receivers.enumerated() where receiver.need > 0 {
-            addArc(1 + d + j, sink, receiver.need, Cost(coverage: -receiver.weight, distance: 0))
-        }
-        for i in 0..<d {
-            distances[i] = receivers.map { GreatCircle.km(donors[i].site, $0.site) }
-            guard donors[i].surplus > 0 else { continue }
-            for j in 0..<r where receivers[j].need > 0 && receivers[j].site.code != donors[i].site.code {
-                let km = distances[i][j]
-                if let limit = options.maxDistanceKm, km > limit { continue }
-                addArc(1 + i, 1 + d + j, totalSurplus, Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded())))
-            }
+            addArc(receiverBase + j, sink, receiver.need, Cost(coverage: -receiver.weight, distance: 0, expiry: 0))
         }
 
-        // Successive shortest paths with Dijkstra on reduced costs. Every arc cost but the
-        // receiver→sink ones is ≥ 0 and those point at the sink, so potentials start as the
-        // exact shortest distances of the acyclic graph: 0 for source and donors, the donor
-        // distance for receivers, the best total for the sink.
-        var potential = [Cost](repeating: .zero, count: graph.count)
-        var reachedReceiver = [Bool](repeating: false, count: r)
-        for j in 0..<r { potential[1 + d + j] = .infinity }
-        for i in 0..<d {
-            for arc in graph[1 + i] where arc.to > d && arc.to <= d + r && arc.capacity > 0 {
-                reachedReceiver[arc.to - 1 - d] = true
-                if arc.cost < potential[arc.to] { potential[arc.to] = arc.cost }
+        // Successive shortest paths with Dijkstra on reduced costs. Only receiver→sink arcs cost
+        // less than 0, and the graph is layered, so the first potentials are exact shortest
+        // distances computed layer by layer.
+        var potential = [Cost](repeating: .infinity, count: graph.count)
+        potential[source] = .zero
+        for node in 1..<sink where potential[node] < .infinity || node <= d {
+            if node <= d { potential[node] = .zero }
+            for arc in graph[node] where arc.capacity > 0 && arc.to > node {
+                let candidate = potential[node] + arc.cost
+                if candidate < potential[arc.to] { potential[arc.to] = candidate }
             }
         }
-        var sinkBest = Cost.infinity
-        for j in 0..<r where reachedReceiver[j] {
-            for arc in graph[1 + d + j] where arc.to == sink && arc.capacity > 0 {
-                let candidate = potential[1 + d + j] + arc.cost
-                if candidate < sinkBest { sinkBest = candidate }
-            }
-        }
-        potential[sink] = sinkBest < Cost.infinity ? sinkBest : .zero
-        // Receivers no donor can reach are never reached; any potential will do.
-        for j in 0..<r where !reachedReceiver[j] { potential[1 + d + j] = .zero }
+        // Nodes nothing reaches are never reached later either; any potential will do.
+        for node in potential.indices where !(potential[node] < .infinity) { potential[node] = .zero }
+        _ = lotBase
 
         var distance = [Cost](repeating: .infinity, count: graph.count)
         var previous = [(node: Int, arc: Int)](repeating: (-1, -1), count: graph.count)
@@ -153,9 +196,10 @@ public enum Planner {
             while let (dist, node) = heap.pop() {
                 if done[node] { continue }
                 done[node] = true
-                for (k, arc) in graph[node].enumerated() where arc.capacity > 0 {
-                    let reduced = arc.cost + potential[node] - potential[arc.to]
-                    let candidate = dist + reduced
+                for k in graph[node].indices {
+                    let arc = graph[node][k]
+                    guard arc.capacity > 0, !done[arc.to] else { continue }
+                    let candidate = dist + (arc.cost + potential[node] - potential[arc.to])
                     if candidate < distance[arc.to] {
                         distance[arc.to] = candidate
                         previous[arc.to] = (node, k)
@@ -165,9 +209,8 @@ public enum Planner {
             }
             guard distance[sink] < .infinity else { break }
             for n in graph.indices where distance[n] < .infinity { potential[n] = potential[n] + distance[n] }
-            // The path's true cost: augment only while it lowers the total (covers more, or the same for less distance).
-            let pathCost = potential[sink] - potential[source]
-            guard pathCost < .zero else { break }
+            // Augment only while it lowers the total: covers more, or the same for less distance.
+            guard potential[sink] - potential[source] < .zero else { break }
             var bottleneck = Int64.max
             var node = sink
             while node != source {
@@ -179,25 +222,32 @@ public enum Planner {
             while node != source {
                 let (from, k) = previous[node]
                 graph[from][k].capacity -= bottleneck
-                let back = graph[from][k].reverse
-                graph[node][back].capacity += bottleneck
+                graph[node][graph[from][k].reverse].capacity += bottleneck
                 node = from
             }
         }
 
-        var flows: [PlanFlow] = []
-        var covered = Int64(0), weighted = Int64(0), quantityKm = 0.0
-        for i in 0..<d {
-            for arc in graph[1 + i] where arc.to > d && arc.to <= d + r {
-                let j = arc.to - 1 - d
+        // The flows, per donor × receiver, with their lots earliest expiry first.
+        var byPair: [Int: PlanFlow] = [:]
+        for lotNode in firstLot.first.map({ $0..<receiverBase }) ?? 0..<0 {
+            let i = lotDonor[lotNode - lotBase], k = lotIndex[lotNode - lotBase]
+            for arc in graph[lotNode] where arc.to >= receiverBase && arc.to < sink {
                 let moved = graph[arc.to][arc.reverse].capacity
                 guard moved > 0 else { continue }
-                flows.append(PlanFlow(donor: i, receiver: j, quantity: moved, distanceKm: distances[i][j]))
-                covered += moved
-                weighted += moved * receivers[j].weight
-                quantityKm += Double(moved) * distances[i][j]
+                let j = arc.to - receiverBase
+                byPair[i * r + j, default: PlanFlow(donor: i, receiver: j, quantity: 0, distanceKm: distances[i][j], lots: [])]
+                    .quantity += moved
+                byPair[i * r + j]!.lots.append((k, moved))
             }
         }
+        var flows = byPair.values.sorted { ($0.donor, $0.receiver) < ($1.donor, $1.receiver) }
+        for n in flows.indices {
+            let lots = lotsOf[flows[n].donor]
+            flows[n].lots.sort { (lots[$0.lot].expiryDays ?? .max, $0.lot) < (lots[$1.lot].expiryDays ?? .max, $1.lot) }
+        }
+        let covered = flows.reduce(Int64(0)) { $0 + $1.quantity }
+        let weighted = flows.reduce(Int64(0)) { $0 + $1.quantity * receivers[$1.receiver].weight }
+        let quantityKm = flows.reduce(0.0) { $0 + Double($1.quantity) * $1.distanceKm }
         return ItemPlan(flows: flows, needBefore: needBefore, covered: covered, weightedCovered: weighted, quantityKm: quantityKm)
     }
 }
@@ -246,9 +296,12 @@ public struct PlanPosition: Sendable, Equatable {
     public var targetDays: Int
     /// The physical shortfall: the need.
     public var shortfall: Int64
-    public init(site: PlanSite, designated: Bool, usable: Int64, dailyDemand: Double, targetDays: Int, shortfall: Int64) {
+    /// Its usable lots, to ship from when it gives (nil: lots not considered).
+    public var lots: [PlanLot]?
+    public init(site: PlanSite, designated: Bool, usable: Int64, dailyDemand: Double, targetDays: Int, shortfall: Int64,
+                lots: [PlanLot]? = nil) {
         self.site = site; self.designated = designated; self.usable = usable; self.dailyDemand = dailyDemand
-        self.targetDays = targetDays; self.shortfall = shortfall
+        self.targetDays = targetDays; self.shortfall = shortfall; self.lots = lots
     }
 
     /// What it can give without dropping below its own target: usable − ceil(N × d), at least 0.
@@ -264,8 +317,10 @@ public enum Reallocation {
         -> (plan: ItemPlan, donors: [PlanPosition], receivers: [PlanPosition]) {
         let donors = positions.filter { $0.surplus > 0 }
         let receivers = positions.filter { $0.shortfall > 0 }
-        let plan = Planner.solve(donors: donors.map { PlanDonor(site: $0.site, surplus: $0.surplus) },
-                                 receivers: receivers.map { PlanReceiver(site: $0.site, need: $0.shortfall, weight: $0.designated ? 2 : 1) },
+        let plan = Planner.solve(donors: donors.map { PlanDonor(site: $0.site, surplus: $0.surplus, lots: $0.lots) },
+                                 receivers: receivers.map {
+                                     PlanReceiver(site: $0.site, need: $0.shortfall, weight: $0.designated ? 2 : 1, dailyDemand: $0.dailyDemand)
+                                 },
                                  options: options)
         return (plan, donors, receivers)
     }

@@ -97,3 +97,90 @@ struct PlannerTests {
         #expect(cases == 400)
     }
 }
+
+struct PlannerLotTests {
+    /// A lot that expires in 3 days is worth at most 3 × 10 = 30 units to a receiver using 10 a day:
+    /// the rest of it is not counted as available to that receiver, and a later lot makes up the
+    /// need. Earliest expiry first among what is usable.
+    @Test func aLotIsOnlyAsGoodAsWhatTheReceiverCanUseBeforeItExpires() {
+        let lots = [PlanLot(lot: "SOON", quantity: 100, expiryDays: 3), PlanLot(lot: "LATER", quantity: 100, expiryDays: 200)]
+        let donor = PlanDonor(site: PlanSite(code: "W", latitude: 30, longitude: 114), surplus: 150, lots: lots)
+        let slow = PlanReceiver(site: PlanSite(code: "C", latitude: 30.1, longitude: 114), need: 120, weight: 1, dailyDemand: 10)
+        let plan = Planner.solve(donors: [donor], receivers: [slow])
+        #expect(plan.covered == 120)
+        let flow = try! #require(plan.flows.first)
+        #expect(flow.lots.map { lots[$0.lot].lot } == ["SOON", "LATER"])
+        #expect(flow.lots.map(\.quantity) == [30, 90])
+        // Nothing usable in time: an expired-by-arrival lot alone covers nothing.
+        let onlySoon = PlanDonor(site: donor.site, surplus: 100, lots: [PlanLot(lot: "SOON", quantity: 100, expiryDays: 0)])
+        #expect(Planner.solve(donors: [onlySoon], receivers: [slow]).covered == 0)
+        // A fast consumer can take the whole short-dated lot.
+        let fast = PlanReceiver(site: slow.site, need: 120, weight: 1, dailyDemand: 50)
+        let fastPlan = Planner.solve(donors: [donor], receivers: [fast])
+        #expect(fastPlan.flows.first?.lots.map(\.quantity) == [100, 20])
+    }
+
+    /// When the surplus is smaller than the lots, earliest expiry ships first, as far as the receiver
+    /// can use it: all of the short-dated lot to a fast consumer, only what it can use to a slow one.
+    @Test func earliestExpiryShipsFirstAsFarAsItCanBeUsed() {
+        let lots = [PlanLot(lot: "LATER", quantity: 60, expiryDays: 300), PlanLot(lot: "SOON", quantity: 60, expiryDays: 2)]
+        let donor = PlanDonor(site: PlanSite(code: "W", latitude: 30, longitude: 114), surplus: 60, lots: lots)
+        let fast = PlanReceiver(site: PlanSite(code: "F", latitude: 30.2, longitude: 114), need: 60, weight: 1, dailyDemand: 40)
+        let toFast = Planner.solve(donors: [donor], receivers: [fast]).flows.first!
+        #expect(toFast.lots.map { lots[$0.lot].lot } == ["SOON"] && toFast.quantity == 60)
+        let slow = PlanReceiver(site: fast.site, need: 60, weight: 1, dailyDemand: 5)
+        let toSlow = Planner.solve(donors: [donor], receivers: [slow]).flows.first!
+        #expect(toSlow.lots.map { lots[$0.lot].lot } == ["SOON", "LATER"] && toSlow.lots.map(\.quantity) == [10, 50])
+    }
+
+    /// Random small instances with lots (some short-dated, some never expiring) and receivers of
+    /// different speeds: the planner's objective equals the enumerated optimum over lot × receiver flows.
+    @Test func matchesBruteForceWithLots() {
+        var random = SeededRandom(seed: 77)
+        var constrained = 0  // cases where lot expiry held the optimum below what surplus and need allowed
+        for n in 0..<150 {
+            let donors = (0..<(1 + random.int(2))).map { i in
+                PlanDonor(site: PlanSite(code: "D\(i)", latitude: 30 + random.uniform(0, 0.5), longitude: 114 + random.uniform(0, 0.5)),
+                          surplus: Int64(random.int(5)),
+                          lots: (0..<(1 + random.int(2))).map { k in
+                              PlanLot(lot: "L\(k)", quantity: Int64(random.int(4)), expiryDays: random.int(3) == 0 ? nil : random.int(4))
+                          })
+            }
+            let receivers = (0..<(1 + random.int(2))).map { j in
+                PlanReceiver(site: PlanSite(code: "R\(j)", latitude: 30 + random.uniform(0, 0.5), longitude: 114 + random.uniform(0, 0.5)),
+                             need: Int64(random.int(5)), weight: random.int(2) == 0 ? 2 : 1, dailyDemand: [0.5, 1, 2.5][random.int(3)])
+            }
+            let plan = Planner.solve(donors: donors, receivers: receivers)
+            // Enumerate every lot × receiver flow.
+            var cells: [(donor: Int, lot: Int, receiver: Int, cap: Int64, km: Double)] = []
+            for (i, donor) in donors.enumerated() {
+                for (k, lot) in donor.lots!.enumerated() {
+                    for (j, receiver) in receivers.enumerated() {
+                        cells.append((i, k, j, min(lot.quantity, receiver.usable(expiryDays: lot.expiryDays)), GreatCircle.km(donor.site, receiver.site)))
+                    }
+                }
+            }
+            var lotLeft = donors.map { $0.lots!.map(\.quantity) }, surplus = donors.map(\.surplus), need = receivers.map(\.need)
+            var best = (weighted: Int64(-1), km: Double.infinity)
+            func visit(_ c: Int, _ weighted: Int64, _ km: Double) {
+                if c == cells.count {
+                    if weighted > best.weighted || (weighted == best.weighted && km < best.km - 1e-9) { best = (weighted, km) }
+                    return
+                }
+                let cell = cells[c]
+                let limit = max(0, min(cell.cap, lotLeft[cell.donor][cell.lot], surplus[cell.donor], need[cell.receiver]))
+                for x in 0...limit {
+                    lotLeft[cell.donor][cell.lot] -= x; surplus[cell.donor] -= x; need[cell.receiver] -= x
+                    visit(c + 1, weighted + x * receivers[cell.receiver].weight, km + Double(x) * cell.km)
+                    lotLeft[cell.donor][cell.lot] += x; surplus[cell.donor] += x; need[cell.receiver] += x
+                }
+            }
+            visit(0, 0, 0)
+            #expect(plan.weightedCovered == best.weighted, "case \(n): weighted \(plan.weightedCovered) vs \(best.weighted)")
+            #expect(abs(plan.quantityKm - best.km) < 1e-3, "case \(n): km \(plan.quantityKm) vs \(best.km)")
+            let unlimited = Planner.solve(donors: donors.map { PlanDonor(site: $0.site, surplus: $0.surplus) }, receivers: receivers)
+            if unlimited.covered > plan.covered { constrained += 1 }
+        }
+        #expect(constrained >= 10, "only \(constrained) cases exercised the lot limits")
+    }
+}
