@@ -92,7 +92,15 @@ public enum GreatCircle {
 public struct PlanOptions: Sendable {
     /// Arcs longer than this are not used (nil: any distance).
     public var maxDistanceKm: Double?
-    public init(maxDistanceKm: Double? = nil) { self.maxDistanceKm = maxDistanceKm }
+    /// No order below this quantity (0: any). Orders that come out smaller are ruled out for their
+    /// donor × receiver pair and the plan is solved again, until none is left. With 0 the plan is
+    /// optimal; with a minimum it is the optimum without those pairs, which can fall short of the
+    /// true optimum (a minimum order size makes the problem a fixed-charge one, NP-hard in general).
+    public var minimumOrder: Int64
+    public init(maxDistanceKm: Double? = nil, minimumOrder: Int64 = 0) {
+        self.maxDistanceKm = maxDistanceKm
+        self.minimumOrder = minimumOrder
+    }
 }
 
 public enum Planner {
@@ -130,6 +138,16 @@ public enum Planner {
     /// → sink (the receiver's need). So a lot a receiver could not use in time is never counted
     /// as available to it, and the lines of each order fall out of the flow.
     public static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions = PlanOptions()) -> ItemPlan {
+        var ruledOut = Set<Int>()
+        while true {
+            let plan = solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut)
+            let small = plan.flows.filter { $0.quantity < options.minimumOrder }
+            guard !small.isEmpty else { return plan }
+            for flow in small { ruledOut.insert(flow.donor * receivers.count + flow.receiver) }
+        }
+    }
+
+    static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>) -> ItemPlan {
         let needBefore = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
         let lotsOf = donors.map { $0.lots ?? [PlanLot(lot: "", quantity: $0.surplus, expiryDays: nil)] }
         let d = donors.count, r = receivers.count
@@ -155,7 +173,7 @@ public enum Planner {
             for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
                 let node = firstLot[i] + k
                 addArc(1 + i, node, lot.quantity, .zero)
-                for j in 0..<r where receivers[j].need > 0 && receivers[j].site.code != donor.site.code {
+                for j in 0..<r where receivers[j].need > 0 && receivers[j].site.code != donor.site.code && !ruledOut.contains(i * r + j) {
                     let km = distances[i][j]
                     if let limit = options.maxDistanceKm, km > limit { continue }
                     let usable = min(lot.quantity, receivers[j].usable(expiryDays: lot.expiryDays))

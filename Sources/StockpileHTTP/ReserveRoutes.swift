@@ -213,3 +213,40 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         }
     }
 }
+
+struct PlanInput: Decodable {
+    var asOf: String?, region: String?, item: String?, maxDistanceKm: Double?, minOrder: Int64?
+    enum CodingKeys: String, CodingKey {
+        case region, item, asOf = "as_of", maxDistanceKm = "max_distance_km", minOrder = "min_order"
+    }
+}
+
+extension StockpileAPI {
+    static let planRoutes: [(method: String, path: String, roles: Set<Role>)] = [
+        ("POST", "/api/v1/reallocations/plan", planners),
+    ]
+}
+
+func addPlanRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
+    let database = services.database
+    // The optimal reallocation between facilities; it stores nothing.
+    api.post("reallocations/plan") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "plan reallocations")
+        let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
+        let input = body.readableBytes > 0 ? try JSON.decode(PlanInput.self, from: body) : PlanInput()
+        let asOf = try input.asOf.map { try validDate($0, field: "as_of") } ?? LocalDate(Date(), in: services.timeZone)
+        if let km = input.maxDistanceKm { try require(km.isFinite && km > 0, "max_distance_km", "a distance in km above 0") }
+        if let minimum = input.minOrder { try require(minimum >= 0, "min_order", "0 or more") }
+        var region = input.region
+        if region == nil, scope.role == .command { region = scope.regionCode }
+        do {
+            let plan = try await PostgresPlanner(database, scope: scope, timeZone: services.timeZone).plan(
+                PlanRequest(asOf: asOf, region: region, item: input.item, maxDistanceKm: input.maxDistanceKm, minOrder: input.minOrder ?? 0))
+            return try JSON.response(plan)
+        } catch let error as PostgresPlanner.PlanError {
+            switch error {
+            case .unknown(let field, _): throw APIError(.notFound, "not_found", error.description, field: field)
+            }
+        }
+    }
+}

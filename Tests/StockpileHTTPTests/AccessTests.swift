@@ -62,7 +62,7 @@ import Testing
         case .command: role = .command
         }
         guard roles.contains(role) else { return .forbidden }
-        let created = (method == "POST" && path != "/api/v1/import/{file}")
+        let created = (method == "POST" && path != "/api/v1/import/{file}" && path != "/api/v1/reallocations/plan")
             || (method == "PUT" && (path.hasPrefix("/api/v1/contracts") || path.hasPrefix("/api/v1/capacity")))
         let success: HTTPResponse.Status = created ? .created : .ok
         if caller == .foreignClerk {
