@@ -59,7 +59,7 @@ func makeLogger(_ label: String = "stockpile") -> Logger {
 struct Stockpile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emergency medical supply reserves (应急医疗物资储备).",
-        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Generate.self, Bench.self])
+        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Plan.self, Generate.self, Bench.self])
 }
 
 struct Serve: AsyncParsableCommand {
