@@ -250,3 +250,116 @@ func addPlanRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stockp
         }
     }
 }
+
+struct OrdersInput: Decodable {
+    var id: String
+    var asOf: String?, region: String?, item: String?, maxDistanceKm: Double?, minOrder: Int64?
+    enum CodingKeys: String, CodingKey {
+        case id, region, item, asOf = "as_of", maxDistanceKm = "max_distance_km", minOrder = "min_order"
+    }
+}
+struct ReceiveInput: Decodable {
+    struct Line: Decodable { var lot: String; var received: Int64 }
+    var lines: [Line]?
+    var reason: String?
+}
+struct CancelInput: Decodable { var reason: String? }
+
+extension StockpileAPI {
+    static let shippers: Set<Role> = [.warehouse, .admin]
+    static let orderRoutes: [(method: String, path: String, roles: Set<Role>)] = [
+        ("POST", "/api/v1/reallocations", planners), ("GET", "/api/v1/reallocations", readers),
+        ("GET", "/api/v1/reallocations/{id}", readers), ("POST", "/api/v1/reallocations/{id}/approve", planners),
+        ("POST", "/api/v1/reallocations/{id}/dispatch", shippers), ("POST", "/api/v1/reallocations/{id}/receive", shippers),
+        ("POST", "/api/v1/reallocations/{id}/cancel", planners),
+    ]
+}
+
+func ordering<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch let error as PostgresReallocations.Refusal {
+        switch error.kind {
+        case .notFound: throw APIError(.notFound, "not_found", error.description, field: error.field)
+        case .conflict: throw APIError(.conflict, "conflict", error.description, field: error.field)
+        case .forbidden: throw APIError(.forbidden, "forbidden", error.description, field: error.field)
+        case .invalid: throw APIError(.badRequest, "invalid", error.description, field: error.field)
+        }
+    } catch let error as PostgresPlanner.PlanError {
+        switch error { case .unknown(let field, _): throw APIError(.notFound, "not_found", error.description, field: field) }
+    }
+}
+
+func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
+    let database = services.database
+    @Sendable func orderID(_ context: StockpileRequestContext) throws -> Int64 {
+        let text = try context.parameters.require("id")
+        guard let id = Int64(text), id > 0 else { throw APIError(.notFound, "not_found", "no order \(text)", field: "id") }
+        return id
+    }
+    api.post("reallocations") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "create reallocation orders")
+        let input = try JSON.decode(OrdersInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        guard let requestID = UUID(uuidString: input.id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
+        let asOf = try input.asOf.map { try validDate($0, field: "as_of") } ?? LocalDate(Date(), in: services.timeZone)
+        if let km = input.maxDistanceKm { try require(km.isFinite && km > 0, "max_distance_km", "a distance in km above 0") }
+        if let minimum = input.minOrder { try require(minimum >= 0, "min_order", "0 or more") }
+        var region = input.region
+        if region == nil, scope.role == .command { region = scope.regionCode }
+        let (orders, replay) = try await ordering {
+            try await PostgresReallocations(database, scope: scope, timeZone: services.timeZone).create(
+                requestID: requestID, plan: PlanRequest(asOf: asOf, region: region, item: input.item, maxDistanceKm: input.maxDistanceKm,
+                                                        minOrder: input.minOrder ?? 0))
+        }
+        struct Output: Encodable { var orders: [ReallocationOrder]; var replay: Bool }
+        return try JSON.response(Output(orders: orders, replay: replay), status: replay ? .ok : .created)
+    }
+    api.get("reallocations") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read reallocation orders")
+        let limit = try intParameter(request.uri.queryParameters["limit"], name: "limit", default: 100, range: 1...1000)
+        if let status = text(request, "status") {
+            try require(["proposed", "approved", "dispatched", "received", "cancelled"].contains(status), "status",
+                        "one of proposed, approved, dispatched, received, cancelled")
+        }
+        return try JSON.response(["orders": try await PostgresReallocations(database, scope: scope, timeZone: services.timeZone)
+            .list(status: text(request, "status"), facility: text(request, "facility"), item: text(request, "item"), limit: limit)])
+    }
+    api.get("reallocations/{id}") { _, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read reallocation orders")
+        let id = try orderID(context)
+        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).order(id) })
+    }
+    api.post("reallocations/{id}/approve") { _, context in
+        let scope = try context.require(StockpileAPI.planners, to: "approve reallocation orders")
+        let id = try orderID(context)
+        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).approve(id) })
+    }
+    api.post("reallocations/{id}/cancel") { request, context in
+        let scope = try context.require(StockpileAPI.planners, to: "cancel reallocation orders")
+        let id = try orderID(context)
+        let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
+        let reason = body.readableBytes > 0 ? (try JSON.decode(CancelInput.self, from: body).reason ?? "") : ""
+        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).cancel(id, reason: reason) })
+    }
+    api.post("reallocations/{id}/dispatch") { _, context in
+        let scope = try context.require(StockpileAPI.shippers, to: "dispatch reallocation orders")
+        let id = try orderID(context)
+        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).dispatch(id) })
+    }
+    api.post("reallocations/{id}/receive") { request, context in
+        let scope = try context.require(StockpileAPI.shippers, to: "receive reallocation orders")
+        let id = try orderID(context)
+        let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
+        let input = body.readableBytes > 0 ? try JSON.decode(ReceiveInput.self, from: body) : ReceiveInput()
+        var received: [String: Int64]?
+        if let lines = input.lines {
+            received = [:]
+            for line in lines {
+                try require(line.received >= 0, "lines", "received: 0 or more")
+                try require(received![line.lot] == nil, "lines", "lot \(line.lot) appears twice")
+                received![line.lot] = line.received
+            }
+        }
+        return try JSON.response(try await ordering {
+            try await PostgresReallocations(database, scope: scope).receive(id, received: received, reason: input.reason ?? "")
+        })
+    }
+}

@@ -140,17 +140,18 @@ struct Demo: AsyncParsableCommand {
 }
 
 struct Check: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Verify that the ledger sums to the balances.")
+    static let configuration = CommandConfiguration(abstract: "Verify that the ledger sums to the balances (and the transit ledger to in-transit).")
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let mismatches = try await database.withDatabase { try await PostgresLedger($0, scope: .system("cli")).mismatches() }
-        if mismatches.isEmpty {
-            print("ledger sums to balances: ok")
-        } else {
-            for m in mismatches { print("MISMATCH \(m.facility) lot \(m.lot): ledger \(m.ledger), balance \(m.balance)") }
-            throw ExitCode(1)
+        let (mismatches, transit) = try await database.withDatabase { db in
+            (try await PostgresLedger(db, scope: .system("cli")).mismatches(),
+             try await PostgresReallocations(db, scope: .system("cli")).transitMismatches())
         }
+        for m in mismatches { print("MISMATCH \(m.facility) lot \(m.lot): ledger \(m.ledger), balance \(m.balance)") }
+        if transit > 0 { print("MISMATCH in transit: \(transit) order lines whose transit ledger does not sum to what is in transit") }
+        guard mismatches.isEmpty && transit == 0 else { throw ExitCode(1) }
+        print("ledger sums to balances, and the transit ledger to what is in transit: ok")
     }
 }
 

@@ -20,7 +20,7 @@ import Testing
         let uri = path.replacingOccurrences(of: "{code}", with: code).replacingOccurrences(of: "{file}", with: "items")
             .replacingOccurrences(of: "{name}", with: "victim-\(n)").replacingOccurrences(of: "{facility}", with: "H")
             .replacingOccurrences(of: "{item}", with: "N95").replacingOccurrences(of: "{category}", with: "drug")
-            .replacingOccurrences(of: "{lot}", with: "KEPT")
+            .replacingOccurrences(of: "{lot}", with: "KEPT").replacingOccurrences(of: "{id}", with: "1")
         switch (method, path) {
         case ("POST", "/api/v1/movements"):
             return (uri, json(movement("receipt", 1, lot: "M\(n)")))
@@ -44,6 +44,8 @@ import Testing
         case ("PUT", "/api/v1/capacity/{code}"):
             return (uri, json(["facility": "H", "manufacturer": "本地企业", "item": "N95", "daily_capacity": 50, "ramp_up_days": 3,
                                "valid_from": "2026-01-01", "valid_to": "2027-12-31", "certified": true]))
+        case ("POST", "/api/v1/reallocations"):
+            return (uri, json(["id": UUID().uuidString]))
         case ("POST", "/api/v1/lots/{item}/{lot}/hold"):
             return (uri, json(["reason": "质检"]))
         default:
@@ -62,6 +64,14 @@ import Testing
         case .command: role = .command
         }
         guard roles.contains(role) else { return .forbidden }
+        // Order {id} is TestService's H → W order: approved, dispatched by admin (H's clerk: a replay), received (W's clerk: a
+        // replay), and by then it cannot be cancelled.
+        if path.hasPrefix("/api/v1/reallocations/{id}/") {
+            if path.hasSuffix("/cancel") { return .conflict }
+            if path.hasSuffix("/dispatch") && caller == .foreignClerk { return .forbidden }
+            if path.hasSuffix("/receive") && caller == .ownClerk { return .forbidden }
+            return .ok
+        }
         let created = (method == "POST" && path != "/api/v1/import/{file}" && path != "/api/v1/reallocations/plan")
             || (method == "PUT" && (path.hasPrefix("/api/v1/contracts") || path.hasPrefix("/api/v1/capacity")))
         let success: HTTPResponse.Status = created ? .created : .ok

@@ -38,6 +38,16 @@ struct TestService: Sendable {
             files["stock"] = "facility_code,item_code,lot,expiry,quantity\nH,N95,KEPT,2028-01-31,40\n"
         }
         _ = try await CSVImporter(database, scope: .system("test")).importFiles(files)
+        if reserves {
+            // Order 1: 10 N95 of lot KEPT from H to W, proposed.
+            try TestDatabase.ownerConnection(location).execute("""
+                INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
+                SELECT gen_random_uuid(), i.id, h.id, w.id, 10, 14.5, current_date, 'test'
+                FROM items i, facilities h, facilities w WHERE i.code = 'N95' AND h.code = 'H' AND w.code = 'W';
+                INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
+                SELECT 1, 1, l.id, 10 FROM lots l WHERE l.lot_number = 'KEPT';
+                """)
+        }
         let tokens = PostgresTokens(database, scope: .system("test"))
         admin = try await tokens.create(name: "admin", role: .admin, region: nil, facilities: [], validDays: 30).secret
         clerkH = try await tokens.create(name: "clerk-h", role: .warehouse, region: nil, facilities: ["H"], validDays: 30).secret

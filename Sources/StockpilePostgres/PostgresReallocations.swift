@@ -1,0 +1,300 @@
+import Foundation
+import PQ
+import StockpileCore
+
+/// A stored reallocation order and its lines.
+public struct ReallocationOrder: Sendable, Codable, Equatable {
+    public struct Line: Sendable, Codable, Equatable {
+        public var line: Int
+        public var lot: String
+        public var expiry: String?
+        public var quantity: Int64
+        public var received: Int64?
+        public var inTransit: Int64
+        enum CodingKeys: String, CodingKey { case line, lot, expiry, quantity, received, inTransit = "in_transit" }
+    }
+    public var id: Int64
+    public var item: String
+    public var from: String
+    public var to: String
+    public var quantity: Int64
+    public var distanceKm: Double
+    public var asOf: String
+    public var status: String
+    public var createdBy: String
+    public var approvedBy: String?
+    public var dispatchedBy: String?
+    public var receivedBy: String?
+    public var cancelledBy: String?
+    public var cancelReason: String?
+    public var lines: [Line]
+    enum CodingKeys: String, CodingKey {
+        case id, item, from, to, quantity, status, lines
+        case distanceKm = "distance_km", asOf = "as_of", createdBy = "created_by", approvedBy = "approved_by",
+             dispatchedBy = "dispatched_by", receivedBy = "received_by", cancelledBy = "cancelled_by", cancelReason = "cancel_reason"
+    }
+}
+
+/// The order lifecycle. Every transition locks the order, is idempotent (repeating one that
+/// already happened returns the order unchanged), refuses illegal ones, and is audited.
+public struct PostgresReallocations: Sendable {
+    let database: StockpileDatabase
+    let scope: AccessScope
+    let timeZone: TimeZone
+
+    public init(_ database: StockpileDatabase, scope: AccessScope, timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!) {
+        self.database = database
+        self.scope = scope
+        self.timeZone = timeZone
+    }
+
+    public struct Refusal: Error, CustomStringConvertible {
+        public enum Kind: Sendable { case notFound, conflict, forbidden, invalid }
+        public var kind: Kind
+        public var field: String?
+        public var description: String
+    }
+
+    static let select = """
+        SELECT o.id, i.code AS item, ff.code AS from_code, tf.code AS to_code, o.quantity, o.distance_km, o.as_of::text AS as_of, o.status,
+               o.created_by, o.approved_by, o.dispatched_by, o.received_by, o.cancelled_by, o.cancel_reason
+        FROM reallocation_orders o JOIN items i ON i.id = o.item_id
+        JOIN facilities ff ON ff.id = o.from_facility_id JOIN facilities tf ON tf.id = o.to_facility_id
+        """
+
+    static func orders(_ c: PQConnection, where clause: String, _ parameters: [any PQEncodable]) throws -> [ReallocationOrder] {
+        let heads = try c.query("\(select) WHERE \(clause) ORDER BY o.id", parameters).rows
+        guard !heads.isEmpty else { return [] }
+        let ids = try heads.map { try $0.decode("id", as: Int64.self) }
+        var lines: [Int64: [ReallocationOrder.Line]] = [:]
+        for row in try c.query("""
+            SELECT rl.order_id, rl.line_no, l.lot_number, l.expiry::text AS expiry, rl.quantity, rl.received, coalesce(t.quantity, 0) AS in_transit
+            FROM reallocation_lines rl JOIN lots l ON l.id = rl.lot_id
+            LEFT JOIN in_transit t ON t.order_id = rl.order_id AND t.line_no = rl.line_no
+            WHERE rl.order_id = ANY ($1::bigint[]) ORDER BY rl.order_id, rl.line_no
+            """, [ids]).rows {
+            lines[try row.decode("order_id"), default: []].append(ReallocationOrder.Line(
+                line: try row.decode("line_no"), lot: try row.decode("lot_number"), expiry: try row.decode("expiry"),
+                quantity: try row.decode("quantity"), received: try row.decode("received"), inTransit: try row.decode("in_transit")))
+        }
+        return try heads.map { row in
+            let id: Int64 = try row.decode("id")
+            return ReallocationOrder(id: id, item: try row.decode("item"), from: try row.decode("from_code"), to: try row.decode("to_code"),
+                                     quantity: try row.decode("quantity"), distanceKm: try row.decode("distance_km"),
+                                     asOf: try row.decode("as_of"), status: try row.decode("status"), createdBy: try row.decode("created_by"),
+                                     approvedBy: try row.decode("approved_by"), dispatchedBy: try row.decode("dispatched_by"),
+                                     receivedBy: try row.decode("received_by"), cancelledBy: try row.decode("cancelled_by"),
+                                     cancelReason: try row.decode("cancel_reason"), lines: lines[id] ?? [])
+        }
+    }
+
+    /// Stores the plan's orders as proposed. The same request id again returns what it stored.
+    public func create(requestID: UUID, plan request: PlanRequest) async throws -> (orders: [ReallocationOrder], replay: Bool) {
+        let scope = self.scope
+        let earlier: [ReallocationOrder] = try await database.withConnection(scope) { c in
+            try Self.orders(c, where: "o.request_id = $1", [requestID])
+        }
+        if !earlier.isEmpty { return (earlier, true) }
+        let plan = try await PostgresPlanner(database, scope: scope, timeZone: timeZone).plan(request)
+        let orders = try await database.transaction(scope) { c -> [ReallocationOrder] in
+            // Serialise creations of the same request id (a retry racing the original).
+            try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", [requestID])
+            let again = try Self.orders(c, where: "o.request_id = $1", [requestID])
+            if !again.isEmpty { return again }
+            var ids: [Int64] = []
+            for order in plan.orders {
+                let id: Int64 = try c.query("""
+                    INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
+                    SELECT $1, i.id, ff.id, tf.id, $5, $6, $7::date, $8
+                    FROM items i, facilities ff, facilities tf WHERE i.code = $2 AND ff.code = $3 AND tf.code = $4
+                    RETURNING id
+                    """, [requestID, order.item, order.from, order.to, order.quantity, order.distanceKm, request.asOf.description,
+                          scope.actor]).rows[0].decode("id")
+                for (n, line) in order.lines.enumerated() {
+                    try c.query("""
+                        INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
+                        SELECT $1, $2, l.id, $5 FROM lots l JOIN items i ON i.id = l.item_id WHERE i.code = $3 AND l.lot_number = $4
+                        """, [id, n + 1, order.item, line.lot, line.quantity])
+                }
+                ids.append(id)
+            }
+            try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: requestID.uuidString.lowercased(),
+                                     detail: "\(ids.count) orders as of \(request.asOf)")
+            return try Self.orders(c, where: "o.request_id = $1", [requestID])
+        }
+        return (orders, false)
+    }
+
+    public func list(status: String?, facility: String?, item: String?, limit: Int) async throws -> [ReallocationOrder] {
+        try await database.withConnection(scope) { c in
+            try Self.orders(c, where: """
+                ($1::text IS NULL OR o.status = $1) AND ($2::text IS NULL OR ff.code = $2 OR tf.code = $2)
+                AND ($3::text IS NULL OR i.code = $3) AND o.id IN (SELECT id FROM reallocation_orders ORDER BY id DESC LIMIT $4)
+                """, [status, facility, item, limit])
+        }
+    }
+
+    public func order(_ id: Int64) async throws -> ReallocationOrder {
+        try await database.withConnection(scope) { c in
+            guard let order = try Self.orders(c, where: "o.id = $1", [id]).first else {
+                throw Refusal(kind: .notFound, field: "id", description: "no order \(id) in this token's scope")
+            }
+            return order
+        }
+    }
+
+    /// Locks the order and returns it, refusing tokens that are not on the side the step belongs to.
+    enum Side: Sendable { case sender, receiver }
+
+    static func locked(_ c: PQConnection, _ id: Int64, scope: AccessScope, side: Side?) throws -> ReallocationOrder {
+        guard try c.query("SELECT 1 FROM reallocation_orders WHERE id = $1 FOR UPDATE", [id]).rows.count == 1,
+              let order = try orders(c, where: "o.id = $1", [id]).first else {
+            throw Refusal(kind: .notFound, field: "id", description: "no order \(id) in this token's scope")
+        }
+        if let side, scope.role == .warehouse {
+            let facility = side == .sender ? order.from : order.to
+            guard scope.facilityCodes.contains(facility) else {
+                throw Refusal(kind: .forbidden, field: nil,
+                              description: "only the \(side == .sender ? "sending" : "receiving") facility (\(facility)) may do this")
+            }
+        }
+        return order
+    }
+
+    static func illegal(_ order: ReallocationOrder, _ step: String) -> Refusal {
+        Refusal(kind: .conflict, field: "status", description: "order \(order.id) is \(order.status); it cannot be \(step)")
+    }
+
+    public func approve(_ id: Int64) async throws -> ReallocationOrder {
+        try await step(id, side: nil) { c, order, scope in
+            if order.status == "approved" || order.status == "dispatched" || order.status == "received" { return false }
+            guard order.status == "proposed" else { throw Self.illegal(order, "approved") }
+            try c.query("UPDATE reallocation_orders SET status = 'approved', approved_at = now(), approved_by = $2 WHERE id = $1", [id, scope.actor])
+            try PostgresTokens.audit(c, scope: scope, action: "reallocation.approve", target: String(id), detail: nil)
+            return true
+        }
+    }
+
+    public func cancel(_ id: Int64, reason: String) async throws -> ReallocationOrder {
+        try await step(id, side: nil) { c, order, scope in
+            if order.status == "cancelled" { return false }
+            guard order.status == "proposed" || order.status == "approved" else { throw Self.illegal(order, "cancelled (the stock has left)") }
+            try c.query("UPDATE reallocation_orders SET status = 'cancelled', cancelled_at = now(), cancelled_by = $2, cancel_reason = $3 WHERE id = $1",
+                        [id, scope.actor, reason])
+            try PostgresTokens.audit(c, scope: scope, action: "reallocation.cancel", target: String(id), detail: reason)
+            return true
+        }
+    }
+
+    /// Dispatch: transfer_out at the donor for every line, into in-transit. Fails whole (409) when a
+    /// lot no longer holds its line's quantity.
+    public func dispatch(_ id: Int64) async throws -> ReallocationOrder {
+        try await step(id, side: .sender) { c, order, scope in
+            if order.status == "dispatched" || order.status == "received" { return false }
+            guard order.status == "approved" else { throw Self.illegal(order, "dispatched (approve it first)") }
+            for line in order.lines {
+                try c.query("""
+                    SELECT record_transfer(md5('stockpile/dispatch/' || $1::bigint || '/' || $2::int)::uuid, o.from_facility_id, rl.lot_id, 'transfer_out',
+                                           rl.quantity, 'reallocation ' || $1::bigint, $3)
+                    FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
+                    """, [id, line.line, scope.actor])
+                try c.query("""
+                    INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES ($1, $2, 'dispatch', $3, $4);
+                    """, [id, line.line, line.quantity, scope.actor])
+                try c.query("""
+                    INSERT INTO in_transit (order_id, line_no, item_id, lot_id, from_facility_id, to_facility_id, quantity)
+                    SELECT o.id, rl.line_no, o.item_id, rl.lot_id, o.from_facility_id, o.to_facility_id, rl.quantity
+                    FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
+                    """, [id, line.line])
+            }
+            try c.query("UPDATE reallocation_orders SET status = 'dispatched', dispatched_at = now(), dispatched_by = $2 WHERE id = $1",
+                        [id, scope.actor])
+            try PostgresTokens.audit(c, scope: scope, action: "reallocation.dispatch", target: String(id),
+                                     detail: order.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "))
+            return true
+        }
+    }
+
+    /// Receipt: transfer_in at the receiver of what arrived, per lot (default: everything); what did
+    /// not arrive leaves in-transit as a loss with `reason`. Repeating it with the same quantities is
+    /// a replay; with other quantities, a conflict.
+    public func receive(_ id: Int64, received: [String: Int64]?, reason: String) async throws -> ReallocationOrder {
+        try await step(id, side: .receiver) { c, order, scope in
+            let wanted = order.lines.map { received?[$0.lot] ?? $0.quantity }
+            if let received {
+                for lot in received.keys where !order.lines.contains(where: { $0.lot == lot }) {
+                    throw Refusal(kind: .invalid, field: "lines", description: "lot \(lot) is not on order \(id)")
+                }
+                for (line, quantity) in zip(order.lines, wanted) where quantity < 0 || quantity > line.quantity {
+                    throw Refusal(kind: .invalid, field: "lines", description: "lot \(line.lot): received must be 0…\(line.quantity)")
+                }
+            }
+            if order.status == "received" {
+                guard order.lines.map({ $0.received ?? 0 }) == wanted || received == nil else {
+                    throw Refusal(kind: .conflict, field: "lines", description: "order \(id) was already received with other quantities")
+                }
+                return false
+            }
+            guard order.status == "dispatched" else { throw Self.illegal(order, "received (it has not been dispatched)") }
+            let short = zip(order.lines, wanted).contains { $0.quantity > $1 }
+            if short && reason.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw Refusal(kind: .invalid, field: "reason", description: "a short receipt needs a reason (what happened to the rest)")
+            }
+            for (line, quantity) in zip(order.lines, wanted) {
+                if quantity > 0 {
+                    try c.query("""
+                        SELECT record_transfer(md5('stockpile/receipt/' || $1::bigint || '/' || $2::int)::uuid, o.to_facility_id, rl.lot_id, 'transfer_in',
+                                               $3, 'reallocation ' || $1::bigint, $4)
+                        FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
+                        """, [id, line.line, quantity, scope.actor])
+                    try c.query("INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES ($1, $2, 'receipt', $3, $4)",
+                                [id, line.line, -quantity, scope.actor])
+                }
+                if line.quantity > quantity {
+                    try c.query("""
+                        INSERT INTO transit_movements (order_id, line_no, kind, quantity, reason, recorded_by) VALUES ($1, $2, 'loss', $3, $4, $5)
+                        """, [id, line.line, -(line.quantity - quantity), "loss: " + reason, scope.actor])
+                }
+                try c.query("UPDATE in_transit SET quantity = 0 WHERE order_id = $1 AND line_no = $2", [id, line.line])
+                try c.query("UPDATE reallocation_lines SET received = $3 WHERE order_id = $1 AND line_no = $2", [id, line.line, quantity])
+            }
+            try c.query("UPDATE reallocation_orders SET status = 'received', received_at = now(), received_by = $2 WHERE id = $1", [id, scope.actor])
+            try PostgresTokens.audit(c, scope: scope, action: "reallocation.receive", target: String(id),
+                                     detail: zip(order.lines, wanted).map { "\($0.lot) \($1)/\($0.quantity)" }.joined(separator: ", ")
+                                         + (short ? " — loss: \(reason)" : ""))
+            return true
+        }
+    }
+
+    /// One step in a transaction: `body` returns false when the step had already happened.
+    func step(_ id: Int64, side: Side?,
+              _ body: @escaping @Sendable (PQConnection, ReallocationOrder, AccessScope) throws -> Bool) async throws -> ReallocationOrder {
+        let scope = self.scope
+        return try await database.transaction(scope, retryOnConnectionLoss: true) { c in
+            let order = try Self.locked(c, id, scope: scope, side: side)
+            _ = try body(c, order, scope)
+            return try Self.orders(c, where: "o.id = $1", [id])[0]
+        }
+    }
+
+    /// In transit per facility and item, by where it is going: the "inbound" of cover.
+    public func inbound(facility: String) async throws -> [String: Int64] {
+        try await database.withConnection(scope) { c in
+            Dictionary(uniqueKeysWithValues: try c.query("""
+                SELECT i.code AS item, sum(t.quantity)::bigint AS quantity FROM in_transit t JOIN items i ON i.id = t.item_id
+                JOIN facilities f ON f.id = t.to_facility_id WHERE f.code = $1 AND t.quantity > 0 GROUP BY i.code
+                """, [facility]).rows.map { (try $0.decode("item", as: String.self), try $0.decode("quantity", as: Int64.self)) })
+        }
+    }
+
+    /// The transit ledger sums to in-transit, line by line (the check of `stockpile check`).
+    public func transitMismatches() async throws -> Int {
+        try await database.withConnection(.system("check")) { c in
+            try c.query("""
+                SELECT count(*) AS n FROM in_transit t
+                LEFT JOIN (SELECT order_id, line_no, sum(quantity) AS total FROM transit_movements GROUP BY 1, 2) m USING (order_id, line_no)
+                WHERE t.quantity <> coalesce(m.total, 0)
+                """).rows[0].decode("n")
+        }
+    }
+}
