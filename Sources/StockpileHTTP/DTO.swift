@@ -249,9 +249,9 @@ enum RollupCSV {
 enum CoverCSV {
     static let english = ["facility", "facility_name", "item", "item_name", "daily_demand", "target_days", "physical_qty",
                           "physical_days", "expiring_qty", "contract_qty", "contract_days", "capacity_qty", "capacity_days",
-                          "total_days", "shortfall_qty", "band"]
+                          "total_days", "shortfall_qty", "band", "inbound_qty"]
     static let chinese = ["设施编码", "设施名称", "物资编码", "物资名称", "日需求量", "目标天数", "实物库存", "实物保障天数",
-                          "临期数量", "合同储备量", "合同保障天数", "产能储备量", "产能保障天数", "总保障天数", "缺口数量", "保障等级"]
+                          "临期数量", "合同储备量", "合同保障天数", "产能储备量", "产能保障天数", "总保障天数", "缺口数量", "保障等级", "在途数量"]
 
     static func response(_ rows: [CoverRow], chinese useChinese: Bool) -> Response {
         func number(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "" }
@@ -259,7 +259,7 @@ enum CoverCSV {
             [r.facility, r.facilityName, r.item, r.itemName, String(format: "%.4f", r.dailyDemand), String(r.targetDays),
              String(r.physicalQty), number(r.physicalDays), String(format: "%.0f", r.expiringQty), String(r.contractQty),
              number(r.contractDays), String(r.capacityQty), number(r.capacityDays), number(r.totalDays),
-             String(r.shortfallQty), r.band.rawValue]
+             String(r.shortfallQty), r.band.rawValue, String(r.inboundQty)]
         }, filename: "cover.csv")
     }
 }

@@ -152,9 +152,17 @@ enum CoverSQL {
         """
 
     /// What a row needs besides the numbers, joined from master data (`cp`: the numbers).
+    /// What is in transit to a position (`alias` has facility_id and item_id).
+    static func inbound(_ alias: String) -> String {
+        """
+        (SELECT coalesce(sum(t.quantity), 0)::bigint FROM in_transit t
+         WHERE t.to_facility_id = \(alias).facility_id AND t.item_id = \(alias).item_id AND t.quantity > 0) AS inbound_qty
+        """
+    }
+
     static func described(_ table: String, extra: String = "") -> String {
         """
-        SELECT cp.*\(extra), f.name AS facility_name, rg.code AS region, f.designated, i.name AS item_name, i.category
+        SELECT cp.*\(extra), \(inbound("cp")), f.name AS facility_name, rg.code AS region, f.designated, i.name AS item_name, i.category
         FROM \(table) cp JOIN facilities f ON f.id = cp.facility_id JOIN regions rg ON rg.id = f.region_id JOIN items i ON i.id = cp.item_id
         """
     }
@@ -386,6 +394,7 @@ extension PostgresCover {
                  contractQty: try row.decode("contract_qty"), contractDays: try row.decode("contract_days"),
                  capacityQty: try row.decode("capacity_qty"), capacityDays: try row.decode("capacity_days"),
                  totalDays: try row.decode("total_days"), shortfallQty: try row.decode("shortfall_qty"),
-                 contractShortfallQty: try row.decode("contract_shortfall_qty"), band: CoverBand(rawValue: try row.decode("band"))!)
+                 contractShortfallQty: try row.decode("contract_shortfall_qty"), band: CoverBand(rawValue: try row.decode("band"))!,
+                 inboundQty: try row.decode("inbound_qty"))
     }
 }

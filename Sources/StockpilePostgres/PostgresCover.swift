@@ -26,6 +26,8 @@ public struct CoverRow: Sendable, Codable, Equatable {
     public var shortfallQty: Int64
     public var contractShortfallQty: Int64
     public var band: CoverBand
+    /// In transit to this facility on dispatched reallocation orders: on its way, not yet physical.
+    public var inboundQty: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case facility, region, designated, item, category, band
@@ -34,7 +36,7 @@ public struct CoverRow: Sendable, Codable, Equatable {
              physicalQty = "physical_qty", physicalDays = "physical_days", expiringQty = "expiring_qty",
              contractQty = "contract_qty", contractDays = "contract_days", capacityQty = "capacity_qty",
              capacityDays = "capacity_days", totalDays = "total_days", shortfallQty = "shortfall_qty",
-             contractShortfallQty = "contract_shortfall_qty"
+             contractShortfallQty = "contract_shortfall_qty", inboundQty = "inbound_qty"
     }
 }
 
@@ -84,6 +86,7 @@ public struct PostgresCover: Sendable {
         )
         SELECT p.*,
             (SELECT dp.full_load_daily::float8 FROM demand_plans dp WHERE dp.facility_id = p.facility_id AND dp.item_id = p.item_id) AS full_load,
+            \(CoverSQL.inbound("p")),
             lots.quantities, lots.expiries, lots.held,
             days.opening, days.received, days.issued,
             k.remaining, k.lead, k.k_from, k.k_to,
@@ -181,6 +184,7 @@ public struct PostgresCover: Sendable {
                         targetDays: p.targetDays, physicalQty: p.physicalQuantity, physicalDays: p.physicalDays,
                         expiringQty: p.expiringQuantity, contractQty: p.contractQuantity, contractDays: p.contractDays,
                         capacityQty: p.capacityQuantity, capacityDays: p.capacityDays, totalDays: p.totalDays,
-                        shortfallQty: p.shortfallQuantity, contractShortfallQty: p.contractShortfallQuantity, band: p.band)
+                        shortfallQty: p.shortfallQuantity, contractShortfallQty: p.contractShortfallQuantity, band: p.band,
+                        inboundQty: try row.decode("inbound_qty"))
     }
 }

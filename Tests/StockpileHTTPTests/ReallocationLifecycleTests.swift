@@ -59,6 +59,8 @@ import Testing
                 #expect(try balance(from, lot) == donorBefore - quantity)
                 #expect(try scalar("SELECT coalesce(sum(quantity), 0)::bigint AS n FROM in_transit WHERE order_id = $1", [id]) == quantity)
                 #expect(try balance(to, lot) == receiverBefore)  // in transit is stock at neither end
+                let cover = body(try await client.execute(uri: "/api/v1/cover?as_of=2026-11-22&facility=\(to)&item=N95", method: .get))
+                #expect((cover["rows"] as? [[String: Any]])?.first?["inbound_qty"] as? Int == Int(quantity))
                 try await ledgerIsExact()
             }
             // A cancelled order cannot be cancelled once the stock has left.
@@ -76,6 +78,8 @@ import Testing
                 #expect(try balance(to, lot) == receiverBefore + short)
                 #expect(try balance(from, lot) == donorBefore - quantity)
                 #expect(try scalar("SELECT coalesce(sum(quantity), 0)::bigint AS n FROM in_transit WHERE order_id = $1", [id]) == 0)
+                let cover = body(try await client.execute(uri: "/api/v1/cover?as_of=2026-11-22&facility=\(to)&item=N95", method: .get))
+                #expect((cover["rows"] as? [[String: Any]])?.first?["inbound_qty"] as? Int == 0)
                 #expect(try scalar("SELECT coalesce(-sum(quantity), 0)::bigint AS n FROM transit_movements WHERE order_id = $1 AND kind = 'loss'", [id]) == 5)
                 try await ledgerIsExact()
             }
