@@ -214,6 +214,9 @@ public enum Planner {
             while let (dist, node) = heap.pop() {
                 if done[node] { continue }
                 done[node] = true
+                // Stop at the sink: what lies farther does not matter for this path, and the
+                // potentials below stay valid (every node not settled moves by the sink's distance).
+                if node == sink { break }
                 for k in graph[node].indices {
                     let arc = graph[node][k]
                     guard arc.capacity > 0, !done[arc.to] else { continue }
@@ -226,7 +229,8 @@ public enum Planner {
                 }
             }
             guard distance[sink] < .infinity else { break }
-            for n in graph.indices where distance[n] < .infinity { potential[n] = potential[n] + distance[n] }
+            let reach = distance[sink]
+            for n in graph.indices { potential[n] = potential[n] + (done[n] ? distance[n] : reach) }
             // Augment only while it lowers the total: covers more, or the same for less distance.
             guard potential[sink] - potential[source] < .zero else { break }
             var bottleneck = Int64.max
