@@ -97,9 +97,15 @@ public struct PlanOptions: Sendable {
     /// optimal; with a minimum it is the optimum without those pairs, which can fall short of the
     /// true optimum (a minimum order size makes the problem a fixed-charge one, NP-hard in general).
     public var minimumOrder: Int64
-    public init(maxDistanceKm: Double? = nil, minimumOrder: Int64 = 0) {
+    /// Items with more donor × receiver pairs than this start from each site's `nearest` pairs
+    /// and add the rest by pricing (the result is the same optimum, found faster).
+    public var sparseAbove: Int
+    public var nearest: Int
+    public init(maxDistanceKm: Double? = nil, minimumOrder: Int64 = 0, sparseAbove: Int = 40_000, nearest: Int = 12) {
         self.maxDistanceKm = maxDistanceKm
         self.minimumOrder = minimumOrder
+        self.sparseAbove = sparseAbove
+        self.nearest = nearest
     }
 }
 
@@ -140,14 +146,70 @@ public enum Planner {
     public static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions = PlanOptions()) -> ItemPlan {
         var ruledOut = Set<Int>()
         while true {
-            let plan = solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut)
+            let plan = solvePriced(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut)
             let small = plan.flows.filter { $0.quantity < options.minimumOrder }
             guard !small.isEmpty else { return plan }
             for flow in small { ruledOut.insert(flow.donor * receivers.count + flow.receiver) }
         }
     }
 
-    static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>) -> ItemPlan {
+    /// Candidate receivers per donor: everything for small items; for large ones each receiver's
+    /// nearest donors and each donor's nearest receivers. Pricing (below) adds whatever else the
+    /// optimum needs, so the answer is exact either way.
+    static func candidates(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions) -> [[Int]]? {
+        let d = donors.count, r = receivers.count
+        guard d * r > options.sparseAbove else { return nil }
+        func unit(_ s: PlanSite) -> (Double, Double, Double) {
+            let lat = s.latitude * .pi / 180, lon = s.longitude * .pi / 180
+            return (cos(lat) * cos(lon), cos(lat) * sin(lon), sin(lat))
+        }
+        let du = donors.map { unit($0.site) }, ru = receivers.map { unit($0.site) }
+        var lists = [Set<Int>](repeating: [], count: d)
+        let k = max(1, options.nearest)
+        func nearest(_ from: (Double, Double, Double), among points: [(Double, Double, Double)], skip: (Int) -> Bool) -> [Int] {
+            // The k largest dot products (nearest by great circle), by partial selection.
+            var best: [(Double, Int)] = []
+            best.reserveCapacity(k + 1)
+            for (n, p) in points.enumerated() where !skip(n) {
+                let dot = from.0 * p.0 + from.1 * p.1 + from.2 * p.2
+                if best.count < k { best.append((dot, n)); if best.count == k { best.sort { $0.0 > $1.0 } } }
+                else if dot > best[k - 1].0 {
+                    var at = k - 1
+                    while at > 0 && best[at - 1].0 < dot { at -= 1 }
+                    best.insert((dot, n), at: at)
+                    best.removeLast()
+                }
+            }
+            return best.map(\.1)
+        }
+        for j in 0..<r where receivers[j].need > 0 {
+            for i in nearest(ru[j], among: du, skip: { donors[$0].surplus <= 0 }) { lists[i].insert(j) }
+        }
+        for i in 0..<d where donors[i].surplus > 0 {
+            for j in nearest(du[i], among: ru, skip: { receivers[$0].need <= 0 }) { lists[i].insert(j) }
+        }
+        return lists.map { $0.sorted() }
+    }
+
+    /// Solves on the candidate arcs, then prices every other arc with the final potentials; while
+    /// any has a negative reduced cost, adds those and solves again. With no negative reduced cost
+    /// anywhere (and no improving path, which the source→sink bypass guarantees), the flow is
+    /// optimal for the whole network.
+    static func solvePriced(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>) -> ItemPlan {
+        guard var lists = candidates(donors: donors, receivers: receivers, options: options) else {
+            return solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: nil).plan
+        }
+        while true {
+            let (plan, priced) = solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: lists)
+            let missing = priced(lists)
+            guard !missing.isEmpty else { return plan }
+            for (i, j) in missing { lists[i].append(j) }
+            for i in lists.indices { lists[i] = Array(Set(lists[i])).sorted() }
+        }
+    }
+
+    static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
+                      candidates: [[Int]]?) -> (plan: ItemPlan, priced: ([[Int]]) -> [(Int, Int)]) {
         let needBefore = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
         let lotsOf = donors.map { $0.lots ?? [PlanLot(lot: "", quantity: $0.surplus, expiryDays: nil)] }
         let d = donors.count, r = receivers.count
@@ -165,27 +227,33 @@ public enum Planner {
             graph[from].append(Arc(to: to, capacity: capacity, cost: cost, reverse: graph[to].count))
             graph[to].append(Arc(to: from, capacity: 0, cost: -cost, reverse: graph[from].count - 1))
         }
-        var distances = [[Double]](repeating: [], count: d)
+        /// The arc a lot would have to a receiver, if it may have one: capacity and cost.
+        func lotArc(_ i: Int, _ lot: PlanLot, _ j: Int) -> (Int64, Cost, Double)? {
+            guard receivers[j].need > 0, receivers[j].site.code != donors[i].site.code, !ruledOut.contains(i * r + j) else { return nil }
+            let km = GreatCircle.km(donors[i].site, receivers[j].site)
+            if let limit = options.maxDistanceKm, km > limit { return nil }
+            let usable = min(lot.quantity, receivers[j].usable(expiryDays: lot.expiryDays))
+            guard usable > 0 else { return nil }
+            return (usable, Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))), km)
+        }
         for (i, donor) in donors.enumerated() {
-            distances[i] = receivers.map { GreatCircle.km(donor.site, $0.site) }
             guard donor.surplus > 0 else { continue }
             addArc(source, 1 + i, donor.surplus, .zero)
             for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
                 let node = firstLot[i] + k
                 addArc(1 + i, node, lot.quantity, .zero)
-                for j in 0..<r where receivers[j].need > 0 && receivers[j].site.code != donor.site.code && !ruledOut.contains(i * r + j) {
-                    let km = distances[i][j]
-                    if let limit = options.maxDistanceKm, km > limit { continue }
-                    let usable = min(lot.quantity, receivers[j].usable(expiryDays: lot.expiryDays))
-                    guard usable > 0 else { continue }
-                    addArc(node, receiverBase + j, usable,
-                           Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))))
+                for j in candidates?[i] ?? Array(0..<r) {
+                    guard let (usable, cost, _) = lotArc(i, lot, j) else { continue }
+                    addArc(node, receiverBase + j, usable, cost)
                 }
             }
         }
         for (j, receiver) in receivers.enumerated() where receiver.need > 0 {
             addArc(receiverBase + j, sink, receiver.need, Cost(coverage: -receiver.weight, distance: 0, expiry: 0))
         }
+        // A bypass of cost 0: the sink is always reachable, so the search ends on "no path costs
+        // less than nothing", the condition the pricing's certificate needs. Nothing flows on it.
+        addArc(source, sink, .max / 4, .zero)
 
         // Successive shortest paths with Dijkstra on reduced costs. Only receiver→sink arcs cost
         // less than 0, and the graph is layered, so the first potentials are exact shortest
@@ -199,9 +267,9 @@ public enum Planner {
                 if candidate < potential[arc.to] { potential[arc.to] = candidate }
             }
         }
+        if .zero < potential[sink] { potential[sink] = .zero }  // the bypass
         // Nodes nothing reaches are never reached later either; any potential will do.
         for node in potential.indices where !(potential[node] < .infinity) { potential[node] = .zero }
-        _ = lotBase
 
         var distance = [Cost](repeating: .infinity, count: graph.count)
         var previous = [(node: Int, arc: Int)](repeating: (-1, -1), count: graph.count)
@@ -257,7 +325,8 @@ public enum Planner {
                 let moved = graph[arc.to][arc.reverse].capacity
                 guard moved > 0 else { continue }
                 let j = arc.to - receiverBase
-                byPair[i * r + j, default: PlanFlow(donor: i, receiver: j, quantity: 0, distanceKm: distances[i][j], lots: [])]
+                byPair[i * r + j, default: PlanFlow(donor: i, receiver: j, quantity: 0,
+                                                    distanceKm: GreatCircle.km(donors[i].site, receivers[j].site), lots: [])]
                     .quantity += moved
                 byPair[i * r + j]!.lots.append((k, moved))
             }
@@ -270,7 +339,28 @@ public enum Planner {
         let covered = flows.reduce(Int64(0)) { $0 + $1.quantity }
         let weighted = flows.reduce(Int64(0)) { $0 + $1.quantity * receivers[$1.receiver].weight }
         let quantityKm = flows.reduce(0.0) { $0 + Double($1.quantity) * $1.distanceKm }
-        return ItemPlan(flows: flows, needBefore: needBefore, covered: covered, weightedCovered: weighted, quantityKm: quantityKm)
+        let plan = ItemPlan(flows: flows, needBefore: needBefore, covered: covered, weightedCovered: weighted, quantityKm: quantityKm)
+        let finalPotential = potential
+        // Pricing: the (donor, receiver) pairs outside the candidates with an arc of negative reduced cost.
+        let priced = { (lists: [[Int]]) -> [(Int, Int)] in
+            var missing: [(Int, Int)] = []
+            for i in 0..<d where donors[i].surplus > 0 {
+                let listed = Set(lists[i])
+                for j in 0..<r where !listed.contains(j) {
+                    for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
+                        let node = firstLot[i] + k, to = receiverBase + j
+                        // Coverage and distance potentials first: most pairs fail without a distance.
+                        let gap = finalPotential[to] - finalPotential[node]
+                        if gap.coverage < 0 { continue }
+                        if gap.coverage == 0 && gap.distance < 0 { continue }
+                        guard let (_, cost, _) = lotArc(i, lot, j) else { continue }
+                        if cost + finalPotential[node] - finalPotential[to] < .zero { missing.append((i, j)); break }
+                    }
+                }
+            }
+            return missing
+        }
+        return (plan, priced)
     }
 }
 
