@@ -74,6 +74,12 @@ public struct PostgresPlanner: Sendable {
         }
     }
 
+    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
     /// Positions that need or may give: a superset (the surplus is decided in StockpileCore).
     static func candidates(from source: String) -> String {
         """
@@ -141,28 +147,33 @@ public struct PostgresPlanner: Sendable {
             if let expiry: String = try row.decode("expiry") { expiries[key, default: [:]][lot] = expiry }
         }
 
-        var summaries: [ItemPlanSummary] = [], orders: [PlannedOrder] = []
-        for item in byItem.keys.sorted() {
-            let positions = byItem[item]!.map { p -> PlanPosition in
-                var p = p
-                if p.surplus > 0 { p.lots = lots["\(item)|\(p.site.code)"] ?? [] }
-                return p
-            }
-            let (plan, donors, receivers) = Reallocation.plan(positions, options: PlanOptions(maxDistanceKm: request.maxDistanceKm,
-                                                                                              minimumOrder: request.minOrder))
-            summaries.append(ItemPlanSummary(item: item, donors: donors.count, receivers: receivers.count, needBefore: plan.needBefore,
-                                             covered: plan.covered, weightedCovered: plan.weightedCovered, unmet: plan.unmet,
-                                             quantityKm: plan.quantityKm))
-            for flow in plan.flows {
-                let donor = donors[flow.donor]
-                let key = "\(item)|\(donor.site.code)"
-                let lines = flow.lots.map { part -> PlannedOrder.Line in
-                    let lot = donor.lots![part.lot]
-                    return PlannedOrder.Line(lot: lot.lot, expiry: expiries[key]?[lot.lot], quantity: part.quantity)
+        // Solving is CPU work that can take seconds for a city: on a thread of its own, never on
+        // Swift's cooperative pool, whose few threads serve every HTTP request.
+        let (summaries, orders) = try await Self.offThePool { [byItem, lots, expiries] () -> ([ItemPlanSummary], [PlannedOrder]) in
+            var summaries: [ItemPlanSummary] = [], orders: [PlannedOrder] = []
+            for item in byItem.keys.sorted() {
+                let positions = byItem[item]!.map { p -> PlanPosition in
+                    var p = p
+                    if p.surplus > 0 { p.lots = lots["\(item)|\(p.site.code)"] ?? [] }
+                    return p
                 }
-                orders.append(PlannedOrder(item: item, from: donor.site.code, to: receivers[flow.receiver].site.code, quantity: flow.quantity,
-                                           distanceKm: (flow.distanceKm * 1000).rounded() / 1000, lines: lines))
+                let (plan, donors, receivers) = Reallocation.plan(positions, options: PlanOptions(maxDistanceKm: request.maxDistanceKm,
+                                                                                                  minimumOrder: request.minOrder))
+                summaries.append(ItemPlanSummary(item: item, donors: donors.count, receivers: receivers.count, needBefore: plan.needBefore,
+                                                 covered: plan.covered, weightedCovered: plan.weightedCovered, unmet: plan.unmet,
+                                                 quantityKm: plan.quantityKm))
+                for flow in plan.flows {
+                    let donor = donors[flow.donor]
+                    let key = "\(item)|\(donor.site.code)"
+                    let lines = flow.lots.map { part -> PlannedOrder.Line in
+                        let lot = donor.lots![part.lot]
+                        return PlannedOrder.Line(lot: lot.lot, expiry: expiries[key]?[lot.lot], quantity: part.quantity)
+                    }
+                    orders.append(PlannedOrder(item: item, from: donor.site.code, to: receivers[flow.receiver].site.code, quantity: flow.quantity,
+                                               distanceKm: (flow.distanceKm * 1000).rounded() / 1000, lines: lines))
+                }
             }
+            return (summaries, orders)
         }
         let total = ItemPlanSummary(item: request.item ?? "", donors: summaries.reduce(0) { $0 + $1.donors },
                                     receivers: summaries.reduce(0) { $0 + $1.receivers },
