@@ -271,46 +271,34 @@ public enum Planner {
         // Nodes nothing reaches are never reached later either; any potential will do.
         for node in potential.indices where !(potential[node] < .infinity) { potential[node] = .zero }
 
-        // Per round, only the nodes it touches are reset (stamps), and only the settled ones move
-        // their potential: by (their distance − the sink's). That differs from the textbook update
-        // (settled +distance, the rest +the sink's distance) by one constant for every node, which
-        // changes no reduced cost.
         var distance = [Cost](repeating: .infinity, count: graph.count)
         var previous = [(node: Int, arc: Int)](repeating: (-1, -1), count: graph.count)
-        var reached = [Int](repeating: -1, count: graph.count), settledIn = [Int](repeating: -1, count: graph.count)
-        var settled: [Int] = []
-        var round = 0
-        var heap = CostHeap()
+        var done = [Bool](repeating: false, count: graph.count)
         while true {
-            round += 1
-            settled.removeAll(keepingCapacity: true)
-            heap.removeAll()
-            reached[source] = round
+            for n in distance.indices { distance[n] = .infinity; previous[n] = (-1, -1); done[n] = false }
             distance[source] = .zero
+            var heap = CostHeap()
             heap.push(.zero, source)
             while let (dist, node) = heap.pop() {
-                if settledIn[node] == round { continue }
-                settledIn[node] = round
-                settled.append(node)
-                // Stop at the sink: what lies farther does not matter for this path.
+                if done[node] { continue }
+                done[node] = true
+                // Stop at the sink: what lies farther does not matter for this path, and the
+                // potentials below stay valid (every node not settled moves by the sink's distance).
                 if node == sink { break }
-                var batch: [(Cost, Int)] = []
                 for k in graph[node].indices {
                     let arc = graph[node][k]
-                    guard arc.capacity > 0, settledIn[arc.to] != round else { continue }
+                    guard arc.capacity > 0, !done[arc.to] else { continue }
                     let candidate = dist + (arc.cost + potential[node] - potential[arc.to])
-                    if reached[arc.to] != round || candidate < distance[arc.to] {
-                        reached[arc.to] = round
+                    if candidate < distance[arc.to] {
                         distance[arc.to] = candidate
                         previous[arc.to] = (node, k)
-                        batch.append((candidate, arc.to))
+                        heap.push(candidate, arc.to)
                     }
                 }
-                heap.push(contentsOf: batch)
             }
-            guard settledIn[sink] == round else { break }
+            guard distance[sink] < .infinity else { break }
             let reach = distance[sink]
-            for node in settled { potential[node] = potential[node] + distance[node] - reach }
+            for n in graph.indices { potential[n] = potential[n] + (done[n] ? distance[n] : reach) }
             // Augment only while it lowers the total: covers more, or the same for less distance.
             guard potential[sink] - potential[source] < .zero else { break }
             var bottleneck = Int64.max
@@ -379,28 +367,6 @@ public enum Planner {
 /// A binary min-heap of (cost, node) for Dijkstra.
 struct CostHeap {
     private var items: [(Planner.Cost, Int)] = []
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-    /// Many at once (the source's fan-out to every donor): one O(n) heapify when it pays.
-    mutating func push(contentsOf batch: [(Planner.Cost, Int)]) {
-        guard batch.count > 8 && batch.count > items.count else {
-            for (cost, node) in batch { push(cost, node) }
-            return
-        }
-        items.append(contentsOf: batch)
-        for parent in stride(from: items.count / 2 - 1, through: 0, by: -1) { siftDown(parent) }
-    }
-    private mutating func siftDown(_ start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < items.count && items[left].0 < items[smallest].0 { smallest = left }
-            if right < items.count && items[right].0 < items[smallest].0 { smallest = right }
-            if smallest == parent { return }
-            items.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
     mutating func push(_ cost: Planner.Cost, _ node: Int) {
         items.append((cost, node))
         var child = items.count - 1
