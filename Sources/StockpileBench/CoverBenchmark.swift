@@ -142,6 +142,8 @@ public struct CoverBenchmark: Sendable {
         return measurements
     }
 
+    static func failure(_ text: String) -> Error { LoopbackClient.Failure(description: text) }
+
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

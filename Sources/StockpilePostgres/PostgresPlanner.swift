@@ -74,7 +74,7 @@ public struct PostgresPlanner: Sendable {
         }
     }
 
-    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try body() }) }.start()
         }
@@ -91,7 +91,14 @@ public struct PostgresPlanner: Sendable {
         """
     }
 
-    public func plan(_ request: PlanRequest) async throws -> ReallocationPlan {
+    /// What the planner works from, per item: the positions that need or may give, donors with
+    /// their usable lots (earliest expiry first), and each lot's expiry date by "item|facility".
+    public struct Inputs: Sendable {
+        public var positions: [String: [PlanPosition]]
+        public var expiries: [String: [String: String]]
+    }
+
+    public func inputs(_ request: PlanRequest) async throws -> Inputs {
         let cover = PostgresCover(database, scope: scope, timeZone: timeZone)
         let zone = timeZone.identifier
         let parameters: [any PQEncodable] = [request.asOf.description, zone, 1.0, request.region, nil as String?, request.item,
@@ -146,17 +153,26 @@ public struct PostgresPlanner: Sendable {
             lots[key, default: []].append(PlanLot(lot: lot, quantity: try row.decode("quantity"), expiryDays: try row.decode("days")))
             if let expiry: String = try row.decode("expiry") { expiries[key, default: [:]][lot] = expiry }
         }
+        for (item, positions) in byItem {
+            byItem[item] = positions.map { p in
+                var p = p
+                if p.surplus > 0 { p.lots = lots["\(item)|\(p.site.code)"] ?? [] }
+                return p
+            }
+        }
+        return Inputs(positions: byItem, expiries: expiries)
+    }
+
+    public func plan(_ request: PlanRequest) async throws -> ReallocationPlan {
+        let inputs = try await self.inputs(request)
+        let byItem = inputs.positions, expiries = inputs.expiries
 
         // Solving is CPU work that can take seconds for a city: on a thread of its own, never on
         // Swift's cooperative pool, whose few threads serve every HTTP request.
-        let (summaries, orders) = try await Self.offThePool { [byItem, lots, expiries] () -> ([ItemPlanSummary], [PlannedOrder]) in
+        let (summaries, orders) = try await Self.offThePool { () -> ([ItemPlanSummary], [PlannedOrder]) in
             var summaries: [ItemPlanSummary] = [], orders: [PlannedOrder] = []
             for item in byItem.keys.sorted() {
-                let positions = byItem[item]!.map { p -> PlanPosition in
-                    var p = p
-                    if p.surplus > 0 { p.lots = lots["\(item)|\(p.site.code)"] ?? [] }
-                    return p
-                }
+                let positions = byItem[item]!
                 let (plan, donors, receivers) = Reallocation.plan(positions, options: PlanOptions(maxDistanceKm: request.maxDistanceKm,
                                                                                                   minimumOrder: request.minOrder))
                 summaries.append(ItemPlanSummary(item: item, donors: donors.count, receivers: receivers.count, needBefore: plan.needBefore,

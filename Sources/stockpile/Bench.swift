@@ -5,7 +5,7 @@ import StockpileBench
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmarks, each against a baseline measured in the same run.",
-                                                    subcommands: [Ingest.self, Cover.self])
+                                                    subcommands: [Ingest.self, Cover.self, PlanBench.self])
 
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -50,6 +50,25 @@ struct Bench: AsyncParsableCommand {
             let logger = makeLogger()
             try await database.withDatabase(poolSize: 4) { db in
                 _ = try await CoverBenchmark(database: db, timeZone: Environment.timeZone, options: options, logger: logger).run { print($0) }
+            }
+        }
+    }
+
+    struct PlanBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "plan",
+            abstract: "The reallocation planner per item (sizes, time) next to the textbook solve over every pair (the same objective).",
+            discussion: "Run `stockpile generate --data-dir D …` first, then `stockpile bench plan --data-dir D` (build with -c release).")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Items to time.") var items = 3
+        @Option(help: "Skip the reference solve above this many donor × receiver pairs.") var referenceUpTo = 2_000_000
+
+        func run() async throws {
+            var options = PlanBenchmark.Options()
+            options.items = items
+            options.referenceUpTo = referenceUpTo
+            try await database.withDatabase(poolSize: 2) { db in
+                try await PlanBenchmark(database: db, timeZone: Environment.timeZone, options: options).run { print($0) }
             }
         }
     }

@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import StockpileCore
+import StockpilePostgres
+
+/// `stockpile bench plan`: the planner on a database `stockpile generate` filled. Per item: the
+/// instance size (donors, receivers, lots, pairs), the time of the production planner (nearest
+/// pairs plus pricing) and, as the reference, the textbook solve over every pair; their
+/// objectives must be equal. Then the whole city's plan time, estimated from the items timed.
+public struct PlanBenchmark: Sendable {
+    public struct Options: Sendable {
+        public var items = 3
+        /// Skip the reference solve for items with more pairs than this (it grows as pairs × paths).
+        public var referenceUpTo = 2_000_000
+        public init() {}
+    }
+
+    let database: StockpileDatabase
+    let timeZone: TimeZone
+    let options: Options
+
+    public init(database: StockpileDatabase, timeZone: TimeZone, options: Options) {
+        self.database = database
+        self.timeZone = timeZone
+        self.options = options
+    }
+
+    public func run(print say: @escaping @Sendable (String) -> Void) async throws {
+        let cover = PostgresCover(database, scope: .system("bench"), timeZone: timeZone)
+        guard let snapshot = try await cover.snapshot() else {
+            throw CoverBenchmark.failure("no cover snapshot: run `stockpile generate` (it builds one) first")
+        }
+        let loadStarted = ContinuousClock.now
+        let inputs = try await PostgresPlanner(database, scope: .system("bench"), timeZone: timeZone)
+            .inputs(PlanRequest(asOf: snapshot.asOf))
+        let loadSeconds = CoverBenchmark.seconds(since: loadStarted)
+        let items = inputs.positions.keys.sorted()
+        say("plan: \(items.count) items with need or surplus, as of \(snapshot.asOf); inputs read in \(String(format: "%.1f", loadSeconds)) s")
+        say("item          donors receivers   lots      pairs      covered   weighted        qty×km   planner s  reference s  equal")
+        var timed: [Double] = []
+        for item in items.prefix(options.items) {
+            let positions = inputs.positions[item]!
+            let donors = positions.filter { $0.surplus > 0 }, receivers = positions.filter { $0.shortfall > 0 }
+            let lots = donors.reduce(0) { $0 + ($1.lots?.count ?? 0) }
+            let pairs = donors.count * receivers.count
+            let (plan, seconds) = try await PostgresPlanner.offThePool { () -> (ItemPlan, Double) in
+                let started = ContinuousClock.now
+                let plan = Reallocation.plan(positions).plan
+                return (plan, CoverBenchmark.seconds(since: started))
+            }
+            timed.append(seconds)
+            var reference = "skipped", equal = "-"
+            if pairs <= options.referenceUpTo {
+                let (whole, referenceSeconds) = try await PostgresPlanner.offThePool { () -> (ItemPlan, Double) in
+                    let started = ContinuousClock.now
+                    let plan = Reallocation.plan(positions, options: PlanOptions(sparseAbove: .max)).plan
+                    return (plan, CoverBenchmark.seconds(since: started))
+                }
+                reference = String(format: "%.2f", referenceSeconds)
+                equal = whole.weightedCovered == plan.weightedCovered && abs(whole.quantityKm - plan.quantityKm) <= 1e-6 * max(1, whole.quantityKm)
+                    ? "yes" : "NO (\(whole.weightedCovered), \(String(format: "%.1f", whole.quantityKm)))"
+            }
+            say(item.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%8d %9d %6d %10d %12lld %10lld %13.1f %11.2f ",
+                                                                                  donors.count, receivers.count, lots, pairs, plan.covered,
+                                                                                  plan.weightedCovered, plan.quantityKm, seconds)
+                + reference.padding(toLength: 12, withPad: " ", startingAt: 0) + " " + equal)
+        }
+        let median = timed.sorted()[timed.count / 2]
+        say(String(format: "median %.2f s per item; the whole city's %d items ≈ %.0f s on one core (target ≤ 30 s)",
+                   median, items.count, median * Double(items.count)))
+    }
+}
