@@ -1,6 +1,7 @@
 import Foundation
 import PQ
 import StockpileCore
+import Synchronization
 
 /// One proposed allocation order (调拨单) of a plan: from a donor to a receiver, one item, by lot.
 public struct PlannedOrder: Sendable, Codable, Equatable {
@@ -171,10 +172,17 @@ public struct PostgresPlanner: Sendable {
         // Swift's cooperative pool, whose few threads serve every HTTP request.
         let (summaries, orders) = try await Self.offThePool { () -> ([ItemPlanSummary], [PlannedOrder]) in
             var summaries: [ItemPlanSummary] = [], orders: [PlannedOrder] = []
-            for item in byItem.keys.sorted() {
-                let positions = byItem[item]!
-                let (plan, donors, receivers) = Reallocation.plan(positions, options: PlanOptions(maxDistanceKm: request.maxDistanceKm,
-                                                                                                  minimumOrder: request.minOrder))
+            // Items are independent: solved side by side on every core (GCD's threads, not Swift's pool).
+            let names = byItem.keys.sorted()
+            let solved = Mutex([(plan: ItemPlan, donors: [PlanPosition], receivers: [PlanPosition])?](repeating: nil, count: names.count))
+            DispatchQueue.concurrentPerform(iterations: names.count) { n in
+                let result = Reallocation.plan(byItem[names[n]]!, options: PlanOptions(maxDistanceKm: request.maxDistanceKm,
+                                                                                      minimumOrder: request.minOrder))
+                solved.withLock { $0[n] = result }
+            }
+            let results = solved.withLock { $0 }
+            for (n, item) in names.enumerated() {
+                let (plan, donors, receivers) = results[n]!
                 summaries.append(ItemPlanSummary(item: item, donors: donors.count, receivers: receivers.count, needBefore: plan.needBefore,
                                                  covered: plan.covered, weightedCovered: plan.weightedCovered, unmet: plan.unmet,
                                                  quantityKm: plan.quantityKm))
