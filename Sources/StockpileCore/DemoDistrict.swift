@@ -134,12 +134,51 @@ public enum DemoDistrict {
                 }
             }
         }
+        let (demand, contracts, capacity) = reserves(placed: placed, today: today)
         return [
             "regions": regions.joined(separator: "\n") + "\n",
             "facilities": facilities.joined(separator: "\n") + "\n",
             "items": itemRows.joined(separator: "\n") + "\n",
             "movements": movements.joined(separator: "\n") + "\n",
+            "demand": demand.joined(separator: "\n") + "\n",
+            "contracts": contracts.joined(separator: "\n") + "\n",
+            "capacity": capacity.joined(separator: "\n") + "\n",
         ]
+    }
+
+    /// The reserve layers: full-load (满负荷) plans for the hospitals, contracts with suppliers
+    /// (local ones first), and pledged production capacity of local manufacturers, mostly
+    /// certified. Drawn from a generator of their own, so the history above stays as it was.
+    static func reserves(placed: [(code: String, kind: FacilityKind, beds: Int)], today: LocalDate)
+        -> (demand: [String], contracts: [String], capacity: [String]) {
+        var random = SeededRandom(seed: UInt64(today.year * 10_000 + today.month * 100 + today.day) &* 31 &+ 7)
+        var demand = ["facility_code,item_code,full_load_daily"]
+        var contracts = ["code,facility_code,supplier,item_code,quantity,called_off,lead_time_days,valid_from,valid_to,local"]
+        var capacity = ["code,facility_code,manufacturer,item_code,daily_capacity,ramp_up_days,valid_from,valid_to,certified,local"]
+        let suppliers = [("本地医用防护用品有限公司", true), ("省医药集团物流公司", false), ("华中医疗器械贸易公司", false)]
+        let makers = ["本地医用防护用品有限公司", "本地消毒制品厂", "本地卫生材料厂"]
+        for facility in placed {
+            for item in items {
+                let daily = max(Double(facility.beds) / 100 * item.perHundredBeds, item.minimumDaily)
+                // Hospitals plan for full load: all beds occupied in an outbreak, half again the usual use.
+                if facility.kind == .hospital && item.category == .ppe {
+                    demand.append("\(facility.code),\(item.code),\(fmt(daily * 1.5))")
+                }
+                let backed = facility.kind == .warehouse || (facility.kind == .hospital && facility.beds >= 300)
+                guard backed, [.ppe, .disinfectant, .testKit].contains(item.category) else { continue }
+                let (supplier, local) = suppliers[random.int(suppliers.count)]
+                let quantity = Int((max(daily, item.minimumDaily * 10) * Double(20 + random.int(40))).rounded(.up))
+                let calledOff = random.int(3) == 0 ? quantity / (2 + random.int(4)) : 0
+                let from = today.adding(days: -30 - random.int(300)), to = today.adding(days: 60 + random.int(400))
+                contracts.append("K-\(facility.code)-\(item.code),\(facility.code),\(supplier),\(item.code),\(quantity),\(calledOff),"
+                                 + "\(local ? 2 + random.int(5) : 7 + random.int(21)),\(from),\(to),\(local)")
+                guard facility.kind == .warehouse, random.int(2) == 0 else { continue }
+                let perDay = Int((max(daily, item.perHundredBeds) * Double(1 + random.int(4))).rounded(.up))
+                capacity.append("P-\(facility.code)-\(item.code),\(facility.code),\(makers[random.int(makers.count)]),\(item.code),\(perDay),"
+                                + "\(3 + random.int(12)),\(today.adding(days: -60)),\(today.adding(days: 300)),\(random.int(5) != 0),true")
+            }
+        }
+        return (demand, contracts, capacity)
     }
 
     static func fmt(_ value: Double) -> String { String(format: "%.5f", value) }

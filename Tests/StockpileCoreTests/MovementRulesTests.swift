@@ -80,6 +80,14 @@ struct DemoDistrictTests {
         #expect(a["items"]!.contains("二氧化氯消毒粉"))
         let movements = a["movements"]!.split(separator: "\n").dropFirst()
         #expect(movements.count > 5000)
+        // The reserve layers too: plans for hospitals, contracts, capacity pledges, every row valid.
+        #expect(a["demand"]!.split(separator: "\n").count > 10)
+        let contracts = a["contracts"]!.split(separator: "\n").dropFirst(), pledges = a["capacity"]!.split(separator: "\n").dropFirst()
+        #expect(contracts.count > 10 && !pledges.isEmpty)
+        for line in contracts {
+            let values = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            _ = try ContractRow(csv: CSVFields(Dictionary(uniqueKeysWithValues: zip(ContractRow.csvColumns, values))))
+        }
         // Every row validates as the importer would validate it, and none is in the future.
         let header = MovementDraft.csvColumns
         for line in movements.prefix(2000) {
