@@ -167,18 +167,20 @@ enum CoverSQL {
         """
     }
 
-    /// The whole city into the snapshot.
+    /// The whole city into the snapshot. The dirty marks this statement can see go with it: its
+    /// computation sees the same changes; later ones keep their marks.
     static let rebuild = """
-        WITH positions AS (SELECT f.id AS facility_id, i.id AS item_id FROM facilities f CROSS JOIN items i),
+        WITH gone AS (DELETE FROM cover_dirty),
+        positions AS (SELECT f.id AS facility_id, i.id AS item_id FROM facilities f CROSS JOIN items i),
         \(compute(restricted: false))
         INSERT INTO cover_positions (\(columns)) SELECT \(columns) FROM computed
         """
 
-    /// The dirty positions, recomputed for the snapshot's date; a position that changed again
-    /// meanwhile (its version moved) stays dirty.
+    /// The dirty positions, recomputed for the snapshot's date, in one statement: the marks it takes
+    /// and the ledger it reads are the same moment's, so a change committed meanwhile keeps its mark.
     static let refresh = """
-        WITH seen AS (SELECT facility_id, item_id, version FROM cover_dirty),
-        positions AS (SELECT s.facility_id, s.item_id FROM seen s
+        WITH seen AS (DELETE FROM cover_dirty RETURNING facility_id, item_id),
+        positions AS (SELECT DISTINCT s.facility_id, s.item_id FROM seen s
                       WHERE EXISTS (SELECT 1 FROM facilities f WHERE f.id = s.facility_id)
                         AND EXISTS (SELECT 1 FROM items i WHERE i.id = s.item_id)),
         \(compute(restricted: true)),
@@ -192,13 +194,8 @@ enum CoverSQL {
                 capacity_days = EXCLUDED.capacity_days, total_days = EXCLUDED.total_days, shortfall_qty = EXCLUDED.shortfall_qty,
                 contract_shortfall_qty = EXCLUDED.contract_shortfall_qty, band = EXCLUDED.band
             RETURNING 1
-        ),
-        done AS (
-            DELETE FROM cover_dirty d USING seen s
-            WHERE d.facility_id = s.facility_id AND d.item_id = s.item_id AND d.version = s.version
-            RETURNING 1
         )
-        SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM done) AS cleaned,
+        SELECT (SELECT count(*) FROM written) AS written,
                (SELECT '{' || string_agg(DISTINCT facility_id::text, ',') || '}' FROM seen) AS facilities
         """
 
@@ -296,8 +293,6 @@ extension PostgresCover {
             try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
             // Millions of positions group and sort in memory rather than in temporary files.
             try c.execute("SET LOCAL work_mem = '256MB'")
-            // Dirty marks from before this statement's snapshot are covered by the rebuild.
-            try c.execute("CREATE TEMP TABLE cover_seen ON COMMIT DROP AS SELECT facility_id, item_id, version FROM cover_dirty")
             try c.execute("TRUNCATE cover_positions, cover_facility_sums")
             let written = try c.query(CoverSQL.rebuild, [asOf.description, zone, 1.0]).affectedRows
             try c.execute(CoverRollupSQL.sums(only: false))
@@ -306,10 +301,6 @@ extension PostgresCover {
                 ON CONFLICT (id) DO UPDATE SET as_of = EXCLUDED.as_of, time_zone = EXCLUDED.time_zone,
                                                built_at = EXCLUDED.built_at, positions = EXCLUDED.positions
                 """, [asOf.description, zone, written])
-            try c.execute("""
-                DELETE FROM cover_dirty d USING cover_seen s
-                WHERE d.facility_id = s.facility_id AND d.item_id = s.item_id AND d.version = s.version
-                """)
             return written
         }
         // Every request checks cover_dirty for work; after a rebuild it is all dead rows, which a

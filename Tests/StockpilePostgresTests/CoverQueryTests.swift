@@ -75,6 +75,24 @@ import Testing
         #expect(after.rows.first?.physicalQty == before.rows.first!.physicalQty - 10)
         #expect(after.rows.first?.shortfallQty == 3206)
         #expect(after.rows == (try await cover.positions(filter, asOf: asOf)))
+        // Movements racing refreshes lose nothing: afterwards the snapshot equals a fresh computation.
+        let ledger = PostgresLedger(database, scope: .system("test"))
+        let stocked = try #require(try await ledger.stock(facility: "D1-H1")).filter { $0.quantity > 40 }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (n, lot) in stocked.prefix(6).enumerated() {
+                group.addTask {
+                    for _ in 0..<5 {
+                        _ = try await ledger.record(MovementRequest(id: UUID(), facility: "D1-H1", item: lot.item, lot: lot.lot, expiry: nil,
+                                                                    kind: .issue, quantity: Int64(1 + n), reason: "", occurredAt: nil), recordedBy: "test")
+                    }
+                }
+                group.addTask { for _ in 0..<3 { _ = try await cover.page(CoverQuery(filter: CoverFilter(facility: "D1-H1"), asOf: asOf)) } }
+            }
+            try await group.waitForAll()
+        }
+        let settled = try await cover.page(CoverQuery(filter: CoverFilter(facility: "D1-H1"), sort: .item, limit: 100, asOf: asOf))
+        #expect(settled.source == "snapshot")
+        #expect(settled.rows == CoverSort.item.sorted(try await cover.positions(CoverFilter(facility: "D1-H1"), asOf: asOf)))
         // Another date is computed, not read from the snapshot.
         #expect(try await cover.page(CoverQuery(filter: filter, asOf: LocalDate("2026-11-20")!)).source == "service")
         #expect(try await cover.page(CoverQuery(filter: CoverFilter(region: "D1"), asOf: LocalDate("2026-11-20")!)).source == "database")

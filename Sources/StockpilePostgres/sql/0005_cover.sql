@@ -165,21 +165,20 @@ CREATE UNLOGGED TABLE cover_facility_sums (
     PRIMARY KEY (facility_id, category)
 );
 
--- Positions whose inputs changed since the snapshot computed them. The version tells a refresh
--- whether the position changed again while it was being recomputed (then it stays dirty).
+-- Positions whose inputs changed since the snapshot computed them: an append-only list, no key,
+-- so marking costs a movement one plain insert (a batch, one per statement). A refresh takes the
+-- marks it can see and computes from the same statement's view of the ledger, so a change
+-- committed meanwhile keeps its mark for the next refresh.
 CREATE UNLOGGED TABLE cover_dirty (
     facility_id integer NOT NULL,
-    item_id     integer NOT NULL,
-    version     bigint NOT NULL DEFAULT 1,
-    PRIMARY KEY (facility_id, item_id)
+    item_id     integer NOT NULL
 );
 
 -- Statement-level for balances: a 1000-movement batch marks its positions in one statement.
 CREATE FUNCTION cover_mark_balances() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
     INSERT INTO cover_dirty (facility_id, item_id)
-    SELECT DISTINCT facility_id, item_id FROM changed ORDER BY 1, 2
-    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    SELECT DISTINCT facility_id, item_id FROM changed;
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_balances AFTER UPDATE ON balances
@@ -189,12 +188,10 @@ CREATE TRIGGER cover_mark_balances AFTER UPDATE ON balances
 CREATE FUNCTION cover_mark_position() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
-        INSERT INTO cover_dirty (facility_id, item_id) VALUES (OLD.facility_id, OLD.item_id)
-        ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+        INSERT INTO cover_dirty (facility_id, item_id) VALUES (OLD.facility_id, OLD.item_id);
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        INSERT INTO cover_dirty (facility_id, item_id) VALUES (NEW.facility_id, NEW.item_id)
-        ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+        INSERT INTO cover_dirty (facility_id, item_id) VALUES (NEW.facility_id, NEW.item_id);
     END IF;
     RETURN NULL;
 END $$;
@@ -209,8 +206,7 @@ CREATE TRIGGER cover_mark_capacity AFTER INSERT OR UPDATE OR DELETE ON capacity_
 CREATE FUNCTION cover_mark_lot() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
     INSERT INTO cover_dirty (facility_id, item_id)
-    SELECT DISTINCT b.facility_id, b.item_id FROM balances b WHERE b.lot_id = NEW.id AND b.quantity > 0 ORDER BY 1, 2
-    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    SELECT DISTINCT b.facility_id, b.item_id FROM balances b WHERE b.lot_id = NEW.id AND b.quantity > 0;
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_lot AFTER UPDATE OF quarantined, expiry ON lots
@@ -221,8 +217,7 @@ CREATE TRIGGER cover_mark_lot AFTER UPDATE OF quarantined, expiry ON lots
 -- Statement-level, so an import of thousands of facilities marks their positions in one statement.
 CREATE FUNCTION cover_mark_new_facilities() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
-    INSERT INTO cover_dirty (facility_id, item_id) SELECT a.id, i.id FROM added a CROSS JOIN items i ORDER BY 1, 2
-    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    INSERT INTO cover_dirty (facility_id, item_id) SELECT a.id, i.id FROM added a CROSS JOIN items i;
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_facility AFTER INSERT ON facilities
@@ -230,8 +225,7 @@ CREATE TRIGGER cover_mark_facility AFTER INSERT ON facilities
 
 CREATE FUNCTION cover_mark_new_items() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
-    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, a.id FROM added a CROSS JOIN facilities f ORDER BY 1, 2
-    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, a.id FROM added a CROSS JOIN facilities f;
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_item_new AFTER INSERT ON items
@@ -239,8 +233,7 @@ CREATE TRIGGER cover_mark_item_new AFTER INSERT ON items
 
 CREATE FUNCTION cover_mark_item() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
-    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, NEW.id FROM facilities f ORDER BY 1
-    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, NEW.id FROM facilities f;
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_item_target AFTER UPDATE OF target_days, category ON items
@@ -253,8 +246,7 @@ BEGIN
     INSERT INTO cover_dirty (facility_id, item_id)
     SELECT f.id, i.id FROM items i CROSS JOIN facilities f
      WHERE i.category IN (CASE WHEN TG_OP <> 'DELETE' THEN NEW.category END, CASE WHEN TG_OP <> 'INSERT' THEN OLD.category END)
-     ORDER BY 1, 2
-    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    ;
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_category AFTER INSERT OR UPDATE OR DELETE ON category_targets

@@ -33,8 +33,7 @@ ALTER TABLE lots ADD COLUMN quarantined_at timestamptz, ADD COLUMN quarantined_b
 -- row-level policy, so a command token's hold also refreshes positions outside its own subtree.
 CREATE OR REPLACE FUNCTION cover_mark_lot() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
-    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, NEW.item_id FROM facilities f ORDER BY 1
-    ON CONFLICT (facility_id, item_id) DO UPDATE SET version = cover_dirty.version + 1;
+    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, NEW.item_id FROM facilities f;
     RETURN NULL;
 END $$;
 
