@@ -56,7 +56,7 @@ public struct CoverBenchmark: Sendable {
         if options.rebuild {
             let started = ContinuousClock.now
             let rebuilt = try await cover.rebuildSnapshot(asOf: asOf)
-            say(String(format: "snapshot rebuild (every position, from the ledger): %.1f s for %d positions", Self.seconds(since: started), rebuilt))
+            say(String(format: "snapshot rebuild (every position, from the ledger): %.1f s for %d positions", (ContinuousClock.now - started).inSeconds, rebuilt))
         }
 
         let name = "bench-cover-\(getpid())"
@@ -77,20 +77,20 @@ public struct CoverBenchmark: Sendable {
             try (0..<repeats).map { _ -> Double in
                 let t = ContinuousClock.now
                 _ = try c.query("SELECT count(*) FROM balances")
-                return Self.seconds(since: t)
+                return (ContinuousClock.now - t).inSeconds
             }
         }
         var measurements = [Measurement(name: "baseline: SELECT count(*) FROM balances (libpq)", target: nil, seconds: baseline)]
 
         let date = asOf.description
         func http(_ label: String, target: Double?, _ path: @escaping @Sendable (Int) -> String) async throws {
-            let times = try await Self.offThePool {
+            let times = try await onOwnThread {
                 let client = try LoopbackClient(port: port, token: secret)
                 return try (0..<repeats).map { n -> Double in
                     let t = ContinuousClock.now
                     let status = try client.get(path(n))
                     guard status == 200 else { throw LoopbackClient.Failure(description: "\(label): status \(status)") }
-                    return Self.seconds(since: t)
+                    return (ContinuousClock.now - t).inSeconds
                 }
             }
             measurements.append(Measurement(name: label, target: target, seconds: times))
@@ -120,11 +120,11 @@ public struct CoverBenchmark: Sendable {
             }
             _ = try await ledger.record(batch: batch, recordedBy: "bench")
             let path = "/api/v1/cover?as_of=\(date)&sort=shortfall&limit=100"
-            afterChanges.append(try await Self.offThePool {
+            afterChanges.append(try await onOwnThread {
                 let client = try LoopbackClient(port: port, token: secret)
                 let t = ContinuousClock.now
                 guard try client.get(path) == 200 else { throw LoopbackClient.Failure(description: "worst 100 after changes failed") }
-                return Self.seconds(since: t)
+                return (ContinuousClock.now - t).inSeconds
             })
         }
         measurements.append(Measurement(name: "worst 100 after \(options.changes) new movements", target: nil, seconds: afterChanges))
@@ -144,15 +144,4 @@ public struct CoverBenchmark: Sendable {
 
     static func failure(_ text: String) -> Error { LoopbackClient.Failure(description: text) }
 
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
-
-    /// Blocking client work on a thread of its own, so the in-process server keeps the cooperative pool.
-    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
-    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PQ
+import StockpileCore
 import StockpileHTTP
 import StockpilePostgres
 
@@ -77,9 +78,9 @@ public struct IngestBenchmark: Sendable {
         say("ingest: \(options.clients) clients on 2 driver threads, \(options.seconds) s per measurement, \(options.rounds) rounds, batch \(options.batchSize); movements/s")
         say("round   http-single  pgbench-single   http-batch  pgbench-batch")
         for round in 1...options.rounds {
-            let (single, latencies) = try await offThePool { try runHTTP(port: port, token: secret, batch: 1) }
+            let (single, latencies) = try await onOwnThread { try runHTTP(port: port, token: secret, batch: 1) }
             let pgSingle = try runPgbench(script: scripts.single, database: name) * 1
-            let (batch, _) = try await offThePool { try runHTTP(port: port, token: secret, batch: options.batchSize) }
+            let (batch, _) = try await onOwnThread { try runHTTP(port: port, token: secret, batch: options.batchSize) }
             let pgBatch = try runPgbench(script: scripts.batch, database: name) * Double(options.batchSize)
             rounds.append(Round(httpSingle: single, pgbenchSingle: pgSingle, httpBatch: batch, pgbenchBatch: pgBatch, latencies: latencies))
             say(String(format: "%5d %12.0f %15.0f %12.0f %14.0f", round, single, pgSingle, batch, pgBatch))
@@ -103,14 +104,6 @@ public struct IngestBenchmark: Sendable {
         }
         say(mismatches.isEmpty ? "ledger sums to balances after the run: ok" : "LEDGER MISMATCH at \(mismatches.count) positions")
         return rounds
-    }
-
-    /// Runs blocking load on a thread of its own, so the in-process server keeps every thread of
-    /// Swift's cooperative pool (there are only as many as cores).
-    func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
     }
 
     /// Runs `clients` keep-alive connections, posting for `seconds`, spread over two driver threads
@@ -156,7 +149,7 @@ public struct IngestBenchmark: Sendable {
                             guard let status = try connections[slot].receive() else { continue }
                             guard status == 201 else { throw LoopbackClient.Failure(description: "status \(status)") }
                             let elapsed = ContinuousClock.now - sentAt[slot]
-                            latencies.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                            latencies.append(elapsed.inSeconds)
                             count += batch
                             if ContinuousClock.now < deadline { try post(slot) } else { waiting.remove(slot) }
                         }
@@ -171,7 +164,7 @@ public struct IngestBenchmark: Sendable {
         group.wait()
         if let failure = results.failure { throw LoopbackClient.Failure(description: "load client: \(failure)") }
         let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         return (Double(results.count) / seconds, results.latencies)
     }
 

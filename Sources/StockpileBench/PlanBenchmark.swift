@@ -33,7 +33,7 @@ public struct PlanBenchmark: Sendable {
         let loadStarted = ContinuousClock.now
         let inputs = try await PostgresPlanner(database, scope: .system("bench"), timeZone: timeZone)
             .inputs(PlanRequest(asOf: snapshot.asOf))
-        let loadSeconds = CoverBenchmark.seconds(since: loadStarted)
+        let loadSeconds = (ContinuousClock.now - loadStarted).inSeconds
         let items = inputs.positions.keys.sorted()
         say("plan: \(items.count) items with need or surplus, as of \(snapshot.asOf); inputs read in \(String(format: "%.1f", loadSeconds)) s")
         say("item          donors receivers   lots      pairs      covered   weighted        qty×km   planner s  reference s  equal")
@@ -43,18 +43,18 @@ public struct PlanBenchmark: Sendable {
             let donors = positions.filter { $0.surplus > 0 }, receivers = positions.filter { $0.shortfall > 0 }
             let lots = donors.reduce(0) { $0 + ($1.lots?.count ?? 0) }
             let pairs = donors.count * receivers.count
-            let (plan, seconds) = try await PostgresPlanner.offThePool { () -> (ItemPlan, Double) in
+            let (plan, seconds) = try await onOwnThread { () -> (ItemPlan, Double) in
                 let started = ContinuousClock.now
                 let plan = Reallocation.plan(positions).plan
-                return (plan, CoverBenchmark.seconds(since: started))
+                return (plan, (ContinuousClock.now - started).inSeconds)
             }
             timed.append(seconds)
             var reference = "skipped", equal = "-"
             if pairs <= options.referenceUpTo {
-                let (whole, referenceSeconds) = try await PostgresPlanner.offThePool { () -> (ItemPlan, Double) in
+                let (whole, referenceSeconds) = try await onOwnThread { () -> (ItemPlan, Double) in
                     let started = ContinuousClock.now
                     let plan = Reallocation.plan(positions, options: PlanOptions(sparseAbove: .max)).plan
-                    return (plan, CoverBenchmark.seconds(since: started))
+                    return (plan, (ContinuousClock.now - started).inSeconds)
                 }
                 reference = String(format: "%.2f", referenceSeconds)
                 equal = whole.weightedCovered == plan.weightedCovered && abs(whole.quantityKm - plan.quantityKm) <= 1e-6 * max(1, whole.quantityKm)

@@ -38,6 +38,15 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 }
 
 extension APIError {
+    init(refusal: Refusal) {
+        switch refusal.kind {
+        case .notFound: self.init(.notFound, "not_found", refusal.description, field: refusal.field)
+        case .conflict: self.init(.conflict, "conflict", refusal.description, field: refusal.field)
+        case .forbidden: self.init(.forbidden, "forbidden", refusal.description, field: refusal.field)
+        case .invalid: self.init(.badRequest, "invalid", refusal.description, field: refusal.field)
+        }
+    }
+
     /// Maps what the ledger and the database say to statuses a client can act on.
     /// SP4xx are the ledger's own codes (sql/0001_ledger.sql).
     static func from(_ error: PQError, fieldPrefix: String = "") -> APIError {
@@ -80,6 +89,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 context.logger.error("database error", metadata: ["error": "\(error)"])
             }
             throw apiError
+        } catch let error as Refusal {
+            throw APIError(refusal: error)
         } catch let error as FieldError {
             throw APIError.invalid(error)
         } catch is NIOTooManyBytesError {

@@ -277,7 +277,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         }
         var filter = common.filter
         // A command token's roll-up starts at its own region unless it names one inside it.
-        if filter.region == nil, scope.role == .command { filter.region = scope.regionCode }
+        filter.region = scope.region(filter.region)
         let cover = PostgresCover(database, scope: scope, timeZone: services.timeZone)
         let found = try await cover.rollup(filter, group: group, asOf: common.asOf, surge: common.surge)
         let total = CoverRollupRow.total(found.rows, code: filter.region ?? "", name: "合计")

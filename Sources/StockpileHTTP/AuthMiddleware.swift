@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import StockpileCore
 import StockpilePostgres
 import Synchronization
 
@@ -51,7 +52,7 @@ final class RateLimiter: Sendable {
         return buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
             let elapsed = now - bucket.updated
-            bucket.tokens = min(capacity, bucket.tokens + perSecond * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+            bucket.tokens = min(capacity, bucket.tokens + perSecond * elapsed.inSeconds)
             bucket.updated = now
             defer { buckets[key] = bucket }
             if bucket.tokens >= 1 {

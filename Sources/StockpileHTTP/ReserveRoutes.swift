@@ -45,19 +45,6 @@ extension StockpileAPI {
     ]
 }
 
-/// The reserve layer's refusals as HTTP errors naming the field.
-func refusal(_ error: PostgresReserves.Refusal) -> APIError {
-    switch error.kind {
-    case .notFound: return APIError(.notFound, "not_found", error.description, field: error.field)
-    case .conflict: return APIError(.conflict, "conflict", error.description, field: error.field)
-    case .invalid: return APIError(.badRequest, "invalid", error.description, field: error.field)
-    }
-}
-
-func reserving<T>(_ body: () async throws -> T) async throws -> T {
-    do { return try await body() } catch let error as PostgresReserves.Refusal { throw refusal(error) }
-}
-
 func validDate(_ text: String, field: String) throws -> LocalDate {
     guard let date = LocalDate(text) else { throw APIError(.badRequest, "invalid", "\(field): a date YYYY-MM-DD", field: field) }
     return date
@@ -96,24 +83,21 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         guard let daily = input.fullLoadDaily else { throw APIError(.badRequest, "invalid", "full_load_daily: required", field: "full_load_daily") }
         try require(daily.isFinite && daily >= 0 && daily <= 1e9, "full_load_daily", "a number of units per day, 0 or more")
         let facility = try context.parameters.require("facility"), item = try context.parameters.require("item")
-        let plan = try await reserving { try await PostgresReserves(database, scope: scope).setFullLoad(facility: facility, item: item, daily: daily) }
+        let plan = try await PostgresReserves(database, scope: scope).setFullLoad(facility: facility, item: item, daily: daily)
         return try JSON.response(plan)
     }
     api.delete("demand/{facility}/{item}") { _, context in
         let scope = try context.require(StockpileAPI.planners, to: "clear demand plans")
         let facility = try context.parameters.require("facility"), item = try context.parameters.require("item")
-        _ = try await reserving { try await PostgresReserves(database, scope: scope).setFullLoad(facility: facility, item: item, daily: nil) }
+        _ = try await PostgresReserves(database, scope: scope).setFullLoad(facility: facility, item: item, daily: nil)
         return try JSON.response(["cleared": "\(facility)/\(item)"])
     }
     api.post("demand/derive") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "set demand plans")
         let input = try JSON.decode(DeriveInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         try require(input.perBedDay.isFinite && input.perBedDay >= 0 && input.perBedDay <= 1e6, "per_bed_day", "units per bed per day, 0 or more")
-        var region = input.region
-        if region == nil, scope.role == .command { region = scope.regionCode }
-        let plans = try await reserving {
-            try await PostgresReserves(database, scope: scope).deriveFullLoad(item: try nonEmpty(input.item, "item"), perBedDay: input.perBedDay, region: region)
-        }
+        let region = scope.region(input.region)
+        let plans = try await PostgresReserves(database, scope: scope).deriveFullLoad(item: try nonEmpty(input.item, "item"), perBedDay: input.perBedDay, region: region)
         return try JSON.response(["plans": plans], status: .created)
     }
 
@@ -144,18 +128,16 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         try require(input.quantity >= 0, "quantity", "0 or more")
         try require((0...3650).contains(input.leadTimeDays), "lead_time_days", "whole days from 0 to 3650")
         let (from, to) = try validity(input.validFrom, input.validTo)
-        let (contract, created) = try await reserving {
-            try await PostgresReserves(database, scope: scope).putContract(
-                code: code, facility: try nonEmpty(input.facility, "facility"), supplier: try nonEmpty(input.supplier, "supplier"),
-                item: try nonEmpty(input.item, "item"), quantity: input.quantity, leadTimeDays: input.leadTimeDays,
-                validFrom: from, validTo: to, local: input.local ?? false)
-        }
+        let (contract, created) = try await PostgresReserves(database, scope: scope).putContract(
+            code: code, facility: try nonEmpty(input.facility, "facility"), supplier: try nonEmpty(input.supplier, "supplier"),
+            item: try nonEmpty(input.item, "item"), quantity: input.quantity, leadTimeDays: input.leadTimeDays,
+            validFrom: from, validTo: to, local: input.local ?? false)
         return try JSON.response(contract, status: created ? .created : .ok)
     }
     api.get("contracts/{code}/calloffs") { _, context in
         let scope = try context.require(StockpileAPI.readers, to: "read call-offs")
         let code = try context.parameters.require("code")
-        return try JSON.response(["calloffs": try await reserving { try await PostgresReserves(database, scope: scope).callOffs(contract: code) }])
+        return try JSON.response(["calloffs": try await PostgresReserves(database, scope: scope).callOffs(contract: code)])
     }
     api.post("contracts/{code}/calloffs") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "call off contracts")
@@ -163,9 +145,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let input = try JSON.decode(CallOffInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         guard let id = UUID(uuidString: input.id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
         try require(input.quantity > 0, "quantity", "a whole number above 0")
-        let (callOff, contract, replay) = try await reserving {
-            try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: input.quantity, note: input.note ?? "")
-        }
+        let (callOff, contract, replay) = try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: input.quantity, note: input.note ?? "")
         struct Output: Encodable { var calloff: PostgresReserves.CallOff; var contract: PostgresReserves.Contract; var replay: Bool }
         return try JSON.response(Output(calloff: callOff, contract: contract, replay: replay), status: replay ? .ok : .created)
     }
@@ -186,7 +166,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
                                              manufacturer: try nonEmpty(input.manufacturer, "manufacturer"), item: try nonEmpty(input.item, "item"),
                                              dailyCapacity: input.dailyCapacity, rampUpDays: input.rampUpDays, validFrom: from.description,
                                              validTo: to.description, certified: input.certified ?? false, local: input.local ?? false)
-        let (stored, created) = try await reserving { try await PostgresReserves(database, scope: scope).putPledge(pledge) }
+        let (stored, created) = try await PostgresReserves(database, scope: scope).putPledge(pledge)
         return try JSON.response(stored, status: created ? .created : .ok)
     }
 
@@ -206,18 +186,25 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
             let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
             let reason = body.readableBytes > 0 ? (try JSON.decode(HoldInput.self, from: body).reason ?? "") : ""
             if held { try require(!reason.trimmingCharacters(in: .whitespaces).isEmpty, "reason", "say why the lot is held (质检, 召回…)") }
-            let lotHold = try await reserving {
-                try await PostgresReserves(database, scope: scope).setHold(item: item, lot: lot, held: held, reason: reason)
-            }
+            let lotHold = try await PostgresReserves(database, scope: scope).setHold(item: item, lot: lot, held: held, reason: reason)
             return try JSON.response(lotHold, status: .created)
         }
     }
 }
 
+/// The body of a plan, and of creating orders from one (which adds the client's `id`).
 struct PlanInput: Decodable {
+    var id: String?
     var asOf: String?, region: String?, item: String?, maxDistanceKm: Double?, minOrder: Int64?
     enum CodingKeys: String, CodingKey {
-        case region, item, asOf = "as_of", maxDistanceKm = "max_distance_km", minOrder = "min_order"
+        case id, region, item, asOf = "as_of", maxDistanceKm = "max_distance_km", minOrder = "min_order"
+    }
+
+    func request(_ scope: AccessScope, timeZone: TimeZone) throws -> PlanRequest {
+        let asOf = try asOf.map { try validDate($0, field: "as_of") } ?? LocalDate(Date(), in: timeZone)
+        if let km = maxDistanceKm { try require(km.isFinite && km > 0, "max_distance_km", "a distance in km above 0") }
+        if let minimum = minOrder { try require(minimum >= 0, "min_order", "0 or more") }
+        return PlanRequest(asOf: asOf, region: scope.region(region), item: item, maxDistanceKm: maxDistanceKm, minOrder: minOrder ?? 0)
     }
 }
 
@@ -234,30 +221,12 @@ func addPlanRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stockp
         let scope = try context.require(StockpileAPI.planners, to: "plan reallocations")
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         let input = body.readableBytes > 0 ? try JSON.decode(PlanInput.self, from: body) : PlanInput()
-        let asOf = try input.asOf.map { try validDate($0, field: "as_of") } ?? LocalDate(Date(), in: services.timeZone)
-        if let km = input.maxDistanceKm { try require(km.isFinite && km > 0, "max_distance_km", "a distance in km above 0") }
-        if let minimum = input.minOrder { try require(minimum >= 0, "min_order", "0 or more") }
-        var region = input.region
-        if region == nil, scope.role == .command { region = scope.regionCode }
-        do {
-            let plan = try await PostgresPlanner(database, scope: scope, timeZone: services.timeZone).plan(
-                PlanRequest(asOf: asOf, region: region, item: input.item, maxDistanceKm: input.maxDistanceKm, minOrder: input.minOrder ?? 0))
-            return try JSON.response(plan)
-        } catch let error as PostgresPlanner.PlanError {
-            switch error {
-            case .unknown(let field, _): throw APIError(.notFound, "not_found", error.description, field: field)
-            }
-        }
+        let plan = try await PostgresPlanner(database, scope: scope, timeZone: services.timeZone)
+            .plan(try input.request(scope, timeZone: services.timeZone))
+        return try JSON.response(plan)
     }
 }
 
-struct OrdersInput: Decodable {
-    var id: String
-    var asOf: String?, region: String?, item: String?, maxDistanceKm: Double?, minOrder: Int64?
-    enum CodingKeys: String, CodingKey {
-        case id, region, item, asOf = "as_of", maxDistanceKm = "max_distance_km", minOrder = "min_order"
-    }
-}
 struct ReceiveInput: Decodable {
     struct Line: Decodable { var lot: String; var received: Int64 }
     var lines: [Line]?
@@ -275,19 +244,6 @@ extension StockpileAPI {
     ]
 }
 
-func ordering<T>(_ body: () async throws -> T) async throws -> T {
-    do { return try await body() } catch let error as PostgresReallocations.Refusal {
-        switch error.kind {
-        case .notFound: throw APIError(.notFound, "not_found", error.description, field: error.field)
-        case .conflict: throw APIError(.conflict, "conflict", error.description, field: error.field)
-        case .forbidden: throw APIError(.forbidden, "forbidden", error.description, field: error.field)
-        case .invalid: throw APIError(.badRequest, "invalid", error.description, field: error.field)
-        }
-    } catch let error as PostgresPlanner.PlanError {
-        switch error { case .unknown(let field, _): throw APIError(.notFound, "not_found", error.description, field: field) }
-    }
-}
-
 func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
     let database = services.database
     @Sendable func orderID(_ context: StockpileRequestContext) throws -> Int64 {
@@ -297,18 +253,11 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
     }
     api.post("reallocations") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "create reallocation orders")
-        let input = try JSON.decode(OrdersInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        guard let requestID = UUID(uuidString: input.id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
-        let asOf = try input.asOf.map { try validDate($0, field: "as_of") } ?? LocalDate(Date(), in: services.timeZone)
-        if let km = input.maxDistanceKm { try require(km.isFinite && km > 0, "max_distance_km", "a distance in km above 0") }
-        if let minimum = input.minOrder { try require(minimum >= 0, "min_order", "0 or more") }
-        var region = input.region
-        if region == nil, scope.role == .command { region = scope.regionCode }
-        let (orders, replay) = try await ordering {
-            try await PostgresReallocations(database, scope: scope, timeZone: services.timeZone).create(
-                requestID: requestID, plan: PlanRequest(asOf: asOf, region: region, item: input.item, maxDistanceKm: input.maxDistanceKm,
-                                                        minOrder: input.minOrder ?? 0))
-        }
+        let input = try JSON.decode(PlanInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        guard let id = input.id else { throw APIError(.badRequest, "invalid", "id: required", field: "id") }
+        guard let requestID = UUID(uuidString: id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
+        let (orders, replay) = try await PostgresReallocations(database, scope: scope, timeZone: services.timeZone)
+            .create(requestID: requestID, plan: try input.request(scope, timeZone: services.timeZone))
         struct Output: Encodable { var orders: [ReallocationOrder]; var replay: Bool }
         return try JSON.response(Output(orders: orders, replay: replay), status: replay ? .ok : .created)
     }
@@ -325,24 +274,24 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
     api.get("reallocations/{id}") { _, context in
         let scope = try context.require(StockpileAPI.readers, to: "read reallocation orders")
         let id = try orderID(context)
-        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).order(id) })
+        return try JSON.response(try await PostgresReallocations(database, scope: scope).order(id))
     }
     api.post("reallocations/{id}/approve") { _, context in
         let scope = try context.require(StockpileAPI.planners, to: "approve reallocation orders")
         let id = try orderID(context)
-        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).approve(id) })
+        return try JSON.response(try await PostgresReallocations(database, scope: scope).approve(id))
     }
     api.post("reallocations/{id}/cancel") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "cancel reallocation orders")
         let id = try orderID(context)
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         let reason = body.readableBytes > 0 ? (try JSON.decode(CancelInput.self, from: body).reason ?? "") : ""
-        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).cancel(id, reason: reason) })
+        return try JSON.response(try await PostgresReallocations(database, scope: scope).cancel(id, reason: reason))
     }
     api.post("reallocations/{id}/dispatch") { _, context in
         let scope = try context.require(StockpileAPI.shippers, to: "dispatch reallocation orders")
         let id = try orderID(context)
-        return try JSON.response(try await ordering { try await PostgresReallocations(database, scope: scope).dispatch(id) })
+        return try JSON.response(try await PostgresReallocations(database, scope: scope).dispatch(id))
     }
     api.post("reallocations/{id}/receive") { request, context in
         let scope = try context.require(StockpileAPI.shippers, to: "receive reallocation orders")
@@ -358,8 +307,6 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
                 received![line.lot] = line.received
             }
         }
-        return try JSON.response(try await ordering {
-            try await PostgresReallocations(database, scope: scope).receive(id, received: received, reason: input.reason ?? "")
-        })
+        return try JSON.response(try await PostgresReallocations(database, scope: scope).receive(id, received: received, reason: input.reason ?? ""))
     }
 }

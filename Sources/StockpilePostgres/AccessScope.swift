@@ -39,6 +39,11 @@ public struct AccessScope: Sendable, Equatable {
         AccessScope(actor: actor, role: .admin, facilities: .all)
     }
 
+    /// The region a request works in when it names none: a command token's own, else everything.
+    public func region(_ asked: String?) -> String? {
+        asked ?? (role == .command ? regionCode : nil)
+    }
+
     public func includes(facilityID: Int) -> Bool {
         switch facilities {
         case .all: return true

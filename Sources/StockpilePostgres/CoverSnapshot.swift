@@ -56,6 +56,7 @@ public struct CoverPage: Sendable {
 
 /// The set-based path: the formulas of sql/0005_cover.sql run over many positions in one statement.
 enum CoverSQL {
+    /// SPEC.md's demand window, T−28 … T−1 (stockpile_observed_demand walks the same 28 days).
     static let windowDays = 28
     static let lockKey = 7_262_001
 

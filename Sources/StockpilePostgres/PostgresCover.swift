@@ -65,7 +65,7 @@ public struct PostgresCover: Sendable {
         self.timeZone = timeZone
     }
 
-    static let windowDays = 28
+    static let windowDays = CoverSQL.windowDays
 
     static let positionsSQL = """
         WITH RECURSIVE subtree AS (

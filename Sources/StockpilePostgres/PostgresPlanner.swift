@@ -68,19 +68,6 @@ public struct PostgresPlanner: Sendable {
         self.timeZone = timeZone
     }
 
-    public enum PlanError: Error, CustomStringConvertible {
-        case unknown(field: String, value: String)
-        public var description: String {
-            switch self { case .unknown(let field, let value): return "no \(field) \(value)" }
-        }
-    }
-
-    public static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
-    }
-
     /// Positions that need or may give: a superset (the surplus is decided in StockpileCore).
     static func candidates(from source: String) -> String {
         """
@@ -107,10 +94,10 @@ public struct PostgresPlanner: Sendable {
         let useSnapshot = try await cover.snapshotIsCurrent(asOf: request.asOf)
         let rows: [PQRow] = try await database.withConnection(scope) { c in
             if let region = request.region, try c.query("SELECT 1 FROM regions WHERE code = $1", [region]).rows.isEmpty {
-                throw PlanError.unknown(field: "region", value: region)
+                throw Refusal(kind: .notFound, field: "region", description: "no region \(region)")
             }
             if let item = request.item, try c.query("SELECT 1 FROM items WHERE code = $1", [item]).rows.isEmpty {
-                throw PlanError.unknown(field: "item", value: item)
+                throw Refusal(kind: .notFound, field: "item", description: "no item \(item)")
             }
             let sql: String
             if useSnapshot {
@@ -170,7 +157,7 @@ public struct PostgresPlanner: Sendable {
 
         // Solving is CPU work that can take seconds for a city: on a thread of its own, never on
         // Swift's cooperative pool, whose few threads serve every HTTP request.
-        let (summaries, orders) = try await Self.offThePool { () -> ([ItemPlanSummary], [PlannedOrder]) in
+        let (summaries, orders) = try await onOwnThread { () -> ([ItemPlanSummary], [PlannedOrder]) in
             var summaries: [ItemPlanSummary] = [], orders: [PlannedOrder] = []
             // Items are independent: solved side by side on every core (GCD's threads, not Swift's pool).
             let names = byItem.keys.sorted()

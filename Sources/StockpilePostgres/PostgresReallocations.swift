@@ -48,13 +48,6 @@ public struct PostgresReallocations: Sendable {
         self.timeZone = timeZone
     }
 
-    public struct Refusal: Error, CustomStringConvertible {
-        public enum Kind: Sendable { case notFound, conflict, forbidden, invalid }
-        public var kind: Kind
-        public var field: String?
-        public var description: String
-    }
-
     static let select = """
         SELECT o.id, i.code AS item, ff.code AS from_code, tf.code AS to_code, o.quantity, o.distance_km, o.as_of::text AS as_of, o.status,
                o.created_by, o.approved_by, o.dispatched_by, o.received_by, o.cancelled_by, o.cancel_reason
@@ -274,16 +267,6 @@ public struct PostgresReallocations: Sendable {
             let order = try Self.locked(c, id, scope: scope, side: side)
             _ = try body(c, order, scope)
             return try Self.orders(c, where: "o.id = $1", [id])[0]
-        }
-    }
-
-    /// In transit per facility and item, by where it is going: the "inbound" of cover.
-    public func inbound(facility: String) async throws -> [String: Int64] {
-        try await database.withConnection(scope) { c in
-            Dictionary(uniqueKeysWithValues: try c.query("""
-                SELECT i.code AS item, sum(t.quantity)::bigint AS quantity FROM in_transit t JOIN items i ON i.id = t.item_id
-                JOIN facilities f ON f.id = t.to_facility_id WHERE f.code = $1 AND t.quantity > 0 GROUP BY i.code
-                """, [facility]).rows.map { (try $0.decode("item", as: String.self), try $0.decode("quantity", as: Int64.self)) })
         }
     }
 

@@ -15,14 +15,6 @@ public struct PostgresReserves: Sendable {
         self.scope = scope
     }
 
-    /// A refusal with the field it is about: the HTTP layer maps `kind` to 404/409/422.
-    public struct Refusal: Error, CustomStringConvertible {
-        public enum Kind: Sendable { case notFound, conflict, invalid }
-        public var kind: Kind
-        public var field: String
-        public var description: String
-    }
-
     // MARK: demand
 
     public struct DemandPlan: Sendable, Codable, Equatable {

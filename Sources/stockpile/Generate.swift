@@ -27,7 +27,7 @@ struct Generate: AsyncParsableCommand {
             do {
                 summary = try await generator.generate(into: db) { p in
                     let line = String(format: "%@: %d/%d (%.0f%%), %.0f s", p.phase, p.done, p.total,
-                                      100 * Double(p.done) / Double(max(p.total, 1)), seconds(since: started))
+                                      100 * Double(p.done) / Double(max(p.total, 1)), (ContinuousClock.now - started).inSeconds)
                     // Straight to the descriptor: print() is block-buffered when the output is a file or a pipe.
                     FileHandle.standardOutput.write(Data((terminal ? "\r\(line)" : "\(line)\n").utf8))
                 }
@@ -36,19 +36,14 @@ struct Generate: AsyncParsableCommand {
                 throw ExitCode(2)
             }
             if terminal { print("") }
-            let generated = seconds(since: started)
+            let generated = (ContinuousClock.now - started).inSeconds
             print("cover snapshot for \(date)…")
             let snapshotStarted = ContinuousClock.now
             let positions = try await PostgresCover(db, scope: .system("generate"), timeZone: Environment.timeZone).rebuildSnapshot(asOf: date)
             print(String(format: "generated %d positions (%d facilities × %d items), %d movements, %d balances in %.0f s; "
                          + "cover snapshot of %d positions in %.0f s; database %.2f GB",
                          summary.positions, facilities, items, summary.movements, summary.balances, generated,
-                         positions, seconds(since: snapshotStarted), Double(summary.databaseBytes) / 1e9))
+                         positions, (ContinuousClock.now - snapshotStarted).inSeconds, Double(summary.databaseBytes) / 1e9))
         }
     }
-}
-
-func seconds(since start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }

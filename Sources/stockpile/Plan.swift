@@ -23,7 +23,7 @@ struct Plan: AsyncParsableCommand {
                 try await PostgresPlanner(db, scope: .system("cli"), timeZone: Environment.timeZone)
                     .plan(PlanRequest(asOf: date, region: region, item: item, maxDistanceKm: maxDistanceKm, minOrder: minOrder))
             }
-        } catch let error as PostgresPlanner.PlanError {
+        } catch let error as Refusal {
             FileHandle.standardError.write(Data("plan: \(error)\n".utf8))
             throw ExitCode(2)
         }
@@ -51,6 +51,6 @@ struct Plan: AsyncParsableCommand {
             print(pad(s.item.isEmpty ? "合计 total" : s.item, 10) + String(format: "%8d %9d %12lld %11lld %10lld %10lld %12.1f",
                                                                     s.donors, s.receivers, s.needBefore, s.covered, s.weightedCovered, s.unmet, s.quantityKm))
         }
-        print(String(format: "%d orders; planned in %.2f s", plan.orders.count, seconds(since: started)))
+        print(String(format: "%d orders; planned in %.2f s", plan.orders.count, (ContinuousClock.now - started).inSeconds))
     }
 }

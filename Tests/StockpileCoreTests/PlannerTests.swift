@@ -70,7 +70,7 @@ struct PlannerTests {
     /// Hundreds of random small instances: the planner's objective equals the enumerated optimum.
     @Test func matchesBruteForceOnRandomInstances() {
         var random = SeededRandom(seed: 2026)
-        var cases = 0
+        var cases = 0, choosing = 0  // cases with several donors and receivers and something to move
         for _ in 0..<400 {
             let d = 1 + random.int(3), r = 1 + random.int(3)
             let donors = (0..<d).map { n in
@@ -92,9 +92,11 @@ struct PlannerTests {
             for (j, receiver) in receivers.enumerated() {
                 #expect(plan.flows.filter { $0.receiver == j }.reduce(0) { $0 + $1.quantity } <= receiver.need)
             }
+            if best.weighted > 0 && receivers.count > 1 && donors.count > 1 { choosing += 1 }
             cases += 1
         }
-        #expect(cases == 400)
+        // Not vacuous: most cases had a real choice to make (this counted loop iterations before).
+        #expect(choosing >= 100, "only \(choosing) of \(cases) cases had anything to choose")
     }
 }
 

@@ -202,11 +202,12 @@ CREATE TRIGGER cover_mark_contracts AFTER INSERT OR UPDATE OR DELETE ON contract
 CREATE TRIGGER cover_mark_capacity AFTER INSERT OR UPDATE OR DELETE ON capacity_pledges
     FOR EACH ROW EXECUTE FUNCTION cover_mark_position();
 
--- A lot put on hold or released: every facility holding it.
+-- A lot put on hold or released (or its expiry corrected) moves every position of its item:
+-- marked from facilities, which has no row-level policy, so a command token's hold also refreshes
+-- positions outside its own subtree (balances would show it only its own).
 CREATE FUNCTION cover_mark_lot() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
-    INSERT INTO cover_dirty (facility_id, item_id)
-    SELECT DISTINCT b.facility_id, b.item_id FROM balances b WHERE b.lot_id = NEW.id AND b.quantity > 0;
+    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, NEW.item_id FROM facilities f;
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_lot AFTER UPDATE OF quarantined, expiry ON lots
@@ -245,8 +246,7 @@ CREATE FUNCTION cover_mark_category() RETURNS trigger LANGUAGE plpgsql SECURITY 
 BEGIN
     INSERT INTO cover_dirty (facility_id, item_id)
     SELECT f.id, i.id FROM items i CROSS JOIN facilities f
-     WHERE i.category IN (CASE WHEN TG_OP <> 'DELETE' THEN NEW.category END, CASE WHEN TG_OP <> 'INSERT' THEN OLD.category END)
-    ;
+     WHERE i.category IN (CASE WHEN TG_OP <> 'DELETE' THEN NEW.category END, CASE WHEN TG_OP <> 'INSERT' THEN OLD.category END);
     RETURN NULL;
 END $$;
 CREATE TRIGGER cover_mark_category AFTER INSERT OR UPDATE OR DELETE ON category_targets

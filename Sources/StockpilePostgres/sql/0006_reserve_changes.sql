@@ -1,4 +1,4 @@
--- Changes to reserves through the API (issue 4): call-offs against contracts, and quarantine.
+-- Changes to reserves through the API (issue 4): call-offs against contracts, and who held a lot.
 
 -- A contract's called-off quantity changes only through a recorded call-off: each has a
 -- client-chosen id (a retried request is a replay, not a second call-off) and is never rewritten.
@@ -28,14 +28,6 @@ CREATE POLICY calloffs_in_scope ON contract_calloffs
 
 -- Who put a lot on hold, and when (the audit log has every hold and release too).
 ALTER TABLE lots ADD COLUMN quarantined_at timestamptz, ADD COLUMN quarantined_by text;
-
--- A hold or release moves every position of the item: marked from facilities, which has no
--- row-level policy, so a command token's hold also refreshes positions outside its own subtree.
-CREATE OR REPLACE FUNCTION cover_mark_lot() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
-BEGIN
-    INSERT INTO cover_dirty (facility_id, item_id) SELECT f.id, NEW.item_id FROM facilities f;
-    RETURN NULL;
-END $$;
 
 GRANT SELECT, INSERT ON contract_calloffs TO stockpile_app;
 GRANT DELETE ON demand_plans TO stockpile_app;
