@@ -34,31 +34,54 @@ public enum Cover {
     /// expired — and not quarantined) in expiry order, `t` starting at 0; each lot adds
     /// min(q/d, max(0, e − t)) where e is its days to expiry (∞ without expiry).
     public static func physical(lots: [LotStock], dailyDemand d: Double, asOf: LocalDate) -> PhysicalCover {
-        let usable = lots.filter { lot in
-            !lot.quarantined && lot.quantity > 0 && (lot.expiry.map { $0 > asOf } ?? true)
-        }
-        let quantity = usable.reduce(Int64(0)) { $0 + $1.quantity }
+        let quantity = lots.filter { isUsable($0, asOf: asOf) }.reduce(Int64(0)) { $0 + $1.quantity }
         guard d > 0 else { return PhysicalCover(days: nil, expiringQuantity: 0, usableQuantity: quantity) }
-        // Earliest expiry first; lots that never expire last.
-        let ordered = usable.sorted { a, b in
-            switch (a.expiry, b.expiry) {
+        var t = 0.0
+        var expiring = 0.0
+        for step in walk(lots: lots, dailyDemand: d, asOf: asOf) {
+            t += step.days
+            expiring += step.unconsumed
+        }
+        return PhysicalCover(days: t, expiringQuantity: roundQuantity(expiring), usableQuantity: quantity)
+    }
+
+    static func isUsable(_ lot: LotStock, asOf: LocalDate) -> Bool {
+        !lot.quarantined && lot.quantity > 0 && (lot.expiry.map { $0 > asOf } ?? true)
+    }
+
+    /// One usable lot's part in the FEFO walk: `index` into the lots walked, the days it adds, and
+    /// what of it is still there when it expires (the nightly report's expiring lots).
+    public struct WalkStep: Sendable, Equatable {
+        public var index: Int
+        public var days: Double
+        public var unconsumed: Double
+    }
+
+    /// The FEFO walk lot by lot, over the usable lots in walk order (earliest expiry first, lots that
+    /// never expire last). Demand must be above 0.
+    public static func walk(lots: [LotStock], dailyDemand d: Double, asOf: LocalDate) -> [WalkStep] {
+        let ordered = lots.indices.filter { isUsable(lots[$0], asOf: asOf) }.sorted { i, j in
+            switch (lots[i].expiry, lots[j].expiry) {
             case let (x?, y?): return x < y
             case (_?, nil): return true
             default: return false
             }
         }
         var t = 0.0
-        var expiring = 0.0
-        for lot in ordered {
-            let q = Double(lot.quantity)
+        var steps: [WalkStep] = []
+        for i in ordered {
+            let q = Double(lots[i].quantity)
             let lasts = q / d
-            guard let expiry = lot.expiry else { t += lasts; continue }
-            let untilExpiry = Double(asOf.days(until: expiry))
-            let used = min(lasts, max(0, untilExpiry - t))
+            guard let expiry = lots[i].expiry else {
+                steps.append(WalkStep(index: i, days: lasts, unconsumed: 0))
+                t += lasts
+                continue
+            }
+            let used = min(lasts, max(0, Double(asOf.days(until: expiry)) - t))
+            steps.append(WalkStep(index: i, days: used, unconsumed: max(0, q - used * d)))
             t += used
-            expiring += max(0, q - used * d)
         }
-        return PhysicalCover(days: t, expiringQuantity: roundQuantity(expiring), usableQuantity: quantity)
+        return steps
     }
 
     /// ceil(max(0, N − days) × d), with the product rounded to 6 decimals first so floating-point

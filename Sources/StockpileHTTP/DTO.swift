@@ -221,10 +221,18 @@ enum CSVDownload {
             ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 
-    static func response(header: [String], rows: [[String]], filename: String) -> Response {
+    /// The file's text: byte-order mark, header, rows, CRLF line ends.
+    static func text(header: [String], rows: [[String]]) -> String {
         let lines = [header.map(field).joined(separator: ",")] + rows.map { $0.map(field).joined(separator: ",") }
-        let body = "\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n"
-        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
+        return "\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    static func response(header: [String], rows: [[String]], filename: String) -> Response {
+        response(text(header: header, rows: rows), filename: filename)
+    }
+
+    static func response(_ body: String, filename: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
                                                .contentDisposition: "attachment; filename=\"\(filename)\""],
                         body: .init(byteBuffer: ByteBuffer(string: body)))
     }

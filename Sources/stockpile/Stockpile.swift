@@ -59,7 +59,7 @@ func makeLogger(_ label: String = "stockpile") -> Logger {
 struct Stockpile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emergency medical supply reserves (应急医疗物资储备).",
-        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Plan.self, Generate.self, Bench.self])
+        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Plan.self, Nightly.self, Generate.self, Bench.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -86,7 +86,16 @@ struct Serve: AsyncParsableCommand {
                                          rateLimit: rateLimit)
         let app = buildApplication(services, settings: HTTPSettings(host: host, port: port))
         let keeper = CoverKeeper(database: db, timeZone: Environment.timeZone, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app, keeper], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var running: [any Service] = [app, keeper]
+        // STOCKPILE_NIGHTLY_AT (default 02:00 local; "off" when a systemd timer runs `stockpile nightly` instead).
+        let nightlyAt = ProcessInfo.processInfo.environment["STOCKPILE_NIGHTLY_AT"] ?? "02:00"
+        if nightlyAt != "off" {
+            guard let schedule = NightlySchedule(nightlyAt, timeZone: Environment.timeZone) else {
+                throw ValidationError("STOCKPILE_NIGHTLY_AT: a local time HH:MM, or off")
+            }
+            running.append(NightlyScheduler(database: db, schedule: schedule, logger: logger))
+        }
+        let group = ServiceGroup(configuration: .init(services: running, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await db.shutdown()
         logger.info("stopped")

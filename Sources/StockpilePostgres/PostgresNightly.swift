@@ -1,0 +1,407 @@
+import Foundation
+import PQ
+import StockpileCore
+
+/// The steps of a nightly run, in order.
+public enum NightlyPhase: String, Sendable, CaseIterable {
+    case lock, orders, cover, reorder, expiry, stale, store
+}
+
+/// Where a run is: the phase it has just started, the positions it has taken in, the time so far.
+public struct NightlyProgress: Sendable {
+    public var phase: NightlyPhase
+    public var positions: Int
+    public var elapsed: Duration
+}
+
+public struct NightlyRun: Sendable {
+    public var report: NightlyReport
+    /// True when the report had already been made for this date and scope (nothing was run).
+    public var replay: Bool
+}
+
+/// The nightly reorder report over the database: exactly once per date and scope. The run holds a
+/// transaction-scoped advisory lock on (date, scope) on a connection of its own from the first
+/// step to the last, and stores the report in that transaction; tonight's reallocation orders are
+/// created under a request id derived from (date, scope), so a run that died after creating them
+/// replays them on the next try instead of planning a second set.
+public struct PostgresNightly: Sendable {
+    let database: StockpileDatabase
+    let scope: AccessScope
+    let timeZone: TimeZone
+
+    public init(_ database: StockpileDatabase, scope: AccessScope, timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!) {
+        self.database = database
+        self.scope = scope
+        self.timeZone = timeZone
+    }
+
+    /// The key a report is stored under: the region's code, or "*" for everything.
+    static func scopeKey(_ region: String?) -> String { region ?? "*" }
+
+    /// The stored report of a date and scope, if the run has completed. A command token may read
+    /// only reports of its own subtree (403 above it; row-level security says the same again).
+    public func stored(asOf: LocalDate, region: String?) async throws -> NightlyReport? {
+        let scope = self.scope
+        let row: PQRow? = try await database.withConnection(scope) { c in
+            try Self.requireRegion(c, region, scope: scope)
+            return try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2",
+                               [asOf.description, Self.scopeKey(region)]).rows.first
+        }
+        return try row.map { try Self.decode(try $0.decode("report")) }
+    }
+
+    static func requireRegion(_ c: PQConnection, _ region: String?, scope: AccessScope) throws {
+        if let region {
+            guard try !c.query("SELECT 1 FROM regions WHERE code = $1", [region]).rows.isEmpty else {
+                throw Refusal(kind: .notFound, field: "region", description: "no region \(region)")
+            }
+        }
+        guard scope.role == .command else { return }
+        guard let own = scope.regionCode, let region else {
+            throw Refusal(kind: .forbidden, field: "region", description: "a command token reads reports of its own region's subtree")
+        }
+        let inside: Bool = try c.query("""
+            WITH RECURSIVE up AS (
+                SELECT id, parent_id, code FROM regions WHERE code = $1
+                UNION SELECT r.id, r.parent_id, r.code FROM regions r JOIN up ON r.id = up.parent_id
+            )
+            SELECT EXISTS (SELECT 1 FROM up WHERE code = $2) AS inside
+            """, [region, own]).rows[0].decode("inside")
+        guard inside else {
+            throw Refusal(kind: .forbidden, field: "region", description: "region \(region) is outside this token's region \(own)")
+        }
+    }
+
+    static func decode(_ text: String) throws -> NightlyReport {
+        try JSONDecoder().decode(NightlyReport.self, from: Data(text.utf8))
+    }
+
+    /// Runs the report for `asOf` over `region` (nil: everything in scope), or returns the stored one.
+    /// `progress` is told at the start of every phase; if it throws, the run stops there and stores nothing.
+    public func run(asOf: LocalDate, region: String?,
+                    progress: @escaping @Sendable (NightlyProgress) throws -> Void = { _ in }) async throws -> NightlyRun {
+        let started = ContinuousClock.now
+        var phases: [String: Double] = [:]
+        var phaseStarted = started
+        var current = NightlyPhase.lock
+        var positions = 0
+        func enter(_ phase: NightlyPhase) throws {
+            let now = ContinuousClock.now
+            if phase != .lock { phases[current.rawValue] = (now - phaseStarted).inSeconds }
+            current = phase
+            phaseStarted = now
+            try progress(NightlyProgress(phase: phase, positions: positions, elapsed: now - started))
+        }
+        let scope = self.scope, zone = timeZone.identifier, key = Self.scopeKey(region)
+        let date = asOf.description
+
+        try enter(.lock)
+        // A connection of its own, outside the pool: it holds the lock and the report's transaction
+        // for the whole run while the planner and the order creation use pooled connections.
+        let connection = try await onOwnThread { try PQConnection(parameters: self.database.location.serviceParameters) }
+        let run = RunConnection(connection)
+        let earlier: NightlyReport? = try await run.blocking { c in
+            try c.query(AccessScope.applySQL, scope.applyParameters)
+            try Self.requireRegion(c, region, scope: scope)
+            try c.execute("BEGIN")
+            try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", ["stockpile/nightly/\(date)/\(key)"])
+            return try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2", [date, key])
+                .rows.first.map { try Self.decode(try $0.decode("report")) }
+        }
+        if let earlier {
+            _ = try await run.blocking { c in try c.execute("COMMIT") }
+            return NightlyRun(report: earlier, replay: true)
+        }
+
+        try enter(.orders)
+        let requestID: UUID = try await run.blocking { c in
+            try c.query("SELECT md5($1)::uuid AS id", ["stockpile/nightly/\(date)/\(key)"]).rows[0].decode("id")
+        }
+        let created = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
+            .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
+        let orders = created.orders.map { o in
+            NightlyOrder(id: o.id, item: o.item, from: o.from, to: o.to, quantity: o.quantity, distanceKm: o.distanceKm,
+                         lots: o.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "))
+        }
+
+        try enter(.cover)
+        let snapshot = try await PostgresCover(database, scope: scope, timeZone: timeZone).snapshotIsCurrent(asOf: asOf)
+        let parameters: [any PQEncodable] = [date, zone, 1.0, region, nil as String?, nil as String?, nil as String?, nil as Bool?]
+        let gathered: NightlyInputs = try await run.blocking { c in
+            // Tonight's cover once, in a table of this transaction: every section reads it.
+            try c.execute(NightlySQL.createCoverTable)
+            try c.query(NightlySQL.fillCoverTable(fromSnapshot: snapshot), parameters)
+            try c.execute("ANALYZE nightly_cover")
+            return try NightlyInputs.gather(c, asOf: asOf, zone: zone)
+        }
+        positions = gathered.positions
+        let counted = positions
+
+        try enter(.reorder)
+        var reallocated: [String: Int64] = [:]
+        for order in orders { reallocated["\(order.to)|\(order.item)", default: 0] += order.quantity }
+        var reorders: [ReorderLine] = [], gaps: [ContractGapLine] = []
+        for row in gathered.rows {
+            let k = "\(row.position.facility)|\(row.position.item)"
+            let contracts = gathered.contracts[k] ?? []
+            var calledOff: Int64 = 0
+            if row.position.shortfallQty > 0 {
+                let line = Reorder.line(row.position, reallocated: reallocated[k] ?? 0, inbound: row.inbound, contracts: contracts,
+                                        pledges: gathered.pledges[k] ?? [], asOf: asOf)
+                calledOff = line.callOffs.reduce(0) { $0 + $1.quantity }
+                reorders.append(line)
+            }
+            if row.contractShortfall > 0 || calledOff > 0,
+               let gap = Reorder.contractGap(row.position, contracts: contracts, calledOffTonight: calledOff, asOf: asOf) {
+                gaps.append(gap)
+            }
+        }
+
+        try enter(.expiry)
+        let expiring = gathered.expiringLots(asOf: asOf)
+
+        try enter(.stale)
+        let stale: [StaleLine] = try await run.blocking { c in
+            try c.query(NightlySQL.stale, [date, zone, Reorder.staleAfterDays]).rows.map { row in
+                StaleLine(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
+                          itemName: try row.decode("item_name"), physicalQty: try row.decode("physical_qty"),
+                          dailyDemand: try row.decode("daily_demand"),
+                          lastMovement: try row.decode("last_movement", as: String?.self).flatMap(LocalDate.init),
+                          lastCount: try row.decode("last_count", as: String?.self).flatMap(LocalDate.init),
+                          daysSince: try row.decode("days_since"))
+            }
+        }
+
+        try enter(.store)
+        let report = NightlyReport(asOf: asOf, region: region, generatedAt: PQTimestamp.formatRFC3339(Date()),
+                                   requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders,
+                                   reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale, phases: phases)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(report), as: UTF8.self)
+        let lines = reorders.filter { $0.need > 0 }.count
+        try await run.blocking { c in
+            try c.query("""
+                WITH RECURSIVE subtree AS (
+                    SELECT id FROM regions WHERE $2 = '*' OR code = $2
+                    UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+                )
+                INSERT INTO nightly_reports (as_of, scope, request_id, facility_ids, report, positions, orders, reorder_lines,
+                                             procurement_qty, created_by)
+                SELECT $1::date, $2, $3, coalesce((SELECT array_agg(f.id ORDER BY f.id) FROM facilities f
+                                                   WHERE f.region_id IN (SELECT id FROM subtree)), '{}'),
+                       $4::jsonb, $5, $6, $7, $8, $9
+                """, [date, key, requestID, json, counted, orders.count, lines, report.procurementTotal, scope.actor])
+            try PostgresTokens.audit(c, scope: scope, action: "nightly.report", target: "\(date) \(key)",
+                                     detail: "\(orders.count) orders, \(lines) reorder lines, procurement \(report.procurementTotal)")
+            try c.execute("COMMIT")
+        }
+        return NightlyRun(report: report, replay: false)
+    }
+}
+
+/// The run's own connection. Used by one task at a time (the run awaits each call), each call on a
+/// thread of its own so libpq's blocking calls stay off Swift's cooperative pool.
+final class RunConnection: @unchecked Sendable {
+    let connection: PQConnection
+    init(_ connection: PQConnection) { self.connection = connection }
+    func blocking<T: Sendable>(_ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
+        let connection = self.connection
+        return try await onOwnThread { try body(connection) }
+    }
+}
+
+/// What the run reads from tonight's cover table, per position "facility|item".
+struct NightlyInputs: Sendable {
+    struct Row: Sendable {
+        var position: NightlyPosition
+        /// nil: the facility has no coordinates (it cannot be offered an expiring lot).
+        var site: PlanSite?
+        var inbound: Int64
+        var contractShortfall: Int64
+    }
+    struct LotRow: Sendable {
+        var lot: String
+        var stock: LotStock
+    }
+    var positions = 0
+    /// Positions short of target or of contract reserve, and those that could take an expiring lot.
+    var rows: [Row] = []
+    var contracts: [String: [ReorderContract]] = [:]
+    var pledges: [String: [ReorderPledge]] = [:]
+    /// Positions holding a lot that expires within the horizon: their position and all their usable lots.
+    var lotPositions: [(position: NightlyPosition, site: PlanSite?, lots: [LotRow])] = []
+
+    static func gather(_ c: PQConnection, asOf: LocalDate, zone: String) throws -> NightlyInputs {
+        var inputs = NightlyInputs()
+        inputs.positions = try c.query("SELECT count(*) AS n FROM nightly_cover").rows[0].decode("n")
+        for row in try c.query(NightlySQL.positions, [Reorder.expiryHorizonDays]).rows {
+            inputs.rows.append(Row(position: try position(row), site: try site(row), inbound: try row.decode("inbound_qty"),
+                                   contractShortfall: try row.decode("contract_shortfall_qty")))
+        }
+        for row in try c.query(NightlySQL.contracts).rows {
+            inputs.contracts[try key(row), default: []].append(ReorderContract(
+                code: try row.decode("code"), supplier: try row.decode("supplier"), local: try row.decode("local"),
+                leadTimeDays: try row.decode("lead_time_days"), committed: try row.decode("committed"),
+                calledOff: try row.decode("called_off"), validFrom: LocalDate(try row.decode("valid_from"))!,
+                validTo: LocalDate(try row.decode("valid_to"))!))
+        }
+        for row in try c.query(NightlySQL.pledges).rows {
+            inputs.pledges[try key(row), default: []].append(ReorderPledge(
+                code: try row.decode("code"), manufacturer: try row.decode("manufacturer"), local: try row.decode("local"),
+                certified: try row.decode("certified"), dailyCapacity: try row.decode("daily_capacity"),
+                rampUpDays: try row.decode("ramp_up_days"), validFrom: LocalDate(try row.decode("valid_from"))!,
+                validTo: LocalDate(try row.decode("valid_to"))!))
+        }
+        var index: [String: Int] = [:]
+        for row in try c.query(NightlySQL.lots, [asOf.description, Reorder.expiryHorizonDays]).rows {
+            let k = try key(row)
+            let lot = LotRow(lot: try row.decode("lot"), stock: LotStock(quantity: try row.decode("quantity"),
+                                                                         expiry: try row.decode("expiry", as: String?.self).flatMap(LocalDate.init)))
+            if let i = index[k] {
+                inputs.lotPositions[i].lots.append(lot)
+            } else {
+                index[k] = inputs.lotPositions.count
+                inputs.lotPositions.append((try position(row), try site(row), [lot]))
+            }
+        }
+        return inputs
+    }
+
+    static func key(_ row: PQRow) throws -> String {
+        "\(try row.decode("facility", as: String.self))|\(try row.decode("item", as: String.self))"
+    }
+
+    static func site(_ row: PQRow) throws -> PlanSite? {
+        guard let latitude = try row.decode("latitude", as: Double?.self), let longitude = try row.decode("longitude", as: Double?.self) else {
+            return nil
+        }
+        return PlanSite(code: try row.decode("facility"), latitude: latitude, longitude: longitude)
+    }
+
+    static func position(_ row: PQRow) throws -> NightlyPosition {
+        NightlyPosition(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
+                        itemName: try row.decode("item_name"), dailyDemand: try row.decode("daily_demand"),
+                        observedDemand: try row.decode("observed_demand"), fullLoadDemand: try row.decode("full_load_demand"),
+                        targetDays: try row.decode("target_days"), physicalQty: try row.decode("physical_qty"),
+                        physicalDays: try row.decode("physical_days"), contractQty: try row.decode("contract_qty"),
+                        contractDays: try row.decode("contract_days"), capacityQty: try row.decode("capacity_qty"),
+                        capacityDays: try row.decode("capacity_days"), shortfallQty: try row.decode("shortfall_qty"))
+    }
+
+    /// Each lot the FEFO walk leaves partly unused within the horizon, with the nearest facility in
+    /// scope that would use it before it expires.
+    func expiringLots(asOf: LocalDate) -> [ExpiringLotLine] {
+        var consumers: [String: [Reorder.Consumer]] = [:]
+        for row in rows where row.position.dailyDemand > 0 {
+            guard let site = row.site, let days = row.position.physicalDays, days < Double(Reorder.expiryHorizonDays) else { continue }
+            consumers[row.position.item, default: []].append(Reorder.Consumer(site: site, name: row.position.facilityName,
+                                                                           dailyDemand: row.position.dailyDemand, physicalDays: days))
+        }
+        var lines: [ExpiringLotLine] = []
+        for (position, site, lots) in lotPositions {
+            for (i, unconsumed) in Reorder.expiring(lots: lots.map(\.stock), dailyDemand: position.dailyDemand, asOf: asOf) {
+                let lot = lots[i], expiry = lot.stock.expiry!
+                let days = asOf.days(until: expiry)
+                let to = site.flatMap { Reorder.fasterConsumer(for: unconsumed, expiryDays: days, from: $0, candidates: consumers[position.item] ?? []) }
+                lines.append(ExpiringLotLine(position: position, lot: lot.lot, expiry: expiry, asOf: asOf, onHand: lot.stock.quantity,
+                                             unconsumedQty: unconsumed, moveTo: to))
+            }
+        }
+        return lines.sorted { ($0.expiry, $0.facility, $0.item, $0.lot) < ($1.expiry, $1.facility, $1.item, $1.lot) }
+    }
+}
+
+enum NightlySQL {
+    /// Tonight's cover of every position in the scope, as a table of the run's transaction: from the
+    /// snapshot when it is for this date, else computed with the set-based formulas.
+    /// (A table, then an INSERT: CREATE TABLE AS takes no parameters.)
+    static let createCoverTable = "CREATE TEMP TABLE nightly_cover (LIKE cover_positions) ON COMMIT DROP"
+    static func fillCoverTable(fromSnapshot: Bool) -> String {
+        if fromSnapshot {
+            return """
+                WITH RECURSIVE \(CoverSQL.subtree)
+                INSERT INTO nightly_cover (\(CoverSQL.columns))
+                SELECT \(CoverSQL.columns) FROM (
+                    SELECT cp.* FROM cover_positions cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
+                    WHERE \(CoverSQL.filterClause) \(CoverSQL.snapshotCheck)
+                ) s
+                """
+        }
+        return """
+            WITH RECURSIVE \(CoverSQL.subtree),
+            positions AS (SELECT f.id AS facility_id, i.id AS item_id FROM facilities f CROSS JOIN items i WHERE \(CoverSQL.filterClause)),
+            \(CoverSQL.compute(restricted: true))
+            INSERT INTO nightly_cover (\(CoverSQL.columns)) SELECT \(CoverSQL.columns) FROM computed
+            """
+    }
+
+    static let described = """
+        f.code AS facility, f.name AS facility_name, f.latitude, f.longitude, i.code AS item, i.name AS item_name,
+        nc.daily_demand, nc.observed_demand, nc.full_load_demand, nc.target_days, nc.physical_qty, nc.physical_days,
+        nc.contract_qty, nc.contract_days, nc.capacity_qty, nc.capacity_days, nc.shortfall_qty
+        """
+    static let joined = "nightly_cover nc JOIN facilities f ON f.id = nc.facility_id JOIN items i ON i.id = nc.item_id"
+    /// Positions whose reserves the reorder and the contract gaps read.
+    static let needing = "(nc.shortfall_qty > 0 OR nc.contract_shortfall_qty > 0)"
+
+    /// Short positions, positions short of contract reserve, and those that could take an expiring
+    /// lot ($1: the horizon in days; their stock runs out before it).
+    static let positions = """
+        SELECT \(described), nc.contract_shortfall_qty,
+               \(CoverSQL.inbound("nc"))
+        FROM \(joined)
+        WHERE \(needing) OR (nc.daily_demand > 0 AND nc.physical_days < $1)
+        ORDER BY i.code, f.code
+        """
+
+    static let contracts = """
+        SELECT f.code AS facility, i.code AS item, k.code, k.supplier, k.local, k.lead_time_days, k.committed, k.called_off,
+               k.valid_from::text AS valid_from, k.valid_to::text AS valid_to
+        FROM \(joined) JOIN contracts k ON k.facility_id = nc.facility_id AND k.item_id = nc.item_id
+        WHERE \(needing)
+        """
+
+    static let pledges = """
+        SELECT f.code AS facility, i.code AS item, p.code, p.manufacturer, p.local, p.certified, p.daily_capacity, p.ramp_up_days,
+               p.valid_from::text AS valid_from, p.valid_to::text AS valid_to
+        FROM \(joined) JOIN capacity_pledges p ON p.facility_id = nc.facility_id AND p.item_id = nc.item_id
+        WHERE nc.shortfall_qty > 0
+        """
+
+    /// Every usable lot of the positions holding one that expires within the horizon ($1 as_of, $2
+    /// days) and that the walk may leave unused: no demand there, or cover found some expiring stock.
+    static let lots = """
+        SELECT \(described), l.lot_number AS lot, l.expiry::text AS expiry, b.quantity
+        FROM \(joined)
+        JOIN balances b ON b.facility_id = nc.facility_id AND b.item_id = nc.item_id JOIN lots l ON l.id = b.lot_id
+        WHERE b.quantity > 0 AND NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date)
+          AND (nc.daily_demand = 0 OR nc.expiring_qty > 0)
+          AND EXISTS (SELECT 1 FROM balances b2 JOIN lots l2 ON l2.id = b2.lot_id
+                      WHERE b2.facility_id = nc.facility_id AND b2.item_id = nc.item_id AND b2.quantity > 0 AND NOT l2.quarantined
+                        AND l2.expiry > $1::date AND l2.expiry <= $1::date + $2::int)
+        ORDER BY f.code, i.code, l.expiry NULLS LAST, l.lot_number
+        """
+
+    /// Positions with stock or demand and no movement of any kind (a count included) from D − 7
+    /// through D ($1 as_of, $2 zone, $3 days), with their last movement and last count before D ends.
+    static let stale = """
+        WITH fresh AS (
+            SELECT DISTINCT m.facility_id, m.item_id FROM movements m
+            WHERE m.occurred_at >= ($1::date - $3::int)::timestamp AT TIME ZONE $2
+              AND m.occurred_at < ($1::date + 1)::timestamp AT TIME ZONE $2
+        )
+        SELECT f.code AS facility, f.name AS facility_name, i.code AS item, i.name AS item_name, nc.physical_qty, nc.daily_demand,
+               (last.at AT TIME ZONE $2)::date::text AS last_movement, (last.count_at AT TIME ZONE $2)::date::text AS last_count,
+               $1::date - (last.at AT TIME ZONE $2)::date AS days_since
+        FROM \(joined)
+        LEFT JOIN LATERAL (
+            SELECT max(m.occurred_at) AS at, max(m.occurred_at) FILTER (WHERE m.kind = 'count') AS count_at FROM movements m
+            WHERE m.facility_id = nc.facility_id AND m.item_id = nc.item_id AND m.occurred_at < ($1::date + 1)::timestamp AT TIME ZONE $2
+        ) last ON true
+        WHERE (nc.physical_qty > 0 OR nc.daily_demand > 0)
+          AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.facility_id = nc.facility_id AND fresh.item_id = nc.item_id)
+        ORDER BY f.code, i.code
+        """
+}
