@@ -1,0 +1,162 @@
+import Foundation
+import PQ
+import StockpileCore
+import StockpilePostgres
+import StockpileTestSupport
+import Synchronization
+import Testing
+
+/// The nightly reorder report of NightlyDistrict, every number worked out by hand below.
+@Suite(.serialized) struct NightlyTests {
+    let asOf = LocalDate(NightlyDistrict.asOf)!
+
+    func district() async throws -> StockpileDatabase {
+        let database = try TestDatabase.fresh(poolSize: 4)
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles(NightlyDistrict.files)
+        return database
+    }
+
+    func count(_ database: StockpileDatabase, _ sql: String) throws -> Int {
+        try TestDatabase.ownerConnection(database.location).query(sql).rows[0].decode("n")
+    }
+
+    @Test func districtDReportEqualsTheHandComputation() async throws {
+        let database = try await district()
+        let run = try await PostgresNightly(database, scope: .system("test")).run(asOf: asOf, region: "D")
+        #expect(!run.replay)
+        let report = run.report
+        #expect(report.positions == 12) // 4 facilities × 3 items
+
+        // Tonight's orders: H1 needs (30 − 5) × 100 = 2500; W gives all 300 (no demand), H2 gives 400 − 30 × 10 = 100.
+        #expect(Set(report.orders.map { "\($0.from)>\($0.to) \($0.item) \($0.quantity)" }) == ["W>H1 N95 300", "H2>H1 N95 100"])
+
+        // Reorder lines: every short position, item then facility.
+        #expect(report.reorders.map { "\($0.position.item)@\($0.position.facility)" } == ["GLOVE@C1", "N95@H1"])
+        let h1 = try #require(report.reorders.first { $0.position.facility == "H1" })
+        // The numbers behind the line: demand from the full-load plan, 500 on hand = 5 days, contracts
+        // K1 + K2 = 1800 = 18 days (K3 expired, K4 too slow), pledges P1 20 × (30 − 25) = 100 and P3 5 × 30 = 150 = 2.5 days.
+        #expect(h1.position.dailyDemand == 100 && h1.position.demandBasis == "full_load" && h1.position.targetDays == 30)
+        #expect(h1.position.physicalQty == 500 && h1.position.physicalDays == 5 && h1.position.shortfallQty == 2500)
+        #expect(h1.position.contractQty == 1800 && h1.position.contractDays == 18)
+        #expect(h1.position.capacityQty == 250 && h1.position.capacityDays == 2.5)
+        // 2500 − 400 reallocated = 2100 still needed.
+        #expect(h1.reallocated == 400 && h1.inbound == 0 && h1.need == 2100)
+        // Call-offs: local K2 first (800 of 2100), then K1 (lead 3 d, 1000 of the 1300 left); 300 left.
+        #expect(h1.callOffs.map { "\($0.contract) \($0.needBefore) \($0.quantity)" } == ["K2 2100 800", "K1 1300 1000"])
+        #expect(h1.callOffs.map(\.remaining) == [800, 1000])
+        // Activation: local P1 yields 100 within 30 days (all of it, 5 production days), then P3
+        // 150 of its 150 (30 days); P2 is not certified. 300 − 100 − 150 = 50 to procure.
+        #expect(h1.activations.map { "\($0.pledge) \($0.yieldQty) \($0.needBefore) \($0.quantity) \($0.productionDays)" }
+                == ["P1 100 300 100 5", "P3 150 200 150 30"])
+        #expect(h1.procurement == 50)
+        // C1's gloves: nobody has any to give, K5 is valid only from 2026-12-01: all 30 × 10 = 300 procured.
+        let glove = try #require(report.reorders.first { $0.position.item == "GLOVE" })
+        #expect(glove.need == 300 && glove.callOffs.isEmpty && glove.activations.isEmpty && glove.procurement == 300)
+        #expect(report.items.map { "\($0.item) \($0.shortfall) \($0.reallocated) \($0.calledOff) \($0.activated) \($0.procurement)" }
+                == ["GLOVE 300 0 0 0 300", "N95 2500 400 1800 250 50"])
+
+        // Contract gaps after tonight's call-offs: H1's N95 reserve is all called off, 30 × 100 = 3000
+        // to contract (renew expired K3, expand local K2); the others have no contract at all: 30 × d.
+        #expect(report.contractGaps.map { "\($0.position.item)@\($0.position.facility) \($0.gapQty)" }
+                == ["GLOVE@C1 300", "GOWN@C1 60", "GOWN@H1 600", "GOWN@H2 150", "N95@H1 3000", "N95@H2 300"])
+        let gap = try #require(report.contractGaps.first { $0.position.facility == "H1" && $0.position.item == "N95" })
+        #expect(gap.calledOffTonight == 1800 && gap.contractQtyAfter == 0 && gap.contractDaysAfter == 0)
+        #expect(gap.renew == ["K3"] && gap.expand == "K2")
+        #expect(gap.contracts.map { "\($0.code) \($0.status)" } == ["K1 valid", "K2 valid", "K3 expired", "K4 lead_time_over_target"])
+        let gloves = try #require(report.contractGaps.first)
+        #expect(gloves.expand == nil && gloves.renew.isEmpty && gloves.contracts.map(\.status) == ["not_yet_valid"])
+
+        // Expiring: H2 uses 5 GOWN a day, lot GX (800) expires in 60 days: 300 used, 500 left. H1
+        // (20/day, own stock 50 days) would use (60 − 50) × 20 = 200 of it; C1's stock lasts 100 days.
+        #expect(report.expiringLots.count == 1)
+        let lot = try #require(report.expiringLots.first)
+        #expect(lot.facility == "H2" && lot.lot == "GX" && lot.expiry == LocalDate("2027-01-21") && lot.daysToExpiry == 60)
+        #expect(lot.onHand == 800 && lot.unconsumedQty == 500)
+        #expect(lot.moveTo == "H1" && lot.moveToUsableQty == 200 && lot.moveToPhysicalDays == 50 && lot.moveToDailyDemand == 20)
+        // 0.1° of latitude on the 6371.0088 km sphere.
+        #expect(abs((lot.distanceKm ?? 0) - 11.120) < 0.001)
+
+        // Stale: stock or demand, and nothing recorded since 2026-11-15.
+        #expect(report.stale.map { "\($0.facility)/\($0.item) \($0.lastMovement?.description ?? "never") \($0.daysSince.map(String.init) ?? "-")" }
+                == ["C1/GLOVE never -", "C1/GOWN 2026-11-01 21", "W/N95 2026-11-01 21"])
+
+        // Stored, and read back the same.
+        #expect(try await PostgresNightly(database, scope: .system("test")).stored(asOf: asOf, region: "D") == report)
+        await database.shutdown()
+    }
+
+    @Test func theCityReportAddsTheOtherDistrict() async throws {
+        let database = try await district()
+        let report = try await PostgresNightly(database, scope: .system("test")).run(asOf: asOf, region: nil).report
+        #expect(report.positions == 15)
+        // X (district E) needs 30 × 4 = 120 gloves: procured, a contract gap of 120, stale.
+        #expect(report.items.map { "\($0.item) \($0.procurement)" } == ["GLOVE 420", "N95 50"])
+        #expect(report.contractGaps.contains { $0.position.facility == "X" && $0.gapQty == 120 })
+        #expect(report.stale.map { "\($0.facility)/\($0.item)" } == ["C1/GLOVE", "C1/GOWN", "W/N95", "X/GLOVE"])
+        await database.shutdown()
+    }
+
+    @Test func aRerunReturnsTheStoredReportAndCreatesNoOrders() async throws {
+        let database = try await district()
+        let nightly = PostgresNightly(database, scope: .system("test"))
+        let first = try await nightly.run(asOf: asOf, region: "D")
+        let second = try await nightly.run(asOf: asOf, region: "D")
+        #expect(!first.replay && second.replay)
+        #expect(second.report == first.report)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == 2)
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 1)
+        await database.shutdown()
+    }
+
+    @Test func twoRunsAtOnceMakeOneReportAndOneSetOfOrders() async throws {
+        let database = try await district()
+        let nightly = PostgresNightly(database, scope: .system("test"))
+        async let a = nightly.run(asOf: asOf, region: "D")
+        async let b = nightly.run(asOf: asOf, region: "D")
+        let (x, y) = try await (a, b)
+        #expect([x.replay, y.replay].sorted { !$0 && $1 } == [false, true])
+        #expect(x.report == y.report)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == 2)
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 1)
+        await database.shutdown()
+    }
+
+    struct Killed: Error {}
+
+    @Test func aRunThatDiesHalfWayLeavesNoReportAndTheNextOneCompletesIt() async throws {
+        let database = try await district()
+        let nightly = PostgresNightly(database, scope: .system("test"))
+        // Dies as it is about to store: the orders are made, the report is not.
+        await #expect(throws: Killed.self) {
+            try await nightly.run(asOf: asOf, region: "D") { progress in
+                if progress.phase == .store { throw Killed() }
+            }
+        }
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 0)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == 2)
+        // The next run replays those orders (same request id) and completes the report.
+        let phases = Mutex<[NightlyPhase]>([])
+        let rerun = try await nightly.run(asOf: asOf, region: "D") { p in phases.withLock { $0.append(p.phase) } }
+        #expect(!rerun.replay)
+        #expect(phases.withLock { $0 } == NightlyPhase.allCases)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == 2)
+        #expect(Set(rerun.report.orders.map(\.id)) == [1, 2])
+        #expect(rerun.report.reorders.first { $0.position.facility == "H1" }?.procurement == 50)
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 1)
+        await database.shutdown()
+    }
+
+    @Test func aCommandTokenReadsOnlyItsOwnSubtreesReports() async throws {
+        let database = try await district()
+        _ = try await PostgresNightly(database, scope: .system("test")).run(asOf: asOf, region: nil)
+        _ = try await PostgresNightly(database, scope: .system("test")).run(asOf: asOf, region: "D")
+        let tokens = PostgresTokens(database, scope: .system("test"))
+        let secret = try await tokens.create(name: "command-e", role: .command, region: "E", facilities: [], validDays: 1).secret
+        let scope = try #require(try await PostgresTokens.authenticate(secret, clientAddress: nil, database: database))
+        let nightly = PostgresNightly(database, scope: scope)
+        await #expect(throws: Refusal.self) { try await nightly.stored(asOf: asOf, region: "D") }
+        await #expect(throws: Refusal.self) { try await nightly.stored(asOf: asOf, region: nil) }
+        #expect(try await nightly.stored(asOf: asOf, region: "E") == nil)
+        await database.shutdown()
+    }
+}
