@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import PQ
+import StockpileCore
 import StockpileHTTP
 import StockpilePostgres
 import StockpileTestSupport
@@ -21,6 +22,7 @@ import Testing
             .replacingOccurrences(of: "{name}", with: "victim-\(n)").replacingOccurrences(of: "{facility}", with: "H")
             .replacingOccurrences(of: "{item}", with: "N95").replacingOccurrences(of: "{category}", with: "drug")
             .replacingOccurrences(of: "{lot}", with: "KEPT").replacingOccurrences(of: "{id}", with: "1")
+            .replacingOccurrences(of: "{date}", with: "2026-11-22")
         switch (method, path) {
         case ("POST", "/api/v1/movements"):
             return (uri, json(movement("receipt", 1, lot: "M\(n)")))
@@ -84,6 +86,10 @@ import Testing
 
     @Test func everyRouteAnswersEveryCallerAsItsRoleAndScopeAllow() async throws {
         let service = try await TestService(reserves: true)
+        // The nightly reports GET /api/v1/reports/nightly/{date} reads: the whole city's (admin's) and region D's (its command token's).
+        for region in [nil, "D"] as [String?] {
+            _ = try await PostgresNightly(service.database, scope: .system("test")).run(asOf: LocalDate("2026-11-22")!, region: region)
+        }
         let tokens = PostgresTokens(service.database, scope: .system("test"))
         let expired = try await tokens.create(name: "expired", role: .admin, region: nil, facilities: [], validDays: 1).secret
         let owner = try TestDatabase.ownerConnection(service.location)
