@@ -40,6 +40,8 @@ public enum NightlyReportTables {
         }
     }
 
+    static let contractStatus = ["valid": "有效", "expired": "已到期", "not_yet_valid": "未生效", "lead_time_over_target": "交货周期超过目标天数"]
+
     static func days(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "∞" }
     static func demand(_ value: Double) -> String { String(format: "%.4f", value) }
     static func yesNo(_ value: Bool) -> String { value ? "是" : "否" }
@@ -75,7 +77,8 @@ public enum NightlyReportTables {
             }
         case .contractGaps:
             return report.contractGaps.map { g in
-                let contracts = g.contracts.map { "\($0.code)(\($0.status), 剩余\($0.remaining), 至\($0.validTo))" }.joined(separator: "; ")
+                let contracts = g.contracts.map { "\($0.code)(\(contractStatus[$0.status] ?? $0.status), 剩余\($0.remaining), 至\($0.validTo))" }
+                    .joined(separator: "; ")
                 return position(g.position) + [String(g.position.contractQty), String(g.calledOffTonight), String(g.contractQtyAfter),
                                                days(g.contractDaysAfter), String(g.gapQty), g.renew.joined(separator: " "),
                                                g.expand ?? "新签合同", contracts]

@@ -33,7 +33,6 @@ struct Nightly: AsyncParsableCommand {
             FileHandle.standardError.write(Data("nightly: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        if progress != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let report = result.report
         print("夜间补货报告 nightly report \(report.asOf)\(report.region.map { ", region \($0)" } ?? "")\(result.replay ? " (stored earlier; nothing run)" : "")")
         print("item        shortfall  reallocated  in transit  called off  activated  procurement")
@@ -64,6 +63,8 @@ enum NightlyJob {
         let result = try await PostgresNightly(db, scope: .system("nightly"), timeZone: timeZone)
             .run(asOf: date, region: region, progress: progress ?? { _ in })
         let r = result.report
+        // The progress line gives way to the summary.
+        if progress != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         logger.info("nightly report", metadata: [
             "date": "\(date)", "region": "\(region ?? "*")", "replay": "\(result.replay)", "positions": "\(r.positions)",
             "orders": "\(r.orders.count)", "reorder_lines": "\(r.reorders.filter { $0.need > 0 }.count)",
