@@ -5,7 +5,7 @@ import StockpileBench
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmarks, each against a baseline measured in the same run.",
-                                                    subcommands: [Ingest.self, Cover.self, PlanBench.self])
+                                                    subcommands: [Ingest.self, Cover.self, PlanBench.self, NightlyBench.self])
 
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

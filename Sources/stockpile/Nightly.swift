@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import StockpileBench
 import StockpileCore
 import StockpileHTTP
 import StockpilePostgres
@@ -109,6 +110,27 @@ struct NightlyScheduler: Service {
             return
         } catch {
             logger.error("nightly report failed", metadata: ["date": "\(date)", "error": "\(error)"])
+        }
+    }
+}
+
+extension Bench {
+    struct NightlyBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "nightly",
+            abstract: "The nightly reorder report on a generated city, phase by phase (removes that date's report and its orders first).",
+            discussion: "Run `stockpile generate --data-dir D …` first, then `stockpile bench nightly --data-dir D` (build with -c release).")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Runs; each one from scratch.") var rounds = 1
+        @Option(help: "A region code (default everything).") var region: String?
+
+        func run() async throws {
+            var options = NightlyBenchmark.Options()
+            options.rounds = rounds
+            options.region = region
+            try await database.withDatabase(poolSize: 4) { db in
+                try await NightlyBenchmark(database: db, timeZone: Environment.timeZone, options: options).run { print($0) }
+            }
         }
     }
 }

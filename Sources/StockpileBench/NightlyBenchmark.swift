@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import StockpileCore
+import StockpilePostgres
+
+/// `stockpile bench nightly`: the nightly reorder report on a database `stockpile generate` filled,
+/// timed phase by phase. Each round first removes that date's report and the orders it created (as
+/// the owner), so every round does the whole run rather than return the stored report.
+public struct NightlyBenchmark: Sendable {
+    public struct Options: Sendable {
+        public var rounds = 1
+        public var region: String?
+        public init() {}
+    }
+
+    let database: StockpileDatabase
+    let timeZone: TimeZone
+    let options: Options
+
+    public init(database: StockpileDatabase, timeZone: TimeZone, options: Options) {
+        self.database = database
+        self.timeZone = timeZone
+        self.options = options
+    }
+
+    public func run(print say: @escaping @Sendable (String) -> Void) async throws {
+        let cover = PostgresCover(database, scope: .system("bench"), timeZone: timeZone)
+        guard let snapshot = try await cover.snapshot() else {
+            throw CoverBenchmark.failure("no cover snapshot: run `stockpile generate` (it builds one) first")
+        }
+        let date = snapshot.asOf, region = options.region
+        let key = region ?? "*"
+        let facilities: Int = try await database.withConnection(.system("bench")) { c in
+            try c.query("SELECT count(*) AS n FROM facilities").rows[0].decode("n")
+        }
+        say("nightly report of \(date)\(region.map { ", region \($0)" } ?? ""): \(facilities) facilities, \(snapshot.positions) positions in the cover snapshot")
+        for round in 1...max(1, options.rounds) {
+            let removed: Int = try await database.asOwner { owner in
+                let id = "md5('stockpile/nightly/' || $1 || '/' || $2)::uuid"
+                try owner.query("DELETE FROM nightly_reports WHERE as_of = $1::date AND scope = $2", [date.description, key])
+                try owner.query("DELETE FROM reallocation_lines WHERE order_id IN (SELECT id FROM reallocation_orders WHERE request_id = \(id))",
+                                [date.description, key])
+                return try owner.query("DELETE FROM reallocation_orders WHERE request_id = \(id)", [date.description, key]).affectedRows
+            }
+            let started = ContinuousClock.now
+            let result = try await PostgresNightly(database, scope: .system("bench"), timeZone: timeZone).run(asOf: date, region: region) { p in
+                say(String(format: "  %7.1f s  ", p.elapsed.inSeconds) + "\(p.phase.rawValue) (\(p.positions) positions)")
+            }
+            let seconds = (ContinuousClock.now - started).inSeconds
+            let size: Int = try await database.withConnection(.system("bench")) { c in
+                try c.query("SELECT length(report::text) AS n FROM nightly_reports WHERE as_of = $1::date AND scope = $2",
+                            [date.description, key]).rows[0].decode("n")
+            }
+            let r = result.report
+            say("round \(round) (removed \(removed) orders of an earlier run): " + String(format: "%.1f s", seconds))
+            for phase in NightlyPhase.allCases {
+                if let t = r.phases[phase.rawValue] {
+                    say("  " + phase.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %8.2f s", t))
+                }
+            }
+            say("  \(r.positions) positions, \(r.orders.count) orders, \(r.reorders.count) short positions, \(r.contractGaps.count) contract gaps, "
+                + "\(r.expiringLots.count) expiring lots, \(r.stale.count) stale; the stored report is \(size / 1_000_000) MB of JSON")
+        }
+    }
+}
