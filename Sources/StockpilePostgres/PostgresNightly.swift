@@ -43,12 +43,58 @@ public struct PostgresNightly: Sendable {
     /// only reports of its own subtree (403 above it; row-level security says the same again).
     public func stored(asOf: LocalDate, region: String?) async throws -> NightlyReport? {
         let scope = self.scope
-        let row: PQRow? = try await database.withConnection(scope) { c in
+        return try await database.withConnection(scope) { c in
             try Self.requireRegion(c, region, scope: scope)
-            return try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2",
-                               [asOf.description, Self.scopeKey(region)]).rows.first
+            return try Self.load(c, date: asOf.description, key: Self.scopeKey(region))
         }
-        return try row.map { try Self.decode(try $0.decode("report")) }
+    }
+
+    /// The report stored under (date, scope): its header with every section's lines put back in order.
+    static func load(_ c: PQConnection, date: String, key: String) throws -> NightlyReport? {
+        guard let header = try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2",
+                                       [date, key]).rows.first else { return nil }
+        var report = try JSONDecoder().decode(NightlyReport.self, from: Data(try header.decode("report", as: String.self).utf8))
+        let decoder = JSONDecoder()
+        for row in try c.query("SELECT section, line::text AS line FROM nightly_lines WHERE as_of = $1::date AND scope = $2 ORDER BY section, n",
+                               [date, key]).rows {
+            let line = Data(try row.decode("line", as: String.self).utf8)
+            switch try row.decode("section", as: String.self) {
+            case "reorders": report.reorders.append(try decoder.decode(ReorderLine.self, from: line))
+            case "contract_gaps": report.contractGaps.append(try decoder.decode(ContractGapLine.self, from: line))
+            case "expiring_lots": report.expiringLots.append(try decoder.decode(ExpiringLotLine.self, from: line))
+            default: report.stale.append(try decoder.decode(StaleLine.self, from: line))
+            }
+        }
+        return report
+    }
+
+    /// Stores a report in the caller's transaction: the header row, then its lines by COPY.
+    static func store(_ c: PQConnection, _ report: NightlyReport, date: String, key: String, requestID: UUID, actor: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var header = report
+        header.reorders = []; header.contractGaps = []; header.expiringLots = []; header.stale = []
+        try c.query("""
+            WITH RECURSIVE subtree AS (
+                SELECT id FROM regions WHERE $2 = '*' OR code = $2
+                UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+            )
+            INSERT INTO nightly_reports (as_of, scope, request_id, facility_ids, report, positions, orders, reorder_lines,
+                                         procurement_qty, created_by)
+            SELECT $1::date, $2, $3, coalesce((SELECT array_agg(f.id ORDER BY f.id) FROM facilities f
+                                               WHERE f.region_id IN (SELECT id FROM subtree)), '{}'),
+                   $4::jsonb, $5, $6, $7, $8, $9
+            """, [date, key, requestID, String(decoding: try encoder.encode(header), as: UTF8.self), report.positions,
+                  report.orders.count, report.reorders.filter { $0.need > 0 }.count, report.procurementTotal, actor])
+        func lines<T: Encodable>(_ section: String, _ values: [T]) throws -> [[String?]] {
+            try values.enumerated().map { n, value in [date, key, section, String(n), String(decoding: try encoder.encode(value), as: UTF8.self)] }
+        }
+        let rows = try lines("reorders", report.reorders) + lines("contract_gaps", report.contractGaps)
+            + lines("expiring_lots", report.expiringLots) + lines("stale", report.stale)
+        // COPY does not write through row-level security: into a table of this transaction first.
+        try c.execute("CREATE TEMP TABLE nightly_lines_in (LIKE nightly_lines) ON COMMIT DROP")
+        try c.copyIn("COPY nightly_lines_in (as_of, scope, section, n, line) FROM STDIN", rows: rows)
+        try c.execute("INSERT INTO nightly_lines SELECT * FROM nightly_lines_in")
     }
 
     static func requireRegion(_ c: PQConnection, _ region: String?, scope: AccessScope) throws {
@@ -71,10 +117,6 @@ public struct PostgresNightly: Sendable {
         guard inside else {
             throw Refusal(kind: .forbidden, field: "region", description: "region \(region) is outside this token's region \(own)")
         }
-    }
-
-    static func decode(_ text: String) throws -> NightlyReport {
-        try JSONDecoder().decode(NightlyReport.self, from: Data(text.utf8))
     }
 
     /// Runs the report for `asOf` over `region` (nil: everything in scope), or returns the stored one.
@@ -106,8 +148,7 @@ public struct PostgresNightly: Sendable {
             try Self.requireRegion(c, region, scope: scope)
             try c.execute("BEGIN")
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", ["stockpile/nightly/\(date)/\(key)"])
-            return try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2", [date, key])
-                .rows.first.map { try Self.decode(try $0.decode("report")) }
+            return try Self.load(c, date: date, key: key)
         }
         if let earlier {
             _ = try await run.blocking { c in try c.execute("COMMIT") }
@@ -136,7 +177,6 @@ public struct PostgresNightly: Sendable {
             return try NightlyInputs.gather(c, asOf: asOf, zone: zone)
         }
         positions = gathered.positions
-        let counted = positions
 
         try enter(.reorder)
         var reallocated: [String: Int64] = [:]
@@ -177,22 +217,9 @@ public struct PostgresNightly: Sendable {
         let report = NightlyReport(asOf: asOf, region: region, generatedAt: PQTimestamp.formatRFC3339(Date()),
                                    requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders,
                                    reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale, phases: phases)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = String(decoding: try encoder.encode(report), as: UTF8.self)
         let lines = reorders.filter { $0.need > 0 }.count
         try await run.blocking { c in
-            try c.query("""
-                WITH RECURSIVE subtree AS (
-                    SELECT id FROM regions WHERE $2 = '*' OR code = $2
-                    UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
-                )
-                INSERT INTO nightly_reports (as_of, scope, request_id, facility_ids, report, positions, orders, reorder_lines,
-                                             procurement_qty, created_by)
-                SELECT $1::date, $2, $3, coalesce((SELECT array_agg(f.id ORDER BY f.id) FROM facilities f
-                                                   WHERE f.region_id IN (SELECT id FROM subtree)), '{}'),
-                       $4::jsonb, $5, $6, $7, $8, $9
-                """, [date, key, requestID, json, counted, orders.count, lines, report.procurementTotal, scope.actor])
+            try Self.store(c, report, date: date, key: key, requestID: requestID, actor: scope.actor)
             try PostgresTokens.audit(c, scope: scope, action: "nightly.report", target: "\(date) \(key)",
                                      detail: "\(orders.count) orders, \(lines) reorder lines, procurement \(report.procurementTotal)")
             try c.execute("COMMIT")
