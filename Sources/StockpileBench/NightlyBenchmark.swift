@@ -37,6 +37,7 @@ public struct NightlyBenchmark: Sendable {
         for round in 1...max(1, options.rounds) {
             let removed: Int = try await database.asOwner { owner in
                 let id = "md5('stockpile/nightly/' || $1 || '/' || $2)::uuid"
+                try owner.query("DELETE FROM nightly_lines WHERE as_of = $1::date AND scope = $2", [date.description, key])
                 try owner.query("DELETE FROM nightly_reports WHERE as_of = $1::date AND scope = $2", [date.description, key])
                 try owner.query("DELETE FROM reallocation_lines WHERE order_id IN (SELECT id FROM reallocation_orders WHERE request_id = \(id))",
                                 [date.description, key])
@@ -48,8 +49,10 @@ public struct NightlyBenchmark: Sendable {
             }
             let seconds = (ContinuousClock.now - started).inSeconds
             let size: Int = try await database.withConnection(.system("bench")) { c in
-                try c.query("SELECT length(report::text) AS n FROM nightly_reports WHERE as_of = $1::date AND scope = $2",
-                            [date.description, key]).rows[0].decode("n")
+                try c.query("""
+                    SELECT (SELECT length(report::text) FROM nightly_reports WHERE as_of = $1::date AND scope = $2)
+                           + (SELECT coalesce(sum(length(line::text)), 0) FROM nightly_lines WHERE as_of = $1::date AND scope = $2) AS n
+                    """, [date.description, key]).rows[0].decode("n")
             }
             let r = result.report
             say("round \(round) (removed \(removed) orders of an earlier run): " + String(format: "%.1f s", seconds))
@@ -59,7 +62,7 @@ public struct NightlyBenchmark: Sendable {
                 }
             }
             say("  \(r.positions) positions, \(r.orders.count) orders, \(r.reorders.count) short positions, \(r.contractGaps.count) contract gaps, "
-                + "\(r.expiringLots.count) expiring lots, \(r.stale.count) stale; the stored report is \(size / 1_000_000) MB of JSON")
+                + "\(r.expiringLots.count) expiring lots, \(r.stale.count) stale; stored as \(size / 1_000_000) MB of JSON")
         }
     }
 }
