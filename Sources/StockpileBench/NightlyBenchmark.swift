@@ -56,8 +56,11 @@ public struct NightlyBenchmark: Sendable {
             }
             let r = result.report
             say("round \(round) (removed \(removed) orders of an earlier run): " + String(format: "%.1f s", seconds))
+            // The store phase is what the report's own phases leave of the whole run.
+            var phases = r.phases
+            phases[NightlyPhase.store.rawValue] = seconds - r.phases.values.reduce(0, +)
             for phase in NightlyPhase.allCases {
-                if let t = r.phases[phase.rawValue] {
+                if let t = phases[phase.rawValue] {
                     say("  " + phase.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %8.2f s", t))
                 }
             }

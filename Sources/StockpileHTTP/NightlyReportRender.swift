@@ -18,6 +18,17 @@ public enum NightlyReportTables {
             case .stale: return "数据陈旧（7天无变动或盘点）"
             }
         }
+
+        /// The stored lines it is made from (nightly_lines.section); tonight's orders are in the header.
+        public var lines: Set<String> {
+            switch self {
+            case .orders: return []
+            case .callOffs, .activations, .procurement: return ["reorders"]
+            case .contractGaps: return ["contract_gaps"]
+            case .expiring: return ["expiring_lots"]
+            case .stale: return ["stale"]
+            }
+        }
     }
 
     static let positionHeader = ["设施编码", "设施名称", "物资编码", "物资名称", "日需求量", "需求依据", "目标天数", "实物库存",

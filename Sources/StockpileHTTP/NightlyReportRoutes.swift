@@ -20,26 +20,28 @@ func addNightlyRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Sto
         let date = try validDate(try context.parameters.require("date"), field: "date")
         // A command token's report is its own region's unless it names one inside it.
         let region = scope.region(text(request, "region"))
-        guard let report = try await PostgresNightly(database, scope: scope, timeZone: services.timeZone).stored(asOf: date, region: region) else {
-            throw APIError(.notFound, "not_found", "no nightly report for \(date)\(region.map { " in region \($0)" } ?? ""); run `stockpile nightly --date \(date)`",
-                           field: "date")
-        }
         let format = text(request, "format") ?? "json"
-        switch format {
-        case "json":
-            return try JSON.response(report)
-        case "csv":
-            let name = text(request, "section") ?? ""
-            guard let section = NightlyReportTables.Section(rawValue: name) else {
+        guard ["json", "csv", "html"].contains(format) else { throw APIError(.badRequest, "invalid", "format: json, csv or html", field: "format") }
+        var section: NightlyReportTables.Section?
+        if format == "csv" {
+            guard let wanted = text(request, "section").flatMap(NightlyReportTables.Section.init(rawValue:)) else {
                 throw APIError(.badRequest, "invalid", "section: one of \(NightlyReportTables.Section.allCases.map(\.rawValue).joined(separator: ", "))",
                                field: "section")
             }
+            section = wanted
+        }
+        guard let report = try await PostgresNightly(database, scope: scope, timeZone: services.timeZone)
+            .stored(asOf: date, region: region, lines: section?.lines) else {
+            throw APIError(.notFound, "not_found", "no nightly report for \(date)\(region.map { " in region \($0)" } ?? ""); run `stockpile nightly --date \(date)`",
+                           field: "date")
+        }
+        if let section {
             return CSVDownload.response(NightlyReportTables.csv(section, of: report), filename: NightlyReportTables.filename(section, of: report))
-        case "html":
+        }
+        if format == "html" {
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: NightlyReportTables.html(report))))
-        default:
-            throw APIError(.badRequest, "invalid", "format: json, csv or html", field: "format")
         }
+        return try JSON.response(report)
     }
 }

@@ -41,22 +41,27 @@ public struct PostgresNightly: Sendable {
 
     /// The stored report of a date and scope, if the run has completed. A command token may read
     /// only reports of its own subtree (403 above it; row-level security says the same again).
-    public func stored(asOf: LocalDate, region: String?) async throws -> NightlyReport? {
+    /// `lines`: only these sections' lines ("reorders", "contract_gaps", "expiring_lots", "stale";
+    /// nil: all), for a reader that wants one section of a city's report, not millions of other lines.
+    public func stored(asOf: LocalDate, region: String?, lines: Set<String>? = nil) async throws -> NightlyReport? {
         let scope = self.scope
         return try await database.withConnection(scope) { c in
             try Self.requireRegion(c, region, scope: scope)
-            return try Self.load(c, date: asOf.description, key: Self.scopeKey(region))
+            return try Self.load(c, date: asOf.description, key: Self.scopeKey(region), lines: lines)
         }
     }
 
     /// The report stored under (date, scope): its header with every section's lines put back in order.
-    static func load(_ c: PQConnection, date: String, key: String) throws -> NightlyReport? {
-        guard let header = try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2",
+    static func load(_ c: PQConnection, date: String, key: String, lines: Set<String>? = nil) throws -> NightlyReport? {
+        guard let header = try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2::text",
                                        [date, key]).rows.first else { return nil }
         var report = try JSONDecoder().decode(NightlyReport.self, from: Data(try header.decode("report", as: String.self).utf8))
         let decoder = JSONDecoder()
-        for row in try c.query("SELECT section, line::text AS line FROM nightly_lines WHERE as_of = $1::date AND scope = $2 ORDER BY section, n",
-                               [date, key]).rows {
+        let sections = lines.map { "{" + $0.sorted().joined(separator: ",") + "}" }
+        for row in try c.query("""
+            SELECT section, line::text AS line FROM nightly_lines
+            WHERE as_of = $1::date AND scope = $2 AND ($3::text[] IS NULL OR section = ANY ($3::text[])) ORDER BY section, n
+            """, [date, key, sections]).rows {
             let line = Data(try row.decode("line", as: String.self).utf8)
             switch try row.decode("section", as: String.self) {
             case "reorders": report.reorders.append(try decoder.decode(ReorderLine.self, from: line))
@@ -76,7 +81,7 @@ public struct PostgresNightly: Sendable {
         header.reorders = []; header.contractGaps = []; header.expiringLots = []; header.stale = []
         try c.query("""
             WITH RECURSIVE subtree AS (
-                SELECT id FROM regions WHERE $2 = '*' OR code = $2
+                SELECT id FROM regions WHERE $2::text = '*' OR code = $2::text
                 UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
             )
             INSERT INTO nightly_reports (as_of, scope, request_id, facility_ids, report, positions, orders, reorder_lines,
@@ -86,14 +91,22 @@ public struct PostgresNightly: Sendable {
                    $4::jsonb, $5, $6, $7, $8, $9
             """, [date, key, requestID, String(decoding: try encoder.encode(header), as: UTF8.self), report.positions,
                   report.orders.count, report.reorders.filter { $0.need > 0 }.count, report.procurementTotal, actor])
-        func lines<T: Encodable>(_ section: String, _ values: [T]) throws -> [[String?]] {
-            try values.enumerated().map { n, value in [date, key, section, String(n), String(decoding: try encoder.encode(value), as: UTF8.self)] }
+        // Encoded as COPY sends them, not all at once: a city's lines are gigabytes of JSON. An
+        // encoding failure is kept and thrown after the COPY, before anything commits.
+        var failure: (any Error)?
+        func lines<T: Encodable>(_ section: String, _ values: [T]) -> some Sequence<[String?]> {
+            values.enumerated().lazy.map { n, value -> [String?] in
+                var json = "{}"
+                do { json = String(decoding: try encoder.encode(value), as: UTF8.self) } catch { failure = failure ?? error }
+                return [date, key, section, String(n), json]
+            }
         }
-        let rows = try lines("reorders", report.reorders) + lines("contract_gaps", report.contractGaps)
-            + lines("expiring_lots", report.expiringLots) + lines("stale", report.stale)
+        let rows = [AnySequence(lines("reorders", report.reorders)), AnySequence(lines("contract_gaps", report.contractGaps)),
+                    AnySequence(lines("expiring_lots", report.expiringLots)), AnySequence(lines("stale", report.stale))].joined()
         // COPY does not write through row-level security: into a table of this transaction first.
         try c.execute("CREATE TEMP TABLE nightly_lines_in (LIKE nightly_lines) ON COMMIT DROP")
         try c.copyIn("COPY nightly_lines_in (as_of, scope, section, n, line) FROM STDIN", rows: rows)
+        if let failure { throw failure }
         try c.execute("INSERT INTO nightly_lines SELECT * FROM nightly_lines_in")
     }
 
@@ -128,6 +141,9 @@ public struct PostgresNightly: Sendable {
         var phaseStarted = started
         var current = NightlyPhase.lock
         var positions = 0
+        func tick(_ processed: Int) throws {
+            try progress(NightlyProgress(phase: current, positions: processed, elapsed: ContinuousClock.now - started))
+        }
         func enter(_ phase: NightlyPhase) throws {
             let now = ContinuousClock.now
             if phase != .lock { phases[current.rawValue] = (now - phaseStarted).inSeconds }
@@ -182,7 +198,8 @@ public struct PostgresNightly: Sendable {
         var reallocated: [String: Int64] = [:]
         for order in orders { reallocated["\(order.to)|\(order.item)", default: 0] += order.quantity }
         var reorders: [ReorderLine] = [], gaps: [ContractGapLine] = []
-        for row in gathered.rows {
+        for (done, row) in gathered.rows.enumerated() {
+            if done > 0 && done % 50_000 == 0 { try tick(done) }
             let k = "\(row.position.facility)|\(row.position.item)"
             let contracts = gathered.contracts[k] ?? []
             var calledOff: Int64 = 0
@@ -214,6 +231,7 @@ public struct PostgresNightly: Sendable {
         }
 
         try enter(.store)
+        // The phases' times are the report's; storing it is timed by whoever runs it (bench nightly).
         let report = NightlyReport(asOf: asOf, region: region, generatedAt: PQTimestamp.formatRFC3339(Date()),
                                    requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders,
                                    reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale, phases: phases)
@@ -222,7 +240,7 @@ public struct PostgresNightly: Sendable {
             try Self.store(c, report, date: date, key: key, requestID: requestID, actor: scope.actor)
             try PostgresTokens.audit(c, scope: scope, action: "nightly.report", target: "\(date) \(key)",
                                      detail: "\(orders.count) orders, \(lines) reorder lines, procurement \(report.procurementTotal)")
-            try c.execute("COMMIT")
+            _ = try c.execute("COMMIT")
         }
         return NightlyRun(report: report, replay: false)
     }
