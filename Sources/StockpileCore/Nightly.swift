@@ -120,11 +120,20 @@ public struct Activation: Sendable, Codable, Equatable {
     }
 }
 
+/// One of tonight's reallocation orders to a position: which order, from where, how much.
+public struct ReallocationSource: Sendable, Codable, Equatable {
+    public var order: Int64
+    public var from: String
+    public var quantity: Int64
+    public init(order: Int64, from: String, quantity: Int64) { self.order = order; self.from = from; self.quantity = quantity }
+}
+
 /// What one position still lacks after tonight's orders, and how it is met.
 public struct ReorderLine: Sendable, Codable, Equatable {
     public var position: NightlyPosition
-    /// Coming to it on tonight's reallocation orders.
+    /// Coming to it on tonight's reallocation orders: their sum, and each order.
     public var reallocated: Int64
+    public var reallocatedFrom: [ReallocationSource]
     /// Already in transit to it (dispatched, not yet received).
     public var inbound: Int64
     /// shortfall − reallocated − inbound, at least 0: what the steps below meet.
@@ -134,7 +143,7 @@ public struct ReorderLine: Sendable, Codable, Equatable {
     public var procurement: Int64
     enum CodingKeys: String, CodingKey {
         case position, reallocated, inbound, need, activations, procurement
-        case callOffs = "call_offs"
+        case callOffs = "call_offs", reallocatedFrom = "reallocated_from"
     }
 }
 
@@ -336,12 +345,13 @@ public enum Reorder {
 
     /// A short position after tonight's orders: what is still needed (shortfall − reallocated − in
     /// transit), met by call-offs, then activations, then procurement.
-    public static func line(_ position: NightlyPosition, reallocated: Int64, inbound: Int64, contracts: [ReorderContract],
+    public static func line(_ position: NightlyPosition, reallocatedFrom: [ReallocationSource], inbound: Int64, contracts: [ReorderContract],
                             pledges: [ReorderPledge], asOf: LocalDate) -> ReorderLine {
+        let reallocated = reallocatedFrom.reduce(0) { $0 + $1.quantity }
         let need = max(0, position.shortfallQty - reallocated - inbound)
         let met = meet(need: need, contracts: contracts, pledges: pledges, asOf: asOf, targetDays: position.targetDays)
-        return ReorderLine(position: position, reallocated: reallocated, inbound: inbound, need: need, callOffs: met.callOffs,
-                           activations: met.activations, procurement: met.procurement)
+        return ReorderLine(position: position, reallocated: reallocated, reallocatedFrom: reallocatedFrom, inbound: inbound, need: need,
+                           callOffs: met.callOffs, activations: met.activations, procurement: met.procurement)
     }
 
     /// One position's remaining need met by call-offs, then activations, then procurement.

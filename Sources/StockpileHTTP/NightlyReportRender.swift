@@ -41,7 +41,7 @@ public enum NightlyReportTables {
                                                  "合同剩余量", "调用数量"]
         case .activations: return positionHeader + ["调拨补充", "在途数量", "启用前需求", "产能编号", "生产企业", "本地企业", "日产能",
                                                     "爬坡天数", "目标期内产量", "启用数量", "生产天数"]
-        case .procurement: return positionHeader + ["调拨补充", "在途数量", "合同调用", "产能启用", "采购数量"]
+        case .procurement: return positionHeader + ["调拨补充", "调拨来源", "在途数量", "合同调用", "产能启用", "采购数量"]
         case .contractGaps: return positionHeader + ["合同储备量", "今晚调用", "调用后合同储备量", "调用后合同保障天数", "需补签数量",
                                                      "建议续签", "建议扩大", "现有合同"]
         case .expiring: return ["设施编码", "设施名称", "物资编码", "物资名称", "批号", "有效期至", "剩余天数", "库存数量", "日需求量",
@@ -83,7 +83,8 @@ public enum NightlyReportTables {
             }
         case .procurement:
             return report.reorders.filter { $0.procurement > 0 }.map { line in
-                position(line.position) + [String(line.reallocated), String(line.inbound), String(line.callOffs.reduce(0) { $0 + $1.quantity }),
+                position(line.position) + [String(line.reallocated), line.reallocatedFrom.map { "\($0.from)×\($0.quantity)(#\($0.order))" }.joined(separator: " "),
+                                           String(line.inbound), String(line.callOffs.reduce(0) { $0 + $1.quantity }),
                                            String(line.activations.reduce(0) { $0 + $1.quantity }), String(line.procurement)]
             }
         case .contractGaps:

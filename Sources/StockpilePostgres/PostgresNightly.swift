@@ -195,8 +195,10 @@ public struct PostgresNightly: Sendable {
         positions = gathered.positions
 
         try enter(.reorder)
-        var reallocated: [String: Int64] = [:]
-        for order in orders { reallocated["\(order.to)|\(order.item)", default: 0] += order.quantity }
+        var reallocated: [String: [ReallocationSource]] = [:]
+        for order in orders {
+            reallocated["\(order.to)|\(order.item)", default: []].append(ReallocationSource(order: order.id, from: order.from, quantity: order.quantity))
+        }
         var reorders: [ReorderLine] = [], gaps: [ContractGapLine] = []
         for (done, row) in gathered.rows.enumerated() {
             if done > 0 && done % 50_000 == 0 { try tick(done) }
@@ -204,7 +206,7 @@ public struct PostgresNightly: Sendable {
             let contracts = gathered.contracts[k] ?? []
             var calledOff: Int64 = 0
             if row.position.shortfallQty > 0 {
-                let line = Reorder.line(row.position, reallocated: reallocated[k] ?? 0, inbound: row.inbound, contracts: contracts,
+                let line = Reorder.line(row.position, reallocatedFrom: reallocated[k] ?? [], inbound: row.inbound, contracts: contracts,
                                         pledges: gathered.pledges[k] ?? [], asOf: asOf)
                 calledOff = line.callOffs.reduce(0) { $0 + $1.quantity }
                 reorders.append(line)

@@ -41,6 +41,8 @@ import Testing
         #expect(h1.position.capacityQty == 250 && h1.position.capacityDays == 2.5)
         // 2500 − 400 reallocated = 2100 still needed.
         #expect(h1.reallocated == 400 && h1.inbound == 0 && h1.need == 2100)
+        #expect(Set(h1.reallocatedFrom.map { "\($0.from) \($0.quantity)" }) == ["W 300", "H2 100"])
+        #expect(Set(h1.reallocatedFrom.map(\.order)) == Set(report.orders.map(\.id)))
         // Call-offs: local K2 first (800 of 2100), then K1 (lead 3 d, 1000 of the 1300 left); 300 left.
         #expect(h1.callOffs.map { "\($0.contract) \($0.needBefore) \($0.quantity)" } == ["K2 2100 800", "K1 1300 1000"])
         #expect(h1.callOffs.map(\.remaining) == [800, 1000])
