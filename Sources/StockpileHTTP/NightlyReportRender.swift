@@ -82,10 +82,12 @@ public enum NightlyReportTables {
                 }
             }
         case .procurement:
-            return report.reorders.filter { $0.procurement > 0 }.map { line in
-                position(line.position) + [String(line.reallocated), line.reallocatedFrom.map { "\($0.from)×\($0.quantity)(#\($0.order))" }.joined(separator: " "),
-                                           String(line.inbound), String(line.callOffs.reduce(0) { $0 + $1.quantity }),
-                                           String(line.activations.reduce(0) { $0 + $1.quantity }), String(line.procurement)]
+            return report.reorders.filter { $0.procurement > 0 }.map { line -> [String] in
+                let sources: [String] = line.reallocatedFrom.map { "\($0.from)×\($0.quantity)(#\($0.order))" }
+                let calledOff: Int64 = line.callOffs.reduce(0) { $0 + $1.quantity }
+                let activated: Int64 = line.activations.reduce(0) { $0 + $1.quantity }
+                return position(line.position) + [String(line.reallocated), sources.joined(separator: " "), String(line.inbound),
+                                                  String(calledOff), String(activated), String(line.procurement)]
             }
         case .contractGaps:
             return report.contractGaps.map { g in
