@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // The system library: libpq through pkg-config.
@@ -42,7 +43,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
-        ], resources: [.copy("openapi.yaml")]),
+            .product(name: "Mustache", package: "swift-mustache"),
+        ], resources: [.copy("openapi.yaml"), .copy("pages")]),
         // `stockpile bench …`: load generators and their baselines (pgbench), measured in one run.
         .target(name: "StockpileBench", dependencies: [
             "StockpileHTTP", "StockpilePostgres", "PQ",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Stockpile needs from Debian's packages, where it is missing:
-# the PostgreSQL server (initdb, pg_ctl, postgres, pgbench), libpq's headers and pkg-config.
+# the PostgreSQL server (initdb, pg_ctl, postgres, pgbench), libpq's headers, pkg-config and Chromium.
 set -euo pipefail
 
 missing=()
@@ -8,6 +8,8 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql post
 [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# the browser test (deploy/browser.sh) drives headless Chromium
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"

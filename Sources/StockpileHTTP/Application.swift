@@ -292,6 +292,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
     addPlanRoutes(api, services: services)
     addOrderRoutes(api, services: services)
     addNightlyRoutes(api, services: services)
+    addPageRoutes(router, services: services)
 
     api.get("audit") { request, context in
         let scope = try context.require([.admin, .command], to: "read the audit log")

@@ -14,7 +14,14 @@ struct AuthMiddleware: RouterMiddleware {
     let limiter: RateLimiter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
+        guard request.uri.path.hasPrefix("/api/") else {
+            // Pages (PageRoutes) are signed in by the session cookie the login form sets; the API never reads it.
+            guard !request.uri.path.hasPrefix("/static/"), let secret = PageSession.secret(request) else { return try await next(request, context) }
+            var context = context
+            context.scope = try await PostgresTokens.authenticate(secret, clientAddress: context.remoteAddress.flatMap { $0.ipAddress }, database: database)
+            if let scope = context.scope { context.logger[metadataKey: "token"] = .string(scope.actor) }
+            return try await next(request, context)
+        }
         guard let header = request.headers[.authorization] else { return try await next(request, context) }
         guard header.hasPrefix("Bearer ") else {
             throw APIError(.unauthorized, "unauthenticated", "the Authorization header must be: Bearer sp_…")

@@ -1,0 +1,112 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import PQ
+import StockpileCore
+import StockpilePostgres
+
+// The web pages (SPEC.md "Web pages", issue 7). They live outside /api, so they are neither in
+// openapi.yaml nor in StockpileAPI.routes (whose access matrix AccessTests generates); PageTests
+// check their access instead: no session → the login page, another facility → not found.
+
+/// Page paths and who may open them; a signed-in role not listed gets the "forbidden" page.
+enum PagePaths {
+    static let dashboard = "/", facility = "/facilities/", entry = "/entry", login = "/login", logout = "/logout"
+    static let recorders: Set<Role> = StockpileAPI.writers
+}
+
+func addPageRoutes(_ router: Router<StockpileRequestContext>, services: StockpileServices) {
+    let database = services.database
+
+    router.get("/static/pages.css") { _, _ in PageTemplates.assetResponse(PageTemplates.stylesheet, type: "text/css; charset=utf-8") }
+    router.get("/static/pages.js") { _, _ in PageTemplates.assetResponse(PageTemplates.script, type: "text/javascript; charset=utf-8") }
+
+    router.get("/login") { request, _ in
+        let page = PageRequest(request)
+        return loginPage(page, next: safeNext(request.uri.queryParameters["next"].map(String.init)))
+    }
+    router.post("/login") { request, context in
+        var page = PageRequest(request)
+        let form = PageSession.form(try await request.body.collect(upTo: 16 << 10))
+        let next = safeNext(form["next"])
+        guard page.accepts(form) else {
+            return loginPage(page, next: next, error: "err.csrf", status: .forbidden)
+        }
+        let secret = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let client = context.remoteAddress.flatMap { $0.ipAddress }
+        guard !secret.isEmpty, secret.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }),
+              let scope = try await PostgresTokens.authenticate(secret, clientAddress: client, database: database) else {
+            return loginPage(page, next: next, error: "badToken", status: .unauthorized)
+        }
+        // A new CSRF token with the new session, so one planted before the login is worthless after it.
+        page.setCookies = [PageSession.cookie(PageSession.sessionCookie, secret, maxAge: PageSession.sessionSeconds),
+                           PageSession.cookie(PageSession.csrfCookie, PageSession.newCSRF(), maxAge: PageSession.sessionSeconds)]
+        let home = scope.role == .warehouse ? PagePaths.entry : PagePaths.dashboard
+        return PageTemplates.redirect(next ?? home, cookies: page.setCookies)
+    }
+    router.post("/logout") { request, _ in
+        let page = PageRequest(request)
+        let form = PageSession.form(try await request.body.collect(upTo: 16 << 10))
+        guard page.accepts(form) else { return PageTemplates.redirect(PagePaths.dashboard) }
+        return PageTemplates.redirect(PagePaths.login, cookies: [PageSession.cookie(PageSession.sessionCookie, "", maxAge: 0),
+                                                                 PageSession.cookie(PageSession.csrfCookie, "", maxAge: 0)])
+    }
+
+    router.get("/") { request, context in
+        try await signedIn(request, context) { scope, page in
+            try await DashboardPage(database: database, timeZone: services.timeZone, scope: scope).response(request, page: page)
+        }
+    }
+    router.get("/facilities/{code}") { request, context in
+        let code = try context.parameters.require("code")
+        return try await signedIn(request, context) { scope, page in
+            try await FacilityPage(database: database, timeZone: services.timeZone, scope: scope).response(code, page: page)
+        }
+    }
+    router.get("/entry") { request, context in
+        try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
+            try await EntryPage(database: database, scope: scope).response(page: page, form: [:])
+        }
+    }
+    router.post("/entry") { request, context in
+        let body = try await request.body.collect(upTo: 64 << 10)
+        return try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
+            try await EntryPage(database: database, scope: scope).submit(PageSession.form(body), page: page)
+        }
+    }
+}
+
+func loginPage(_ page: PageRequest, next: String?, error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+    var values: [String: Any] = [:]
+    if let next { values["next"] = next }
+    if let error { values["error"] = page.t[error]! }
+    return PageTemplates.render("login", values, page: page, title: page.t["login"]!, status: status, signedIn: false)
+}
+
+/// Runs `body` for a signed-in caller whose role may open the page; otherwise the login page (303)
+/// or the "forbidden" page.
+func signedIn(_ request: Request, _ context: StockpileRequestContext, roles: Set<Role> = StockpileAPI.readers,
+              _ body: (AccessScope, PageRequest) async throws -> Response) async throws -> Response {
+    let page = PageRequest(request)
+    guard let scope = context.scope else {
+        let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+        let next = here.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/"
+        return PageTemplates.redirect("\(PagePaths.login)?next=\(next)", cookies: page.setCookies)
+    }
+    guard roles.contains(scope.role) else {
+        return PageTemplates.render("message", ["message": page.t["forbidden"]!], page: page, title: page.t["forbidden"]!, status: .forbidden)
+    }
+    return try await body(scope, page)
+}
+
+/// Where a login may send the browser on: a path on this site only (not `//other.example`).
+func safeNext(_ next: String?) -> String? {
+    guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\"), !next.contains("\r"), !next.contains("\n") else { return nil }
+    return next
+}
+
+/// Days as the pages print them: one decimal, "—" when unbounded (no demand).
+func daysText(_ days: Double?, _ t: [String: String]) -> String {
+    guard let days else { return t["unbounded"]! }
+    return String(format: "%.1f", days)
+}

@@ -1,0 +1,214 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import StockpileHTTP
+import StockpileTestSupport
+import Testing
+
+/// The web pages (issue 7): sign-in by cookie with CSRF, the dashboard, the facility page and the
+/// stock-entry form, whose double submission counts once.
+@Suite(.serialized) struct PageTests {
+    /// A browser's cookie jar, reduced to what the pages set.
+    struct Browser {
+        let client: AuthorizedClient
+        var cookies: [String: String] = [:]
+
+        init(_ client: AuthorizedClient) { self.client = client.with(nil) }
+
+        mutating func request(_ uri: String, method: HTTPRequest.Method = .get, form: [String: String]? = nil) async throws -> TestResponse {
+            var headers: HTTPFields = [:]
+            if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
+            var body: ByteBuffer?
+            if let form {
+                headers[.contentType] = "application/x-www-form-urlencoded"
+                body = ByteBuffer(string: form.map { key, value in
+                    "\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
+                }.joined(separator: "&"))
+            }
+            let response = try await client.execute(uri: uri, method: method, headers: headers, body: body)
+            for header in response.headers[values: .setCookie] {
+                let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let value = pair.count > 1 ? String(pair[1]) : ""
+                cookies[String(pair[0])] = value.isEmpty ? nil : value
+            }
+            return response
+        }
+
+        var csrf: String { cookies["sp_csrf"] ?? "" }
+
+        mutating func signIn(_ token: String) async throws -> TestResponse {
+            _ = try await request("/login")
+            return try await request("/login", method: .post, form: ["csrf": csrf, "token": token])
+        }
+    }
+
+    static func html(_ response: TestResponse) -> String { String(buffer: response.body) }
+
+    /// The value of the hidden field `name` in a page.
+    static func hidden(_ name: String, in page: String) -> String? {
+        guard let range = page.range(of: "name=\"\(name)\" value=\"") else { return nil }
+        return String(page[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    @Test func pagesNeedASignedInSession() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            var browser = Browser(client)
+            let dashboard = try await browser.request("/?region=D")
+            #expect(dashboard.status == .seeOther)
+            #expect(dashboard.headers[.location] == "/login?next=%2F%3Fregion%3DD")
+            #expect(try await browser.request("/entry").status == .seeOther)
+            #expect(try await browser.request("/facilities/H").status == .seeOther)
+            // A bearer token is for the API; the pages do not take it (and the API does not take the cookie).
+            #expect(try await client.execute(uri: "/", method: .get).status == .seeOther)
+
+            let bad = try await browser.signIn("sp_not-a-token")
+            #expect(bad.status == .unauthorized)
+            #expect(Self.html(bad).contains("令牌无效"))
+            // Without the CSRF token the login form is refused, whatever the token.
+            let forged = try await browser.request("/login", method: .post, form: ["csrf": "0", "token": service.admin])
+            #expect(forged.status == .forbidden)
+            #expect(browser.cookies["sp_session"] == nil)
+
+            let good = try await browser.signIn(service.admin)
+            #expect(good.status == .seeOther)
+            #expect(good.headers[.location] == "/")
+            let session = good.headers[values: .setCookie].first { $0.hasPrefix("sp_session=") } ?? ""
+            #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict"))
+            #expect(try await browser.request("/api/v1/items").status == .unauthorized)
+            #expect(try await browser.request("/").status == .ok)
+
+            #expect(try await browser.request("/logout", method: .post, form: ["csrf": browser.csrf]).status == .seeOther)
+            #expect(try await browser.request("/").status == .seeOther)
+        }
+    }
+
+    @Test func dashboardShowsBandsShortfallsAndTotals() async throws {
+        let service = try await TestService(reserves: true)
+        try await service.test { client in
+            var browser = Browser(client)
+            _ = try await browser.signIn(service.commandD)
+            let response = try await browser.request("/")
+            #expect(response.status == .ok)
+            let page = Self.html(response)
+            #expect(page.contains("<html lang=\"zh-CN\">"))
+            #expect(page.contains("指挥中心"))
+            // Every heat-map cell links to its facility and names its band in the title.
+            #expect(page.contains("href=\"/facilities/H\" title=\"第一区人民医院 · N95口罩 · "))
+            #expect(page.contains("class=\"heat\""))
+            #expect(page.contains("id=\"shortfalls\""))
+            #expect(page.contains("第一区"))
+            #expect(response.headers[.init("Server-Timing")!] != nil)
+
+            let english = try await browser.request("/?lang=en&sort=facility&designated=true")
+            let text = Self.html(english)
+            #expect(text.contains("<html lang=\"en\">"))
+            #expect(text.contains("Command centre"))
+            #expect(!text.contains("href=\"/facilities/W\""))
+            // The language is remembered.
+            #expect(Self.html(try await browser.request("/")).contains("<html lang=\"en\">"))
+        }
+    }
+
+    @Test func facilityPageShowsLayersLotsAndStaysInScope() async throws {
+        let service = try await TestService(reserves: true)
+        try await service.test { client in
+            var browser = Browser(client)
+            _ = try await browser.signIn(service.clerkH)
+            let response = try await browser.request("/facilities/H")
+            #expect(response.status == .ok)
+            let page = Self.html(response)
+            #expect(page.contains("KEPT"))
+            #expect(page.contains("class=\"l-physical\""))
+            #expect(page.contains("class=\"l-contract\""))
+            #expect(page.contains("最近登记"))
+            // Another facility is, to this clerk, one that does not exist.
+            #expect(try await browser.request("/facilities/W").status == .notFound)
+        }
+    }
+
+    @Test func entryFormIsLabelledAndKeyboardUsable() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            var browser = Browser(client)
+            _ = try await browser.signIn(service.clerkH)
+            let response = try await browser.request("/entry")
+            #expect(response.status == .ok)
+            let page = Self.html(response)
+            // Every visible field has a <label for=…>; radio buttons sit inside theirs.
+            let ids = page.matches(of: /<(?:input|select)[^>]*\bid="([^"]+)"/).map { String($0.1) }
+            #expect(Set(ids).isSuperset(of: ["item", "lot", "expiry", "quantity", "facility", "reason_code", "reason"]))
+            for id in ids { #expect(page.contains("<label for=\"\(id)\">"), "no label for \(id)") }
+            let radios = page.matches(of: /<input type="radio"/).count
+            #expect(radios == 4)
+            #expect(page.matches(of: /<label class="choice"><input type="radio"/).count == radios)
+            // Nothing is click-only: no inline handlers, no elements taken out of the tab order.
+            for (path, text) in [("/entry", page), ("/", Self.html(try await browser.request("/"))),
+                                 ("/facilities/H", Self.html(try await browser.request("/facilities/H")))] {
+                #expect(!text.contains("onclick"), "\(path)")
+                #expect(!text.contains("tabindex=\"-1\""), "\(path)")
+                #expect(text.contains("<a class=\"skip\" href=\"#main\">"), "\(path)")
+            }
+            // A command token reads; it does not record.
+            var command = Browser(client)
+            _ = try await command.signIn(service.commandD)
+            #expect(try await command.request("/entry").status == .forbidden)
+        }
+    }
+
+    @Test func aReceiptSubmittedTwiceCountsOnce() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            var browser = Browser(client)
+            _ = try await browser.signIn(service.clerkH)
+            let form = Self.html(try await browser.request("/entry"))
+            let id = try #require(Self.hidden("id", in: form))
+            #expect(UUID(uuidString: id) != nil)
+            let before = try service.ledgerState()
+            let receipt = ["csrf": browser.csrf, "id": id, "kind": "receipt", "facility": "H", "item": "N95", "lot": "FORM-1",
+                           "expiry": "2029-01-31", "quantity": "25", "reason_code": "", "reason": "到货"]
+            let first = try await browser.request("/entry", method: .post, form: receipt)
+            #expect(first.status == .created)
+            let confirmation = Self.html(first)
+            #expect(confirmation.contains("已登记"))
+            #expect(confirmation.contains("<strong id=\"lot-balance\">25</strong>"))
+            // The next form has a new id.
+            #expect(Self.hidden("id", in: confirmation) != id)
+
+            let again = try await browser.request("/entry", method: .post, form: receipt)
+            #expect(again.status == .ok)
+            #expect(Self.html(again).contains("未重复计数"))
+            #expect(Self.html(again).contains("<strong id=\"item-balance\">25</strong>"))
+            #expect(try service.scalar("SELECT count(*) AS n FROM movements") == before[0] + 1)
+            #expect(try service.scalar("SELECT coalesce(sum(quantity), 0) AS n FROM balances") == before[1] + 25)
+
+            // Errors come back inline, in Chinese, with the values kept and nothing recorded.
+            let after = try service.ledgerState()
+            var missing = receipt
+            missing["id"] = UUID().uuidString
+            missing["quantity"] = ""
+            let refused = try await browser.request("/entry", method: .post, form: missing)
+            #expect(refused.status == .badRequest)
+            #expect(Self.html(refused).contains("id=\"quantity-error\">数量必须是正整数"))
+            #expect(Self.html(refused).contains("value=\"FORM-1\""))
+            var adjustment = missing
+            adjustment["kind"] = "adjustment"
+            adjustment["quantity"] = "1"
+            #expect(Self.html(try await browser.request("/entry", method: .post, form: adjustment)).contains("调整必须选择原因"))
+            var tooMany = missing
+            tooMany["kind"] = "issue"
+            tooMany["quantity"] = "1000"
+            #expect(Self.html(try await browser.request("/entry", method: .post, form: tooMany)).contains("库存不足"))
+            var foreign = missing
+            foreign["facility"] = "W"
+            foreign["quantity"] = "1"
+            #expect(try await browser.request("/entry", method: .post, form: foreign).status == .forbidden)
+            var forged = missing
+            forged["quantity"] = "1"
+            forged["csrf"] = String(repeating: "0", count: 64)
+            #expect(try await browser.request("/entry", method: .post, form: forged).status == .forbidden)
+            #expect(try service.ledgerState() == after)
+        }
+    }
+}
