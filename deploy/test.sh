@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, runs the Swift test suites (which start
 # their own throwaway PostgreSQL cluster), then a smoke test of the real binary the way the
-# quick start runs it (embedded cluster, demo district, curl), then schemathesis against it.
+# quick start runs it (embedded cluster, demo district, curl), the web pages in headless Chromium,
+# then schemathesis against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
@@ -36,11 +37,14 @@ fi
 echo "== smoke test of the binary"
 deploy/smoke.sh .build/debug/stockpile
 
+echo "== the web pages in headless Chromium (screenshots in artifacts/screenshots/)"
+deploy/browser.sh .build/debug/stockpile
+
 echo "== schemathesis against the live API"
 deploy/fuzz.sh .build/debug/stockpile 40
 
 # One plain closing line for CI, counted from Swift Testing's results.
 passed=$(grep -cE '^✔ Test .* passed' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed' "$log" || true)
-# (+2: the smoke test and the fuzz run)
-echo "tests: $((passed + 2)) passed, $failed failed"
+# (+3: the smoke test, the browser test and the fuzz run)
+echo "tests: $((passed + 3)) passed, $failed failed"
