@@ -63,6 +63,19 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
             try await FacilityPage(database: database, timeZone: services.timeZone, scope: scope).response(code, page: page)
         }
     }
+    router.get("/orders") { request, context in
+        try await signedIn(request, context) { scope, page in
+            try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope)
+                .response(page: page, status: request.uri.queryParameters["status"].map(String.init))
+        }
+    }
+    router.post("/orders/{id}") { request, context in
+        let id = try context.parameters.require("id")
+        let body = try await request.body.collect(upTo: 16 << 10)
+        return try await signedIn(request, context) { scope, page in
+            try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope).submit(id, form: PageSession.form(body), page: page)
+        }
+    }
     router.get("/entry") { request, context in
         try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
             try await EntryPage(database: database, scope: scope).response(page: page, form: [:])

@@ -51,6 +51,10 @@ enum PageStrings {
         "band.stockout": "断货", "band.<3d": "不足3天", "band.3-7d": "3–7天", "band.7-14d": "7–14天",
         "band.14-N": "14天至目标", "band.>=N": "达到目标",
         "notFound": "未找到该机构，或您无权查看", "forbidden": "您的角色不能使用此页面",
+        "orders": "调拨单", "actions": "操作", "approve": "批准", "cancel": "取消", "dispatch": "发出", "receive": "全部签收",
+        "cancelReason": "取消原因", "err.action": "未知的操作", "err.order": "该调拨单不能执行此操作",
+        "status.proposed": "待批准", "status.approved": "已批准", "status.dispatched": "在途", "status.received": "已签收",
+        "status.cancelled": "已取消",
     ]
 
     static let en: [String: String] = [
@@ -90,5 +94,9 @@ enum PageStrings {
         "band.stockout": "stock-out", "band.<3d": "under 3 d", "band.3-7d": "3–7 d", "band.7-14d": "7–14 d",
         "band.14-N": "14 d to target", "band.>=N": "at target",
         "notFound": "No such facility, or not yours to see", "forbidden": "Your role may not use this page",
+        "orders": "Reallocation orders", "actions": "Actions", "approve": "Approve", "cancel": "Cancel", "dispatch": "Dispatch",
+        "receive": "Receive all", "cancelReason": "Reason to cancel", "err.action": "Unknown action",
+        "err.order": "This order cannot take that step", "status.proposed": "proposed", "status.approved": "approved",
+        "status.dispatched": "in transit", "status.received": "received", "status.cancelled": "cancelled",
     ]
 }

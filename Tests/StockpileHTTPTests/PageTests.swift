@@ -211,4 +211,38 @@ import Testing
             #expect(try service.ledgerState() == after)
         }
     }
+
+    @Test func ordersAreApprovedDispatchedAndReceivedFromTheirPage() async throws {
+        let service = try await TestService(reserves: true)
+        try await service.test { client in
+            var command = Browser(client), sender = Browser(client), receiver = Browser(client)
+            _ = try await command.signIn(service.commandD)
+            _ = try await sender.signIn(service.clerkH)
+            _ = try await receiver.signIn(service.clerkW)
+            let list = Self.html(try await command.request("/orders"))
+            #expect(list.contains("待批准"))
+            #expect(list.contains("<button type=\"submit\">批准 #1</button>"))
+            #expect(list.contains("<label for=\"reason-1\">取消原因</label>"))
+            // The clerks get no approve button, and a forged one is refused.
+            #expect(!Self.html(try await sender.request("/orders")).contains("批准 #1"))
+            #expect(try await sender.request("/orders/1", method: .post, form: ["csrf": sender.csrf, "action": "approve"]).status == .forbidden)
+            #expect(try await command.request("/orders/1", method: .post, form: ["csrf": "x", "action": "approve"]).status == .forbidden)
+
+            #expect(Self.html(try await command.request("/orders/1", method: .post, form: ["csrf": command.csrf, "action": "approve"]))
+                .contains("#1 已批准"))
+            #expect(!Self.html(try await receiver.request("/orders")).contains("发出 #1"))
+            #expect(Self.html(try await sender.request("/orders")).contains("发出 #1"))
+            #expect(try await receiver.request("/orders/1", method: .post, form: ["csrf": receiver.csrf, "action": "dispatch"]).status == .forbidden)
+            #expect(Self.html(try await sender.request("/orders/1", method: .post, form: ["csrf": sender.csrf, "action": "dispatch"]))
+                .contains("#1 在途"))
+            // Received twice (a resubmitted form): counted once.
+            for _ in 0..<2 {
+                let received = try await receiver.request("/orders/1", method: .post, form: ["csrf": receiver.csrf, "action": "receive"])
+                #expect(received.status == .ok)
+                #expect(Self.html(received).contains("#1 已签收"))
+            }
+            #expect(try service.scalar("SELECT quantity AS n FROM balances b JOIN facilities f ON f.id = b.facility_id WHERE f.code = 'W'") == 10)
+            #expect(try await service.mismatches() == 0)
+        }
+    }
 }

@@ -1,0 +1,70 @@
+import Foundation
+import Hummingbird
+import StockpileCore
+import StockpilePostgres
+
+/// Reallocation orders (调拨单): approve or cancel for the command centre, dispatch for the sending
+/// warehouse, receive (in full) for the receiving one. Every step is idempotent in the ledger, so a
+/// resubmitted button changes nothing the second time.
+struct OrdersPage {
+    let database: StockpileDatabase
+    let timeZone: TimeZone
+    let scope: AccessScope
+
+    static let statuses = ["proposed", "approved", "dispatched", "received", "cancelled"]
+    static let actions: [String: Set<Role>] = ["approve": StockpileAPI.planners, "cancel": StockpileAPI.planners,
+                                               "dispatch": StockpileAPI.shippers, "receive": StockpileAPI.shippers]
+
+    func response(page: PageRequest, status wanted: String?, message: String? = nil, error: String? = nil,
+                  code: HTTPResponse.Status = .ok) async throws -> Response {
+        let t = page.t
+        let status = wanted.flatMap { Self.statuses.contains($0) ? $0 : nil }
+        let orders = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
+            .list(status: status, facility: nil, item: nil, limit: 200)
+        let mine = Set(scope.facilityCodes)
+        let rows = orders.map { o -> [String: Any] in
+            let may = { (action: String) in Self.actions[action]!.contains(self.scope.role) }
+            let sends = scope.role == .admin || mine.contains(o.from), receives = scope.role == .admin || mine.contains(o.to)
+            return ["id": o.id, "item": o.item, "from": o.from, "to": o.to, "quantity": o.quantity,
+                    "distance": String(format: "%.1f", o.distanceKm), "status": t["status." + o.status] ?? o.status, "asOf": o.asOf,
+                    "lines": o.lines.map { "\($0.lot) × \($0.quantity)" }.joined(separator: ", "),
+                    "approve": may("approve") && o.status == "proposed",
+                    "cancel": may("cancel") && (o.status == "proposed" || o.status == "approved"),
+                    "dispatch": may("dispatch") && sends && o.status == "approved",
+                    "receive": may("receive") && receives && o.status == "dispatched"]
+        }
+        var values: [String: Any] = [
+            "orders": rows, "noOrders": rows.isEmpty,
+            "statuses": Self.statuses.map { ["code": $0, "label": t["status." + $0]!, "selected": $0 == status] },
+        ]
+        if let message { values["message"] = message }
+        if let error { values["error"] = error }
+        return PageTemplates.render("orders", values, page: page, title: t["orders"]!, status: code)
+    }
+
+    /// One step on one order, from the form's `action`; the list again, with what happened.
+    func submit(_ id: String, form: [String: String], page: PageRequest) async throws -> Response {
+        let t = page.t
+        guard page.accepts(form) else { return try await response(page: page, status: nil, error: t["err.csrf"]!, code: .forbidden) }
+        let action = form["action"] ?? ""
+        guard let roles = Self.actions[action], let orderID = Int64(id), orderID > 0 else {
+            return try await response(page: page, status: nil, error: t["err.action"]!, code: .badRequest)
+        }
+        guard roles.contains(scope.role) else { return try await response(page: page, status: nil, error: t["forbidden"]!, code: .forbidden) }
+        let orders = PostgresReallocations(database, scope: scope, timeZone: timeZone)
+        do {
+            let order: ReallocationOrder
+            switch action {
+            case "approve": order = try await orders.approve(orderID)
+            case "cancel": order = try await orders.cancel(orderID, reason: form["reason"] ?? "")
+            case "dispatch": order = try await orders.dispatch(orderID)
+            default: order = try await orders.receive(orderID, received: nil, reason: "")
+            }
+            let message = "#\(order.id) \(t["status." + order.status] ?? order.status)"
+            return try await response(page: page, status: form["status"], message: message)
+        } catch let refusal as Refusal {
+            let code = APIError(refusal: refusal).status
+            return try await response(page: page, status: form["status"], error: "\(t["err.order"]!)（\(refusal.description)）", code: code)
+        }
+    }
+}
