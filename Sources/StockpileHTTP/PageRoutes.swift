@@ -76,6 +76,24 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
             try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope).submit(id, form: PageSession.form(body), page: page)
         }
     }
+    router.get("/reports") { request, context in
+        try await signedIn(request, context, roles: StockpileAPI.planners) { scope, page in
+            try await ReportPage(database: database, timeZone: services.timeZone, scope: scope)
+                .response(date: request.uri.queryParameters["date"].map(String.init), page: page)
+        }
+    }
+    router.get("/reports/{date}/print") { request, context in
+        let date = try context.parameters.require("date")
+        return try await signedIn(request, context, roles: StockpileAPI.planners) { scope, page in
+            try await ReportPage(database: database, timeZone: services.timeZone, scope: scope).printable(date, page: page)
+        }
+    }
+    router.get("/reports/{date}/csv/{section}") { request, context in
+        let date = try context.parameters.require("date"), section = try context.parameters.require("section")
+        return try await signedIn(request, context, roles: StockpileAPI.planners) { scope, page in
+            try await ReportPage(database: database, timeZone: services.timeZone, scope: scope).csv(date, section: section, page: page)
+        }
+    }
     router.get("/entry") { request, context in
         try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
             try await EntryPage(database: database, scope: scope).response(page: page, form: [:])

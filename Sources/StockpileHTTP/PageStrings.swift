@@ -55,6 +55,8 @@ enum PageStrings {
         "cancelReason": "取消原因", "err.action": "未知的操作", "err.order": "该调拨单不能执行此操作",
         "status.proposed": "待批准", "status.approved": "已批准", "status.dispatched": "在途", "status.received": "已签收",
         "status.cancelled": "已取消",
+        "report": "夜间补货报告", "noReport": "该日期尚无夜间报告（stockpile nightly 每晚生成）", "printable": "打印版",
+        "downloadCSV": "下载 CSV", "firstRows": "页面只显示前 50 行，完整内容请下载 CSV",
     ]
 
     static let en: [String: String] = [
@@ -98,5 +100,7 @@ enum PageStrings {
         "receive": "Receive all", "cancelReason": "Reason to cancel", "err.action": "Unknown action",
         "err.order": "This order cannot take that step", "status.proposed": "proposed", "status.approved": "approved",
         "status.dispatched": "in transit", "status.received": "received", "status.cancelled": "cancelled",
+        "report": "Nightly reorder report", "noReport": "No nightly report for this date yet (stockpile nightly makes it each night)",
+        "printable": "Printable page", "downloadCSV": "Download CSV", "firstRows": "the page shows the first 50 rows; the CSV has them all",
     ]
 }

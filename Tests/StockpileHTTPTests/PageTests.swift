@@ -2,7 +2,9 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import StockpileCore
 import StockpileHTTP
+import StockpilePostgres
 import StockpileTestSupport
 import Testing
 
@@ -243,6 +245,29 @@ import Testing
             }
             #expect(try service.scalar("SELECT quantity AS n FROM balances b JOIN facilities f ON f.id = b.facility_id WHERE f.code = 'W'") == 10)
             #expect(try await service.mismatches() == 0)
+        }
+    }
+
+    @Test func theNightlyReportPageLinksThePrintablePageAndEachCSV() async throws {
+        let service = try await TestService(reserves: true)
+        _ = try await PostgresNightly(service.database, scope: .system("test")).run(asOf: LocalDate("2026-11-22")!, region: nil)
+        try await service.test { client in
+            var admin = Browser(client)
+            _ = try await admin.signIn(service.admin)
+            let page = Self.html(try await admin.request("/reports?date=2026-11-22"))
+            #expect(page.contains("href=\"/reports/2026-11-22/print\""))
+            for section in NightlyReportTables.Section.allCases {
+                #expect(page.contains("href=\"/reports/2026-11-22/csv/\(section.rawValue)\""))
+                let csv = try await admin.request("/reports/2026-11-22/csv/\(section.rawValue)")
+                #expect(csv.status == .ok)
+                #expect(String(buffer: csv.body).hasPrefix("\u{FEFF}" + NightlyReportTables.header(section)[0]))
+            }
+            #expect(try await admin.request("/reports/2026-11-22/print").status == .ok)
+            #expect(Self.html(try await admin.request("/reports?date=2026-11-21")).contains("id=\"no-report\""))
+            // The report is the command centre's: a clerk gets the "forbidden" page.
+            var clerk = Browser(client)
+            _ = try await clerk.signIn(service.clerkH)
+            #expect(try await clerk.request("/reports").status == .forbidden)
         }
     }
 }
