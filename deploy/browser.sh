@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The pages in a real browser: starts the given stockpile binary with the demo district (as
 # smoke.sh does), signs in through the login form with curl, then has headless Chromium load the
-# dashboard, a facility page and the entry form at 1366×768 and 390×844 (screenshots in
+# dashboard, a facility page, the orders page and the entry form at 1366×768 and 390×844 (screenshots in
 # artifacts/screenshots/), checks their content in the DOM Chromium built, submits one receipt
 # form twice with the same id, and checks the balance moved exactly once.
 # Chromium cannot be handed a cookie on the command line, so it goes through a tiny local proxy
@@ -106,7 +106,11 @@ check facility "$dom" '储备构成' 'class="l-physical"' '批次与有效期' '
 dom=$(browse dom 1366,768 "$base/?lang=en")
 check "dashboard (English)" "$dom" '<html lang="en">' 'Command centre'
 
+dom=$(browse dom 1366,768 "$base/orders?lang=zh")
+check orders "$dom" '<html lang="zh-CN">' 'id="orders"' '调拨单'
+
 for size in 1366,768 390,844; do
+    browse shot "$size" "$base/orders" "$shots/orders-${size/,/x}.png"
     browse shot "$size" "$base/?lang=zh" "$shots/dashboard-${size/,/x}.png"
     browse shot "$size" "$base/facilities/$facility" "$shots/facility-${size/,/x}.png"
 done
@@ -135,5 +139,5 @@ grep -q '未重复计数' "$data/entry-2.html" || fail "the second submission di
 after=$(balance)
 [ "$after" = $((before + 60)) ] || fail "balance went from $before to $after, expected +60 exactly once"
 
-for f in "$shots"/{dashboard,facility,entry}-{1366x768,390x844}.png; do [ -s "$f" ] || fail "no screenshot $f"; done
+for f in "$shots"/{dashboard,facility,entry,orders}-{1366x768,390x844}.png; do [ -s "$f" ] || fail "no screenshot $f"; done
 echo "browser: ok (dashboard ${ms} ms server time, facility page, entry form; receipt submitted twice, balance $before → $after; screenshots in $shots)"

@@ -118,12 +118,13 @@ func loginPage(_ page: PageRequest, next: String?, error: String? = nil, status:
 /// or the "forbidden" page.
 func signedIn(_ request: Request, _ context: StockpileRequestContext, roles: Set<Role> = StockpileAPI.readers,
               _ body: (AccessScope, PageRequest) async throws -> Response) async throws -> Response {
-    let page = PageRequest(request)
+    var page = PageRequest(request)
     guard let scope = context.scope else {
         let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         let next = here.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/"
         return PageTemplates.redirect("\(PagePaths.login)?next=\(next)", cookies: page.setCookies)
     }
+    page.role = scope.role
     guard roles.contains(scope.role) else {
         return PageTemplates.render("message", ["message": page.t["forbidden"]!], page: page, title: page.t["forbidden"]!, status: .forbidden)
     }

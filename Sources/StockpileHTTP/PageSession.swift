@@ -68,6 +68,8 @@ struct PageRequest {
     var language: PageLanguage
     var csrf: String
     var setCookies: [String] = []
+    /// The signed-in role, for the navigation: links only to pages the role may open.
+    var role: Role?
 
     init(_ request: Request) {
         let cookies = PageSession.cookies(request)

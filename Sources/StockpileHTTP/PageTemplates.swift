@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Mustache
 import NIOCore
+import StockpilePostgres
 
 /// The pages' Mustache templates, stylesheet and script (Sources/StockpileHTTP/pages), loaded once
 /// from the target's resources. Everything is served by the app itself: no CDN on a closed network.
@@ -35,6 +36,8 @@ enum PageTemplates {
         context["csrf"] = page.csrf
         context["title"] = title
         context["signedIn"] = signedIn
+        context["mayRecord"] = page.role.map(StockpileAPI.writers.contains) ?? false
+        context["mayPlan"] = page.role.map(StockpileAPI.planners.contains) ?? false
         let body = library.render(context, withTemplate: template) ?? ""
         var headers: HTTPFields = [
             .contentType: "text/html; charset=utf-8",

@@ -268,6 +268,10 @@ import Testing
             var clerk = Browser(client)
             _ = try await clerk.signIn(service.clerkH)
             #expect(try await clerk.request("/reports").status == .forbidden)
+            // The navigation links only to pages the role may open.
+            let clerkNav = Self.html(try await clerk.request("/facilities/H"))
+            #expect(clerkNav.contains("<a href=\"/entry\">") && !clerkNav.contains("<a href=\"/reports\">"))
+            #expect(page.contains("<a href=\"/entry\">") && page.contains("<a href=\"/reports\">"))
         }
     }
 }
