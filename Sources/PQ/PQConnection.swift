@@ -96,6 +96,20 @@ public final class PQConnection: @unchecked Sendable {
     /// A parameterized query (PQexecParams): parameters never travel inside the SQL text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PQEncodable] = []) throws -> PQResult {
+        try consume(try send(sql, parameters))
+    }
+
+    /// A parameterized query whose rows are read in place, one at a time, by column position:
+    /// for reads of millions of rows, where copying every value into a String first costs more
+    /// than the query.
+    public func scan(_ sql: String, _ parameters: [any PQEncodable] = [], _ body: (PQRowView) throws -> Void) throws {
+        guard let result = try send(sql, parameters) else { throw connectionError() }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_TUPLES_OK else { throw error(from: result) }
+        for row in 0..<PQntuples(result) { try body(PQRowView(result: result, row: row)) }
+    }
+
+    private func send(_ sql: String, _ parameters: [any PQEncodable]) throws -> OpaquePointer? {
         guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
         let values = parameters.map(\.pqValue)
         // Copy every parameter into one buffer we own, each NUL-terminated, and hand libpq
@@ -134,7 +148,7 @@ public final class PQConnection: @unchecked Sendable {
                 }
             }
         }
-        return try consume(result)
+        return result
     }
 
     /// Runs one or more statements with the simple query protocol (migrations, SET, BEGIN).

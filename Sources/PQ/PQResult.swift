@@ -1,3 +1,5 @@
+import CLibPQ
+import Foundation
 /// The rows of a query, copied out of the PGresult so no libpq memory outlives the call.
 public struct PQResult: Sendable {
     public let columns: [String]
@@ -38,4 +40,19 @@ final class PQColumnIndex: Sendable {
         for (i, name) in names.enumerated() where positions[name] == nil { positions[name] = i }
         self.positions = positions
     }
+}
+
+/// One row of a result in libpq's memory, read by column position (see `PQConnection.scan`).
+/// Valid only inside the scan's closure.
+public struct PQRowView {
+    let result: OpaquePointer
+    let row: Int32
+
+    public func isNull(_ column: Int) -> Bool { PQgetisnull(result, row, Int32(column)) == 1 }
+    public func string(_ column: Int) -> String { String(cString: PQgetvalue(result, row, Int32(column))) }
+    public func int64(_ column: Int) -> Int64 { strtoll(PQgetvalue(result, row, Int32(column)), nil, 10) }
+    public func double(_ column: Int) -> Double { strtod(PQgetvalue(result, row, Int32(column)), nil) }
+    public func bool(_ column: Int) -> Bool { PQgetvalue(result, row, Int32(column)).pointee == UInt8(ascii: "t") }
+    public func int64OrNil(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
+    public func stringOrNil(_ column: Int) -> String? { isNull(column) ? nil : string(column) }
 }

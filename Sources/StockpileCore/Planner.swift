@@ -7,7 +7,7 @@ import Foundation
 // second objective can never buy anything from the first.
 
 /// Where a donor or receiver is.
-public struct PlanSite: Sendable, Equatable {
+public struct PlanSite: Sendable, Equatable, Codable {
     public var code: String
     public var latitude: Double
     public var longitude: Double
@@ -17,7 +17,7 @@ public struct PlanSite: Sendable, Equatable {
 }
 
 /// A lot a donor can ship from: its days to expiry from `as_of` (nil: does not expire).
-public struct PlanLot: Sendable, Equatable {
+public struct PlanLot: Sendable, Equatable, Codable {
     public var lot: String
     public var quantity: Int64
     public var expiryDays: Int?
@@ -98,7 +98,8 @@ public struct PlanOptions: Sendable {
     /// true optimum (a minimum order size makes the problem a fixed-charge one, NP-hard in general).
     public var minimumOrder: Int64
     /// Items with more donor × receiver pairs than this start from each site's `nearest` pairs
-    /// and add the rest by pricing (the result is the same optimum, found faster).
+    /// and add the rest by pricing, at most `nearest` more per receiver a round (the result is the
+    /// same optimum, found faster).
     public var sparseAbove: Int
     public var nearest: Int
     public init(maxDistanceKm: Double? = nil, minimumOrder: Int64 = 0, sparseAbove: Int = 40_000, nearest: Int = 12) {
@@ -153,17 +154,19 @@ public enum Planner {
         }
     }
 
+    /// A site as a point on the unit sphere: nearness by dot product, chords by difference.
+    static func unitVector(_ s: PlanSite) -> (Double, Double, Double) {
+        let lat = s.latitude * .pi / 180, lon = s.longitude * .pi / 180
+        return (cos(lat) * cos(lon), cos(lat) * sin(lon), sin(lat))
+    }
+
     /// Candidate receivers per donor: everything for small items; for large ones each receiver's
     /// nearest donors and each donor's nearest receivers. Pricing (below) adds whatever else the
     /// optimum needs, so the answer is exact either way.
     static func candidates(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions) -> [[Int]]? {
         let d = donors.count, r = receivers.count
         guard d * r > options.sparseAbove else { return nil }
-        func unit(_ s: PlanSite) -> (Double, Double, Double) {
-            let lat = s.latitude * .pi / 180, lon = s.longitude * .pi / 180
-            return (cos(lat) * cos(lon), cos(lat) * sin(lon), sin(lat))
-        }
-        let du = donors.map { unit($0.site) }, ru = receivers.map { unit($0.site) }
+        let du = donors.map { unitVector($0.site) }, ru = receivers.map { unitVector($0.site) }
         var lists = [Set<Int>](repeating: [], count: d)
         let k = max(1, options.nearest)
         func nearest(_ from: (Double, Double, Double), among points: [(Double, Double, Double)], skip: (Int) -> Bool) -> [Int] {
@@ -208,12 +211,36 @@ public enum Planner {
         }
     }
 
-    static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
-                      candidates: [[Int]]?) -> (plan: ItemPlan, priced: ([[Int]]) -> [(Int, Int)]) {
-        let needBefore = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
+    /// The network of one item. Nodes: 0 the source, then donors, then their lots, then receivers,
+    /// then (for the reference formulation) the sink.
+    struct Network {
+        var graph: [[Arc]]
+        let source = 0
+        let lotBase: Int, receiverBase: Int, sink: Int
+        let firstLot: [Int], lotDonor: [Int], lotIndex: [Int]
+        let lotsOf: [[PlanLot]]
+        /// The arc a lot would have to a receiver, if it may have one: capacity and cost.
+        let lotArc: (Int, PlanLot, Int) -> (Int64, Cost)?
+        /// Built with every arc turned around (for solving donor by donor, see `solve`).
+        let reversed: Bool
+
+        /// An arc of the planning problem, turned around when the network is.
+        mutating func link(_ from: Int, _ to: Int, _ capacity: Int64, _ cost: Cost) {
+            if reversed { addArc(to, from, capacity, cost) } else { addArc(from, to, capacity, cost) }
+        }
+
+        mutating func addArc(_ from: Int, _ to: Int, _ capacity: Int64, _ cost: Cost) {
+            graph[from].append(Arc(to: to, capacity: capacity, cost: cost, reverse: graph[to].count))
+            graph[to].append(Arc(to: from, capacity: 0, cost: -cost, reverse: graph[from].count - 1))
+        }
+    }
+
+    /// source → donor (its surplus) → each of its lots (the lot's quantity) → receiver (what the
+    /// receiver can use before the lot expires), on the candidate pairs (nil: every pair).
+    static func network(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
+                        candidates: [[Int]]?, reversed: Bool = false) -> Network {
         let lotsOf = donors.map { $0.lots ?? [PlanLot(lot: "", quantity: $0.surplus, expiryDays: nil)] }
         let d = donors.count, r = receivers.count
-        // Nodes: 0 source, then donors, then their lots, then receivers, then the sink.
         var firstLot = [Int](), lotDonor = [Int](), lotIndex = [Int]()
         var next = 1 + d
         for (i, lots) in lotsOf.enumerated() {
@@ -221,108 +248,255 @@ public enum Planner {
             for k in lots.indices { lotDonor.append(i); lotIndex.append(k) }
             next += lots.count
         }
-        let lotBase = 1 + d, receiverBase = next, sink = next + r, source = 0
-        var graph = [[Arc]](repeating: [], count: sink + 1)
-        func addArc(_ from: Int, _ to: Int, _ capacity: Int64, _ cost: Cost) {
-            graph[from].append(Arc(to: to, capacity: capacity, cost: cost, reverse: graph[to].count))
-            graph[to].append(Arc(to: from, capacity: 0, cost: -cost, reverse: graph[from].count - 1))
-        }
-        /// The arc a lot would have to a receiver, if it may have one: capacity and cost.
-        func lotArc(_ i: Int, _ lot: PlanLot, _ j: Int) -> (Int64, Cost, Double)? {
+        let lotArc = { (i: Int, lot: PlanLot, j: Int) -> (Int64, Cost)? in
             guard receivers[j].need > 0, receivers[j].site.code != donors[i].site.code, !ruledOut.contains(i * r + j) else { return nil }
             let km = GreatCircle.km(donors[i].site, receivers[j].site)
             if let limit = options.maxDistanceKm, km > limit { return nil }
             let usable = min(lot.quantity, receivers[j].usable(expiryDays: lot.expiryDays))
             guard usable > 0 else { return nil }
-            return (usable, Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))), km)
+            return (usable, Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))))
         }
+        var network = Network(graph: [[Arc]](repeating: [], count: next + r + 1), lotBase: 1 + d, receiverBase: next, sink: next + r,
+                              firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, lotArc: lotArc, reversed: reversed)
+        let everyone = Array(0..<r)
         for (i, donor) in donors.enumerated() {
             guard donor.surplus > 0 else { continue }
-            addArc(source, 1 + i, donor.surplus, .zero)
+            // Solving donor by donor, each donor brings its surplus itself.
+            if !reversed { network.addArc(network.source, 1 + i, donor.surplus, .zero) }
             for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
                 let node = firstLot[i] + k
-                addArc(1 + i, node, lot.quantity, .zero)
-                for j in candidates?[i] ?? Array(0..<r) {
-                    guard let (usable, cost, _) = lotArc(i, lot, j) else { continue }
-                    addArc(node, receiverBase + j, usable, cost)
+                network.link(1 + i, node, lot.quantity, .zero)
+                for j in candidates?[i] ?? everyone {
+                    guard let (usable, cost) = lotArc(i, lot, j) else { continue }
+                    network.link(node, network.receiverBase + j, usable, cost)
                 }
             }
         }
-        for (j, receiver) in receivers.enumerated() where receiver.need > 0 {
-            addArc(receiverBase + j, sink, receiver.need, Cost(coverage: -receiver.weight, distance: 0, expiry: 0))
-        }
-        // A bypass of cost 0: the sink is always reachable, so the search ends on "no path costs
-        // less than nothing", the condition the pricing's certificate needs. Nothing flows on it.
-        addArc(source, sink, .max / 4, .zero)
+        return network
+    }
 
-        // Successive shortest paths with Dijkstra on reduced costs. Only receiver→sink arcs cost
-        // less than 0, and the graph is layered, so the first potentials are exact shortest
-        // distances computed layer by layer.
-        var potential = [Cost](repeating: .infinity, count: graph.count)
-        potential[source] = .zero
-        for node in 1..<sink where potential[node] < .infinity || node <= d {
-            if node <= d { potential[node] = .zero }
-            for arc in graph[node] where arc.capacity > 0 && arc.to > node {
-                let candidate = potential[node] + arc.cost
-                if candidate < potential[arc.to] { potential[arc.to] = candidate }
+    /// Solves one item on the candidate pairs by successive shortest paths, one end at a time.
+    ///
+    /// Where stock is plentiful (surplus at least the need), receiver by receiver: paths from the
+    /// receiver back to the source, in a network where the source also reaches every receiver
+    /// directly at the cost of leaving it unmet (its weight, before any distance). Each search
+    /// is local while there is surplus near the receiver: it ends at the first donor that still
+    /// has some. Once there is not, the cheapest path may take stock from another receiver and
+    /// leave that one unmet instead (a designated hospital is worth two): that is how receivers
+    /// compete.
+    ///
+    /// Where stock is short, the mirror image, donor by donor: paths from the donor to a sink that
+    /// every receiver reaches at its need (costing less the more it weighs) and every donor
+    /// reaches directly at the cost of keeping its stock. Each search ends at the first receiver
+    /// that still needs something, close by while need is everywhere. The network is built turned
+    /// around, so the same search serves both.
+    ///
+    /// Either way every path is a shortest one and reduced costs never go negative, so the final
+    /// flow is optimal, and the potentials are the certificate pricing uses.
+    static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
+                      candidates: [[Int]]?) -> (plan: ItemPlan, priced: ([[Int]]) -> [(Int, Int)]) {
+        let surplus = donors.reduce(Int64(0)) { $0 + max(0, $1.surplus) }, need = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
+        let byDonor = surplus < need
+        var network = network(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: candidates,
+                              reversed: byDonor)
+        let receiverBase = network.receiverBase
+        let hub: Int, terminals: [(node: Int, amount: Int64)]
+        if byDonor {
+            // Every path to the sink ends in one arc into it; all of them cost the heaviest weight
+            // more than the plain model (receiver: −weight, keeping stock: 0), so costs stay ≥ 0.
+            hub = network.sink
+            let heaviest = receivers.map(\.weight).max() ?? 1
+            for (j, receiver) in receivers.enumerated() where receiver.need > 0 {
+                network.link(receiverBase + j, hub, receiver.need, Cost(coverage: heaviest - receiver.weight, distance: 0, expiry: 0))
+            }
+            for (i, donor) in donors.enumerated() where donor.surplus > 0 {
+                network.link(1 + i, hub, donor.surplus, Cost(coverage: heaviest, distance: 0, expiry: 0))
+            }
+            terminals = donors.indices.filter { donors[$0].surplus > 0 }.map { (1 + $0, donors[$0].surplus) }
+        } else {
+            hub = network.source
+            for (j, receiver) in receivers.enumerated() where receiver.need > 0 {
+                network.addArc(hub, receiverBase + j, receiver.need, Cost(coverage: receiver.weight, distance: 0, expiry: 0))
+            }
+            // Designated hospitals first: they would take stock from others anyway, and fewer detours follow.
+            terminals = receivers.indices.filter { receivers[$0].need > 0 }
+                .sorted { (receivers[$0].weight, $1) > (receivers[$1].weight, $0) }
+                .map { (receiverBase + $0, receivers[$0].need) }
+        }
+        var graph = network.graph
+        network.graph = []
+        let count = graph.count
+        // Potentials as distances to the receivers served so far: reduced cost c(u,v) + p(v) − p(u),
+        // never negative on an arc with room left. p(v) = stored[v] + offset: a search moves every
+        // node it did not reach by the same amount, kept once in `offset`.
+        var stored = [Cost](repeating: .zero, count: count)
+        var offset = Cost.zero
+        var distance = [Cost](repeating: .infinity, count: count)
+        var next = [Int](repeating: -1, count: count)  // the arc (index in the node's list) toward the receiver
+        var done = [Bool](repeating: false, count: count)
+        var touched: [Int] = []
+        var heap = CostHeap()
+        for (target, amount) in terminals {
+            var deficit = amount
+            while deficit > 0 {
+                for n in touched { distance[n] = .infinity; next[n] = -1; done[n] = false }
+                touched.removeAll(keepingCapacity: true)
+                heap.removeAll()
+                distance[target] = .zero
+                touched.append(target)
+                heap.push(.zero, target)
+                var reach = Cost.infinity
+                while let (dist, v) = heap.pop() {
+                    if done[v] { continue }
+                    done[v] = true
+                    if v == hub { reach = dist; break }
+                    // Arcs u → v with room left, found through v's list (each arc keeps its partner).
+                    for arc in graph[v] {
+                        let u = arc.to
+                        guard !done[u] else { continue }
+                        let forward = graph[u][arc.reverse]
+                        guard forward.capacity > 0 else { continue }
+                        let candidate = dist + (forward.cost + stored[v] - stored[u])
+                        if candidate < distance[u] {
+                            if distance[u] == .infinity { touched.append(u) }
+                            distance[u] = candidate
+                            next[u] = arc.reverse
+                            heap.push(candidate, u)
+                        }
+                    }
+                }
+                // The unmet (or keep) arcs mean the hub is always reached.
+                for n in touched where done[n] { stored[n] = stored[n] + distance[n] - reach }
+                offset = offset + reach
+                var bottleneck = deficit
+                var node = hub
+                while node != target {
+                    let arc = graph[node][next[node]]
+                    bottleneck = min(bottleneck, arc.capacity)
+                    node = arc.to
+                }
+                node = hub
+                while node != target {
+                    let k = next[node]
+                    graph[node][k].capacity -= bottleneck
+                    let arc = graph[node][k]
+                    graph[arc.to][arc.reverse].capacity += bottleneck
+                    node = arc.to
+                }
+                deficit -= bottleneck
             }
         }
-        if .zero < potential[sink] { potential[sink] = .zero }  // the bypass
-        // Nodes nothing reaches are never reached later either; any potential will do.
-        for node in potential.indices where !(potential[node] < .infinity) { potential[node] = .zero }
-
-        var distance = [Cost](repeating: .infinity, count: graph.count)
-        var previous = [(node: Int, arc: Int)](repeating: (-1, -1), count: graph.count)
-        var done = [Bool](repeating: false, count: graph.count)
-        while true {
-            for n in distance.indices { distance[n] = .infinity; previous[n] = (-1, -1); done[n] = false }
-            distance[source] = .zero
-            var heap = CostHeap()
-            heap.push(.zero, source)
-            while let (dist, node) = heap.pop() {
-                if done[node] { continue }
-                done[node] = true
-                // Stop at the sink: what lies farther does not matter for this path, and the
-                // potentials below stay valid (every node not settled moves by the sink's distance).
-                if node == sink { break }
-                for k in graph[node].indices {
-                    let arc = graph[node][k]
-                    guard arc.capacity > 0, !done[arc.to] else { continue }
-                    let candidate = dist + (arc.cost + potential[node] - potential[arc.to])
-                    if candidate < distance[arc.to] {
-                        distance[arc.to] = candidate
-                        previous[arc.to] = (node, k)
-                        heap.push(candidate, arc.to)
+        network.graph = graph
+        let plan = flows(of: network, donors: donors, receivers: receivers)
+        // Tightened at the end the priced arcs leave from: donors and lots, or receivers in the turned-around network.
+        let potential = tightened(stored, graph: graph, hub: hub,
+                                  lowered: byDonor ? [receiverBase..<network.sink] : [1..<network.lotBase, network.lotBase..<receiverBase]),
+            priceable = network, perReceiver = max(1, options.nearest)
+        // In the turned-around network a lot → receiver arc runs receiver → lot: its reduced cost
+        // is c + p(lot) − p(receiver) instead of c + p(receiver) − p(lot).
+        let sign: Int64 = byDonor ? -1 : 1
+        func term(_ node: Int) -> Cost { Cost(coverage: sign * potential[node].coverage, distance: sign * potential[node].distance,
+                                              expiry: sign * potential[node].expiry) }
+        // Pricing: the pairs outside the candidates with an arc of negative reduced cost, at most
+        // `nearest` per receiver (the most negative), since where a whole district ran short every idle
+        // lot in the city prices in and most of them would never carry anything. Every pair is
+        // looked at, so the loop is kept tight: the straight chord through the Earth is never
+        // longer than the great circle and costs no trigonometry, so most pairs are ruled out by it
+        // before the exact arc is built.
+        let priced = { (lists: [[Int]]) -> [(Int, Int)] in
+            let unit = receivers.map { unitVector($0.site) }
+            let open = receivers.map { $0.need > 0 }
+            let receiverTerm = receivers.indices.map { term(receiverBase + $0) }
+            let coverage = receiverTerm.map(\.coverage), millimetres = receiverTerm.map(\.distance)
+            let chordMillimetres = GreatCircle.earthRadiusKm * 1_000_000
+            var best = [[(reduced: Cost, donor: Int)]](repeating: [], count: receivers.count)
+            for i in donors.indices where donors[i].surplus > 0 {
+                let from = unitVector(donors[i].site)
+                var listed: Set<Int>?  // built only for a donor with a candidate
+                for (k, lot) in priceable.lotsOf[i].enumerated() where lot.quantity > 0 {
+                    let own = term(priceable.firstLot[i] + k)
+                    for j in receivers.indices where open[j] {
+                        // rc = cost + p(j) − p(lot); the cost has no coverage part and at least the chord in distance.
+                        let coverageGap = coverage[j] - own.coverage
+                        if coverageGap > 0 { continue }
+                        if coverageGap == 0 {
+                            let dx = from.0 - unit[j].0, dy = from.1 - unit[j].1, dz = from.2 - unit[j].2
+                            // Less one millimetre for the rounding of the exact cost.
+                            let bound = (dx * dx + dy * dy + dz * dz).squareRoot() * chordMillimetres - 1
+                            if bound + Double(millimetres[j] - own.distance) > 0 { continue }
+                        }
+                        guard let (_, cost) = priceable.lotArc(i, lot, j) else { continue }
+                        let reduced = cost + receiverTerm[j] - own
+                        guard reduced < .zero else { continue }
+                        // A pair in the network may show a negative reduced cost on an arc that is full.
+                        if listed == nil { listed = Set(lists[i]) }
+                        guard !listed!.contains(j) else { continue }
+                        if let at = best[j].firstIndex(where: { $0.donor == i }) {
+                            best[j][at].reduced = min(best[j][at].reduced, reduced)
+                        } else if best[j].count < perReceiver {
+                            best[j].append((reduced, i))
+                        } else if let worst = best[j].indices.max(by: { best[j][$0].reduced < best[j][$1].reduced }),
+                                  reduced < best[j][worst].reduced {
+                            best[j][worst] = (reduced, i)
+                        }
                     }
                 }
             }
-            guard distance[sink] < .infinity else { break }
-            let reach = distance[sink]
-            for n in graph.indices { potential[n] = potential[n] + (done[n] ? distance[n] : reach) }
-            // Augment only while it lowers the total: covers more, or the same for less distance.
-            guard potential[sink] - potential[source] < .zero else { break }
-            var bottleneck = Int64.max
-            var node = sink
-            while node != source {
-                let (from, k) = previous[node]
-                bottleneck = min(bottleneck, graph[from][k].capacity)
-                node = from
-            }
-            node = sink
-            while node != source {
-                let (from, k) = previous[node]
-                graph[from][k].capacity -= bottleneck
-                graph[node][graph[from][k].reverse].capacity += bottleneck
-                node = from
+            return best.enumerated().flatMap { j, list in list.map { ($0.donor, j) } }
+        }
+        return (plan, priced)
+    }
+
+    /// Potentials for pricing. Any that keep the reduced cost of every arc with room left at 0 or
+    /// more prove a flow optimal, but the ones the searches leave behind are loose wherever no
+    /// search went, and pricing with loose ones adds arcs by the hundred thousand that change
+    /// nothing. So, in the searches' sense (distance to): first each node's shortest distance to
+    /// the source over arcs with room left, the largest valid value, which is what a receiver
+    /// should have (what giving back its dearest supply would save); then donors, and then their
+    /// lots, lowered as far as the arcs into them allow, which for a donor with stock to spare is
+    /// the source's own value: an idle lot costs nothing to use. Each step keeps every reduced
+    /// cost at 0 or more, so the certificate stands. Nodes that cannot reach the source keep
+    /// their old potentials, raised far enough that no arc into them breaks.
+    static func tightened(_ stored: [Cost], graph: [[Arc]], hub source: Int, lowered: [Range<Int>]) -> [Cost] {
+        var distance = [Cost](repeating: .infinity, count: graph.count)
+        var heap = CostHeap()
+        distance[source] = .zero
+        heap.push(.zero, source)
+        while let (dist, v) = heap.pop() {
+            guard dist == distance[v] else { continue }
+            for arc in graph[v] {
+                let forward = graph[arc.to][arc.reverse]
+                guard forward.capacity > 0 else { continue }
+                let candidate = dist + (forward.cost + stored[v] - stored[arc.to])
+                if candidate < distance[arc.to] { distance[arc.to] = candidate; heap.push(candidate, arc.to) }
             }
         }
+        let apart = Cost(coverage: 1 << 40, distance: 0, expiry: 0)
+        var potential = graph.indices.map { v in
+            distance[v] < .infinity ? distance[v] - stored[source] + stored[v] : stored[v] + apart
+        }
+        for range in lowered {
+            for v in range where distance[v] < .infinity {
+                // c(u,v) + p(v) − p(u) ≥ 0 on every arc u → v with room left.
+                var lowest = -Cost.infinity
+                for arc in graph[v] where graph[arc.to][arc.reverse].capacity > 0 {
+                    lowest = max(lowest, potential[arc.to] + arc.cost)
+                }
+                if lowest > -Cost.infinity { potential[v] = lowest }
+            }
+        }
+        return potential
+    }
 
-        // The flows, per donor × receiver, with their lots earliest expiry first.
+    /// The flows, per donor × receiver, with their lots earliest expiry first.
+    static func flows(of network: Network, donors: [PlanDonor], receivers: [PlanReceiver]) -> ItemPlan {
+        let r = receivers.count, graph = network.graph, receiverBase = network.receiverBase
         var byPair: [Int: PlanFlow] = [:]
-        for lotNode in firstLot.first.map({ $0..<receiverBase }) ?? 0..<0 {
-            let i = lotDonor[lotNode - lotBase], k = lotIndex[lotNode - lotBase]
-            for arc in graph[lotNode] where arc.to >= receiverBase && arc.to < sink {
-                let moved = graph[arc.to][arc.reverse].capacity
+        for lotNode in network.firstLot.first.map({ $0..<receiverBase }) ?? 0..<0 {
+            let i = network.lotDonor[lotNode - network.lotBase], k = network.lotIndex[lotNode - network.lotBase]
+            for arc in graph[lotNode] where arc.to >= receiverBase && arc.to < receiverBase + r {
+                // Turned around, the lot's list holds the partner of receiver → lot, whose room is the flow.
+                let moved = network.reversed ? arc.capacity : graph[arc.to][arc.reverse].capacity
                 guard moved > 0 else { continue }
                 let j = arc.to - receiverBase
                 byPair[i * r + j, default: PlanFlow(donor: i, receiver: j, quantity: 0,
@@ -333,34 +507,66 @@ public enum Planner {
         }
         var flows = byPair.values.sorted { ($0.donor, $0.receiver) < ($1.donor, $1.receiver) }
         for n in flows.indices {
-            let lots = lotsOf[flows[n].donor]
+            let lots = network.lotsOf[flows[n].donor]
             flows[n].lots.sort { (lots[$0.lot].expiryDays ?? .max, $0.lot) < (lots[$1.lot].expiryDays ?? .max, $1.lot) }
         }
+        let needBefore = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
         let covered = flows.reduce(Int64(0)) { $0 + $1.quantity }
         let weighted = flows.reduce(Int64(0)) { $0 + $1.quantity * receivers[$1.receiver].weight }
         let quantityKm = flows.reduce(0.0) { $0 + Double($1.quantity) * $1.distanceKm }
-        let plan = ItemPlan(flows: flows, needBefore: needBefore, covered: covered, weightedCovered: weighted, quantityKm: quantityKm)
-        let finalPotential = potential
-        // Pricing: the (donor, receiver) pairs outside the candidates with an arc of negative reduced cost.
-        let priced = { (lists: [[Int]]) -> [(Int, Int)] in
-            var missing: [(Int, Int)] = []
-            for i in 0..<d where donors[i].surplus > 0 {
-                let listed = Set(lists[i])
-                for j in 0..<r where !listed.contains(j) {
-                    for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
-                        let node = firstLot[i] + k, to = receiverBase + j
-                        // Coverage and distance potentials first: most pairs fail without a distance.
-                        let gap = finalPotential[to] - finalPotential[node]
-                        if gap.coverage < 0 { continue }
-                        if gap.coverage == 0 && gap.distance < 0 { continue }
-                        guard let (_, cost, _) = lotArc(i, lot, j) else { continue }
-                        if cost + finalPotential[node] - finalPotential[to] < .zero { missing.append((i, j)); break }
-                    }
+        return ItemPlan(flows: flows, needBefore: needBefore, covered: covered, weightedCovered: weighted, quantityKm: quantityKm)
+    }
+
+    /// The textbook formulation, kept as the reference the tests and `stockpile bench plan` compare
+    /// with: every pair, receivers → a sink at minus their weight, and successive shortest paths from
+    /// the source to the sink with Dijkstra over the whole network each time. Slow, simple, exact.
+    public static func referenceSolve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions = PlanOptions()) -> ItemPlan {
+        var network = network(donors: donors, receivers: receivers, options: options, ruledOut: [], candidates: nil)
+        let source = network.source, sink = network.sink
+        for (j, receiver) in receivers.enumerated() where receiver.need > 0 {
+            network.addArc(network.receiverBase + j, sink, receiver.need, Cost(coverage: -receiver.weight, distance: 0, expiry: 0))
+        }
+        var graph = network.graph
+        // Only receiver→sink arcs cost less than 0 and the graph is layered (arcs go to higher
+        // nodes), so the first potentials are shortest distances computed in node order.
+        var potential = [Cost](repeating: .infinity, count: graph.count)
+        potential[source] = .zero
+        for node in 0..<sink where potential[node] < .infinity {
+            for arc in graph[node] where arc.capacity > 0 && arc.to > node {
+                potential[arc.to] = min(potential[arc.to], potential[node] + arc.cost)
+            }
+        }
+        for node in potential.indices where !(potential[node] < .infinity) { potential[node] = .zero }
+        while true {
+            var distance = [Cost](repeating: .infinity, count: graph.count)
+            var previous = [(node: Int, arc: Int)](repeating: (-1, -1), count: graph.count)
+            distance[source] = .zero
+            var heap = CostHeap()
+            heap.push(.zero, source)
+            while let (dist, node) = heap.pop() {
+                guard dist == distance[node] else { continue }
+                for (k, arc) in graph[node].enumerated() where arc.capacity > 0 {
+                    let candidate = dist + (arc.cost + potential[node] - potential[arc.to])
+                    if candidate < distance[arc.to] { distance[arc.to] = candidate; previous[arc.to] = (node, k); heap.push(candidate, arc.to) }
                 }
             }
-            return missing
+            guard distance[sink] < .infinity else { break }
+            for n in graph.indices where distance[n] < .infinity { potential[n] = potential[n] + distance[n] }
+            // Augment while it lowers the total: covers more, or the same for less distance.
+            guard potential[sink] - potential[source] < .zero else { break }
+            var bottleneck = Int64.max
+            var node = sink
+            while node != source { let (from, k) = previous[node]; bottleneck = min(bottleneck, graph[from][k].capacity); node = from }
+            node = sink
+            while node != source {
+                let (from, k) = previous[node]
+                graph[from][k].capacity -= bottleneck
+                graph[node][graph[from][k].reverse].capacity += bottleneck
+                node = from
+            }
         }
-        return (plan, priced)
+        network.graph = graph
+        return flows(of: network, donors: donors, receivers: receivers)
     }
 }
 
@@ -377,6 +583,7 @@ struct CostHeap {
             child = parent
         }
     }
+    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
     mutating func pop() -> (Planner.Cost, Int)? {
         guard !items.isEmpty else { return nil }
         let top = items[0]
@@ -399,7 +606,7 @@ struct CostHeap {
 }
 
 /// One facility × item as the planner sees it.
-public struct PlanPosition: Sendable, Equatable {
+public struct PlanPosition: Sendable, Equatable, Codable {
     public var site: PlanSite
     public var designated: Bool
     /// Usable on-hand (not expired, not held).
@@ -416,6 +623,10 @@ public struct PlanPosition: Sendable, Equatable {
         self.targetDays = targetDays; self.shortfall = shortfall; self.lots = lots
     }
 
+    /// As the planner's donor and receiver.
+    public var donor: PlanDonor { PlanDonor(site: site, surplus: surplus, lots: lots) }
+    public var receiver: PlanReceiver { PlanReceiver(site: site, need: shortfall, weight: designated ? 2 : 1, dailyDemand: dailyDemand) }
+
     /// What it can give without dropping below its own target: usable − ceil(N × d), at least 0.
     /// With no demand (a warehouse) that is everything usable.
     public var surplus: Int64 {
@@ -429,11 +640,7 @@ public enum Reallocation {
         -> (plan: ItemPlan, donors: [PlanPosition], receivers: [PlanPosition]) {
         let donors = positions.filter { $0.surplus > 0 }
         let receivers = positions.filter { $0.shortfall > 0 }
-        let plan = Planner.solve(donors: donors.map { PlanDonor(site: $0.site, surplus: $0.surplus, lots: $0.lots) },
-                                 receivers: receivers.map {
-                                     PlanReceiver(site: $0.site, need: $0.shortfall, weight: $0.designated ? 2 : 1, dailyDemand: $0.dailyDemand)
-                                 },
-                                 options: options)
+        let plan = Planner.solve(donors: donors.map(\.donor), receivers: receivers.map(\.receiver), options: options)
         return (plan, donors, receivers)
     }
 }

@@ -69,9 +69,10 @@ public struct PostgresPlanner: Sendable {
     }
 
     /// Positions that need or may give: a superset (the surplus is decided in StockpileCore).
+    /// Columns by position: the read goes through `scan`.
     static func candidates(from source: String) -> String {
         """
-        SELECT cp.item_code AS item, cp.facility_code AS facility, f.latitude, f.longitude, f.designated, cp.physical_qty,
+        SELECT cp.item_code, cp.facility_code, f.latitude, f.longitude, f.designated, cp.physical_qty,
                cp.daily_demand, cp.target_days, cp.shortfall_qty
         FROM \(source) cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
         WHERE (cp.shortfall_qty > 0 OR cp.physical_qty > cp.target_days * cp.daily_demand - 1)
@@ -79,9 +80,22 @@ public struct PostgresPlanner: Sendable {
         """
     }
 
+    /// Every usable lot in scope, earliest expiry first per facility × item; the planner keeps the
+    /// donors'. Read from the ledger's balances directly, not through cover, so the one query
+    /// serves a snapshot date and a computed one alike.
+    static let usableLots = """
+        WITH RECURSIVE \(CoverSQL.subtree)
+        SELECT i.code, f.code, l.lot_number, l.expiry::text, l.expiry - $1::date AS days, b.quantity
+        FROM balances b JOIN lots l ON l.id = b.lot_id JOIN facilities f ON f.id = b.facility_id JOIN items i ON i.id = b.item_id
+        WHERE b.quantity > 0 AND NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date)
+          AND f.latitude IS NOT NULL AND f.longitude IS NOT NULL AND \(CoverSQL.filterClause)
+          AND $2::text IS NOT NULL AND $3::float8 > 0  -- the cover queries' parameters; time zone and surge do not bear on lots
+        ORDER BY i.code, f.code, l.expiry NULLS LAST, l.lot_number
+        """
+
     /// What the planner works from, per item: the positions that need or may give, donors with
     /// their usable lots (earliest expiry first), and each lot's expiry date by "item|facility".
-    public struct Inputs: Sendable {
+    public struct Inputs: Sendable, Codable {
         public var positions: [String: [PlanPosition]]
         public var expiries: [String: [String: String]]
     }
@@ -92,7 +106,9 @@ public struct PostgresPlanner: Sendable {
         let parameters: [any PQEncodable] = [request.asOf.description, zone, 1.0, request.region, nil as String?, request.item,
                                              nil as String?, nil as Bool?]
         let useSnapshot = try await cover.snapshotIsCurrent(asOf: request.asOf)
-        let rows: [PQRow] = try await database.withConnection(scope) { c in
+        // A city has millions of positions and lots: both are read in place (`scan`), positions and
+        // lots on two connections at once.
+        async let positionsRead: [String: [PlanPosition]] = database.withConnection(scope) { c in
             if let region = request.region, try c.query("SELECT 1 FROM regions WHERE code = $1", [region]).rows.isEmpty {
                 throw Refusal(kind: .notFound, field: "region", description: "no region \(region)")
             }
@@ -110,41 +126,37 @@ public struct PostgresPlanner: Sendable {
                     \(Self.candidates(from: "computed"))
                     """
             }
-            return try c.query(sql, parameters).rows
+            var byItem: [String: [PlanPosition]] = [:]
+            try c.scan(sql, parameters) { row in
+                let position = PlanPosition(site: PlanSite(code: row.string(1), latitude: row.double(2), longitude: row.double(3)),
+                                            designated: row.bool(4), usable: row.int64(5), dailyDemand: row.double(6),
+                                            targetDays: Int(row.int64(7)), shortfall: row.int64(8))
+                byItem[row.string(0), default: []].append(position)
+            }
+            return byItem
         }
-        var byItem: [String: [PlanPosition]] = [:]
-        for row in rows {
-            let position = PlanPosition(site: PlanSite(code: try row.decode("facility"), latitude: try row.decode("latitude"),
-                                                       longitude: try row.decode("longitude")),
-                                        designated: try row.decode("designated"), usable: try row.decode("physical_qty"),
-                                        dailyDemand: try row.decode("daily_demand"), targetDays: try row.decode("target_days"),
-                                        shortfall: try row.decode("shortfall_qty"))
-            byItem[try row.decode("item", as: String.self), default: []].append(position)
+        async let lotsRead: ([String: [PlanLot]], [String: [String: String]]) = database.withConnection(scope) { c in
+            var lots: [String: [PlanLot]] = [:], expiries: [String: [String: String]] = [:]
+            try c.scan(Self.usableLots, [request.asOf.description, zone, 1.0, request.region, nil as String?, request.item,
+                                         nil as String?, nil as Bool?]) { row in
+                let key = "\(row.string(0))|\(row.string(1))"
+                let lot = row.string(2)
+                lots[key, default: []].append(PlanLot(lot: lot, quantity: row.int64(5), expiryDays: row.int64OrNil(4).map { Int($0) }))
+                if let expiry = row.stringOrNil(3) { expiries[key, default: [:]][lot] = expiry }
+            }
+            return (lots, expiries)
         }
-        // The donors' usable lots, earliest expiry first.
-        let donorKeys = byItem.flatMap { item, positions in positions.filter { $0.surplus > 0 }.map { (item, $0.site.code) } }
-        let asOf = request.asOf
-        let lotRows: [PQRow] = donorKeys.isEmpty ? [] : try await database.withConnection(scope) { c in
-            try c.query("""
-                SELECT i.code AS item, f.code AS facility, l.lot_number AS lot, l.expiry::text AS expiry, l.expiry - $3::date AS days, b.quantity
-                FROM unnest($1::text[], $2::text[]) AS d(item, facility)
-                JOIN items i ON i.code = d.item JOIN facilities f ON f.code = d.facility
-                JOIN balances b ON b.facility_id = f.id AND b.item_id = i.id JOIN lots l ON l.id = b.lot_id
-                WHERE b.quantity > 0 AND NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $3::date)
-                ORDER BY i.code, f.code, l.expiry NULLS LAST, l.lot_number
-                """, [donorKeys.map(\.0), donorKeys.map(\.1), asOf.description]).rows
-        }
-        var lots: [String: [PlanLot]] = [:], expiries: [String: [String: String]] = [:]
-        for row in lotRows {
-            let key = "\(try row.decode("item", as: String.self))|\(try row.decode("facility", as: String.self))"
-            let lot: String = try row.decode("lot")
-            lots[key, default: []].append(PlanLot(lot: lot, quantity: try row.decode("quantity"), expiryDays: try row.decode("days")))
-            if let expiry: String = try row.decode("expiry") { expiries[key, default: [:]][lot] = expiry }
-        }
+        var byItem = try await positionsRead
+        let (lots, allExpiries) = try await lotsRead
+        var expiries: [String: [String: String]] = [:]
         for (item, positions) in byItem {
             byItem[item] = positions.map { p in
                 var p = p
-                if p.surplus > 0 { p.lots = lots["\(item)|\(p.site.code)"] ?? [] }
+                if p.surplus > 0 {
+                    let key = "\(item)|\(p.site.code)"
+                    p.lots = lots[key] ?? []
+                    expiries[key] = allExpiries[key]
+                }
                 return p
             }
         }
@@ -152,7 +164,11 @@ public struct PostgresPlanner: Sendable {
     }
 
     public func plan(_ request: PlanRequest) async throws -> ReallocationPlan {
-        let inputs = try await self.inputs(request)
+        try await Self.solve(try await inputs(request), request: request)
+    }
+
+    /// The plan from inputs already read: every item solved, side by side on every core.
+    public static func solve(_ inputs: Inputs, request: PlanRequest) async throws -> ReallocationPlan {
         let byItem = inputs.positions, expiries = inputs.expiries
 
         // Solving is CPU work that can take seconds for a city: on a thread of its own, never on

@@ -62,11 +62,17 @@ struct Bench: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Items to time.") var items = 3
         @Option(help: "Skip the reference solve above this many donor × receiver pairs.") var referenceUpTo = 2_000_000
+        @Option(help: "Read the planner's inputs from this JSON file if it exists, else from the database and save them there.")
+        var inputs: String?
+        @Option(name: .customLong("item"), help: "Time only this item (repeatable); the whole city is then skipped.")
+        var only: [String] = []
 
         func run() async throws {
             var options = PlanBenchmark.Options()
             options.items = items
             options.referenceUpTo = referenceUpTo
+            options.inputsFile = inputs
+            options.only = only
             try await database.withDatabase(poolSize: 2) { db in
                 try await PlanBenchmark(database: db, timeZone: Environment.timeZone, options: options).run { print($0) }
             }

@@ -21,6 +21,23 @@ import Testing
         #expect(try c.query("SELECT count(*) AS n FROM movements").first?.decode("n", as: Int.self) == 0)
     }
 
+    @Test func scanReadsRowsInPlaceByPosition() throws {
+        let c = try connect()
+        var seen: [(String, Int64, Double, Bool, Int64?, String?)] = []
+        let sql = "SELECT n::text || '号', n::bigint * 1000000000, n / 4.0, n % 2 = 0, NULLIF(n, 2)::bigint, "
+            + "CASE WHEN n = 3 THEN NULL ELSE $1 END FROM generate_series(1, 3) n ORDER BY n"
+        try c.scan(sql, ["批号,\"1\""]) { row in
+            seen.append((row.string(0), row.int64(1), row.double(2), row.bool(3), row.int64OrNil(4), row.stringOrNil(5)))
+        }
+        #expect(seen.map(\.0) == ["1号", "2号", "3号"])
+        #expect(seen.map(\.1) == [1_000_000_000, 2_000_000_000, 3_000_000_000])
+        #expect(seen.map(\.2) == [0.25, 0.5, 0.75])
+        #expect(seen.map(\.3) == [false, true, false])
+        #expect(seen.map(\.4) == [1, nil, 3])
+        #expect(seen.map(\.5) == ["批号,\"1\"", "批号,\"1\"", nil])
+        #expect(throws: PQError.self) { try c.scan("SELECT 1/0", []) { _ in } }
+    }
+
     @Test func binaryParametersUseFormatOne() throws {
         let c = try connect()
         let bytes: [UInt8] = [0, 1, 2, 255, 0]

@@ -211,3 +211,49 @@ struct PlannerLotTests {
         }
     }
 }
+
+/// The production solver (receiver by receiver, local searches, pricing) against the textbook
+/// one (source to sink over every pair), on random items large enough that brute force cannot
+/// follow: scarce and plentiful stock, designated hospitals, distance limits, short-dated lots.
+@Suite struct PlannerReferenceTests {
+    @Test func equalsTheTextbookSolve() {
+        var random = SeededRandom(seed: 2026)
+        var scarce = 0, plentiful = 0
+        for n in 0..<60 {
+            let donors = (0..<(3 + random.int(40))).map { i in
+                PlanDonor(site: PlanSite(code: "D\(i)", latitude: 30 + random.uniform(0, 1), longitude: 114 + random.uniform(0, 1)),
+                          surplus: Int64(random.int(500)),
+                          lots: (0..<(1 + random.int(3))).map { k in
+                              PlanLot(lot: "L\(k)", quantity: Int64(random.int(300)), expiryDays: random.int(4) == 0 ? nil : 1 + random.int(90))
+                          })
+            }
+            let receivers = (0..<(3 + random.int(40))).map { j in
+                PlanReceiver(site: PlanSite(code: "R\(j)", latitude: 30 + random.uniform(0, 1), longitude: 114 + random.uniform(0, 1)),
+                             need: Int64(random.int(n % 2 == 0 ? 900 : 200)), weight: random.int(3) == 0 ? 2 : 1,
+                             dailyDemand: random.uniform(0.2, 15))
+            }
+            let limit: Double? = random.int(3) == 0 ? random.uniform(20, 80) : nil
+            let options = PlanOptions(maxDistanceKm: limit, sparseAbove: n % 3 == 0 ? 0 : 40_000, nearest: 1 + random.int(4))
+            let plan = Planner.solve(donors: donors, receivers: receivers, options: options)
+            let reference = Planner.referenceSolve(donors: donors, receivers: receivers, options: options)
+            // Short stock is solved donor by donor, plentiful receiver by receiver: both must be exercised.
+            let surplus = donors.reduce(Int64(0)) { $0 + $1.surplus }, need = receivers.reduce(Int64(0)) { $0 + $1.need }
+            if surplus < need { scarce += 1 } else { plentiful += 1 }
+            #expect(plan.weightedCovered == reference.weightedCovered, "case \(n): weighted \(plan.weightedCovered) vs \(reference.weightedCovered)")
+            #expect(abs(plan.quantityKm - reference.quantityKm) <= 1e-6 * max(1, reference.quantityKm),
+                    "case \(n): km \(plan.quantityKm) vs \(reference.quantityKm)")
+            // Feasible: no donor gives more than its surplus or a lot more than it holds, no receiver gets more than its need.
+            for (i, donor) in donors.enumerated() {
+                let given = plan.flows.filter { $0.donor == i }
+                #expect(given.reduce(0) { $0 + $1.quantity } <= donor.surplus)
+                for (k, lot) in donor.lots!.enumerated() {
+                    #expect(given.flatMap(\.lots).filter { $0.lot == k }.reduce(0) { $0 + $1.quantity } <= lot.quantity)
+                }
+            }
+            for (j, receiver) in receivers.enumerated() {
+                #expect(plan.flows.filter { $0.receiver == j }.reduce(0) { $0 + $1.quantity } <= receiver.need)
+            }
+        }
+        #expect(scarce >= 10 && plentiful >= 10, "scarce \(scarce), plentiful \(plentiful)")
+    }
+}
