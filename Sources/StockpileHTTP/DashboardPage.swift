@@ -29,6 +29,8 @@ struct DashboardPage {
 
         let cover = PostgresCover(database, scope: scope, timeZone: timeZone)
         let found = try await cover.page(CoverQuery(filter: filter, sort: .facility, limit: 10_000, asOf: asOf))
+        // The worst shortfalls of the whole selection (not only of the positions the heat map holds), then in the order asked.
+        let worst = try await cover.page(CoverQuery(filter: filter, sort: .shortfall, limit: Self.shortfallRows, asOf: asOf))
         let rollup = try await cover.rollup(filter, group: .region, asOf: asOf)
         let regions = try await PostgresMasterData(database, scope: scope).regions()
         let lastRecorded = try await PostgresPages(database, scope: scope).lastRecorded()
@@ -50,7 +52,7 @@ struct DashboardPage {
                          "title": "\(row.facilityName) · \(row.itemName) · \(band) · \(t["physicalDays"]!) \(daysText(row.physicalDays, t))"]
              }]
         }
-        let shortfalls = sort.sorted(found.rows.filter { $0.shortfallQty > 0 }).prefix(Self.shortfallRows).map { row -> [String: Any] in
+        let shortfalls = sort.sorted(worst.rows.filter { $0.shortfallQty > 0 }).map { row -> [String: Any] in
             ["facility": row.facility, "facilityName": row.facilityName, "item": row.item, "itemName": row.itemName,
              "shortfall": row.shortfallQty, "physicalDays": daysText(row.physicalDays, t), "totalDays": daysText(row.totalDays, t),
              "target": row.targetDays, "band": bandClass(row.band), "bandLabel": page.language.band(row.band)]
