@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Stockpile needs from Debian's packages, where it is missing:
-# the PostgreSQL server (initdb, pg_ctl, postgres, pgbench), libpq's headers, pkg-config and Chromium.
+# the PostgreSQL server (initdb, pg_ctl, postgres, pgbench), libpq's headers, pkg-config, Chromium and a Chinese font.
 set -euo pipefail
 
 missing=()
@@ -10,6 +10,8 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # the browser test (deploy/browser.sh) drives headless Chromium
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# and its screenshots need a Chinese font
+fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
