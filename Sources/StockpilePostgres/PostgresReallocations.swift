@@ -94,25 +94,33 @@ public struct PostgresReallocations: Sendable {
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", [requestID])
             let again = try Self.orders(c, where: "o.request_id = $1", [requestID])
             if !again.isEmpty { return again }
-            var ids: [Int64] = []
-            for order in plan.orders {
-                let id: Int64 = try c.query("""
-                    INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
-                    SELECT $1, i.id, ff.id, tf.id, $5, $6, $7::date, $8
-                    FROM items i, facilities ff, facilities tf WHERE i.code = $2 AND ff.code = $3 AND tf.code = $4
-                    RETURNING id
-                    """, [requestID, order.item, order.from, order.to, order.quantity, order.distanceKm, request.asOf.description,
-                          scope.actor]).rows[0].decode("id")
-                for (n, line) in order.lines.enumerated() {
-                    try c.query("""
-                        INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
-                        SELECT $1, $2, l.id, $5 FROM lots l JOIN items i ON i.id = l.item_id WHERE i.code = $3 AND l.lot_number = $4
-                        """, [id, n + 1, order.item, line.lot, line.quantity])
-                }
-                ids.append(id)
+            // Two statements whatever the plan's size (a city's has hundreds of thousands of orders):
+            // the orders from arrays, then their lines joined back by item, sender and receiver,
+            // which a plan holds once each.
+            let orders = plan.orders
+            let created = try c.query("""
+                INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
+                SELECT $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $7::date, $8
+                FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::float8[]) AS o(item, sender, receiver, quantity, distance_km)
+                JOIN items i ON i.code = o.item JOIN facilities ff ON ff.code = o.sender JOIN facilities tf ON tf.code = o.receiver
+                """, [requestID, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
+                      request.asOf.description, scope.actor]).affectedRows
+            let lines = orders.flatMap { order in order.lines.enumerated().map { (order, $0.offset + 1, $0.element) } }
+            let stored = try c.query("""
+                INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
+                SELECT o.id, x.line_no, l.id, x.quantity
+                FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bigint[]) AS x(item, sender, receiver, line_no, lot, quantity)
+                JOIN items i ON i.code = x.item JOIN facilities ff ON ff.code = x.sender JOIN facilities tf ON tf.code = x.receiver
+                JOIN reallocation_orders o ON o.request_id = $1 AND o.item_id = i.id AND o.from_facility_id = ff.id AND o.to_facility_id = tf.id
+                JOIN lots l ON l.item_id = i.id AND l.lot_number = x.lot
+                """, [requestID, lines.map(\.0.item), lines.map(\.0.from), lines.map(\.0.to), lines.map { Int64($0.1) }, lines.map(\.2.lot),
+                      lines.map(\.2.quantity)]).affectedRows
+            // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
+            guard created == orders.count, stored == lines.count else {
+                throw Refusal(kind: .conflict, field: "plan", description: "the facilities, items or lots of the plan changed while it was stored; try again")
             }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: requestID.uuidString.lowercased(),
-                                     detail: "\(ids.count) orders as of \(request.asOf)")
+                                     detail: "\(created) orders as of \(request.asOf)")
             return try Self.orders(c, where: "o.request_id = $1", [requestID])
         }
         return (orders, false)
