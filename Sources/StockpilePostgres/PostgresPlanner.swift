@@ -94,10 +94,9 @@ public struct PostgresPlanner: Sendable {
         """
 
     /// What the planner works from, per item: the positions that need or may give, donors with
-    /// their usable lots (earliest expiry first), and each lot's expiry date by "item|facility".
+    /// their usable lots (earliest expiry first; a lot's expiry date is as-of plus its days).
     public struct Inputs: Sendable, Codable {
         public var positions: [String: [PlanPosition]]
-        public var expiries: [String: [String: String]]
     }
 
     public func inputs(_ request: PlanRequest) async throws -> Inputs {
@@ -135,32 +134,34 @@ public struct PostgresPlanner: Sendable {
             }
             return byItem
         }
-        async let lotsRead: ([String: [PlanLot]], [String: [String: String]]) = database.withConnection(scope) { c in
-            var lots: [String: [PlanLot]] = [:], expiries: [String: [String: String]] = [:]
+        // Rows come ordered by item and facility: each facility × item's lots are gathered as
+        // they pass, without a lookup per lot.
+        async let lotsRead: [String: [PlanLot]] = database.withConnection(scope) { c in
+            var lots: [String: [PlanLot]] = [:]
+            var key = "", gathered: [PlanLot] = []
             try c.scan(Self.usableLots, [request.asOf.description, zone, 1.0, request.region, nil as String?, request.item,
                                          nil as String?, nil as Bool?]) { row in
-                let key = "\(row.string(0))|\(row.string(1))"
-                let lot = row.string(2)
-                lots[key, default: []].append(PlanLot(lot: lot, quantity: row.int64(5), expiryDays: row.int64OrNil(4).map { Int($0) }))
-                if let expiry = row.stringOrNil(3) { expiries[key, default: [:]][lot] = expiry }
+                let next = "\(row.string(0))|\(row.string(1))"
+                if next != key {
+                    if !gathered.isEmpty { lots[key] = gathered }
+                    key = next
+                    gathered = []
+                }
+                gathered.append(PlanLot(lot: row.string(2), quantity: row.int64(5), expiryDays: row.int64OrNil(4).map { Int($0) }))
             }
-            return (lots, expiries)
+            if !gathered.isEmpty { lots[key] = gathered }
+            return lots
         }
         var byItem = try await positionsRead
-        let (lots, allExpiries) = try await lotsRead
-        var expiries: [String: [String: String]] = [:]
+        let lots = try await lotsRead
         for (item, positions) in byItem {
             byItem[item] = positions.map { p in
                 var p = p
-                if p.surplus > 0 {
-                    let key = "\(item)|\(p.site.code)"
-                    p.lots = lots[key] ?? []
-                    expiries[key] = allExpiries[key]
-                }
+                if p.surplus > 0 { p.lots = lots["\(item)|\(p.site.code)"] ?? [] }
                 return p
             }
         }
-        return Inputs(positions: byItem, expiries: expiries)
+        return Inputs(positions: byItem)
     }
 
     public func plan(_ request: PlanRequest) async throws -> ReallocationPlan {
@@ -169,7 +170,7 @@ public struct PostgresPlanner: Sendable {
 
     /// The plan from inputs already read: every item solved, side by side on every core.
     public static func solve(_ inputs: Inputs, request: PlanRequest) async throws -> ReallocationPlan {
-        let byItem = inputs.positions, expiries = inputs.expiries
+        let byItem = inputs.positions
 
         // Solving is CPU work that can take seconds for a city: on a thread of its own, never on
         // Swift's cooperative pool, whose few threads serve every HTTP request.
@@ -191,10 +192,10 @@ public struct PostgresPlanner: Sendable {
                                                  quantityKm: plan.quantityKm))
                 for flow in plan.flows {
                     let donor = donors[flow.donor]
-                    let key = "\(item)|\(donor.site.code)"
                     let lines = flow.lots.map { part -> PlannedOrder.Line in
                         let lot = donor.lots![part.lot]
-                        return PlannedOrder.Line(lot: lot.lot, expiry: expiries[key]?[lot.lot], quantity: part.quantity)
+                        return PlannedOrder.Line(lot: lot.lot, expiry: lot.expiryDays.map { request.asOf.adding(days: $0).description },
+                                                 quantity: part.quantity)
                     }
                     orders.append(PlannedOrder(item: item, from: donor.site.code, to: receivers[flow.receiver].site.code, quantity: flow.quantity,
                                                distanceKm: (flow.distanceKm * 1000).rounded() / 1000, lines: lines))

@@ -38,6 +38,16 @@ import Testing
             }
             let orders = plan["orders"] as? [[String: Any]] ?? []
             #expect(!orders.isEmpty)
+            // Each line's expiry is its lot's (the planner carries days to expiry and dates it from as_of).
+            let lotExpiry = Dictionary(uniqueKeysWithValues: try TestDatabase.ownerConnection(database.location)
+                .query("SELECT i.code || '|' || l.lot_number AS key, l.expiry::text AS expiry FROM lots l JOIN items i ON i.id = l.item_id").rows
+                .map { (try $0.decode("key", as: String.self), try $0.decode("expiry", as: String?.self)) })
+            for order in orders {
+                for line in order["lines"] as? [[String: Any]] ?? [] {
+                    let key = "\(order["item"] as! String)|\(line["lot"] as! String)"
+                    #expect(line["expiry"] as? String == lotExpiry[key] ?? nil, "expiry of \(key)")
+                }
+            }
             let cover = PostgresCover(database, scope: .system("test"))
             let rows = try await cover.positions(CoverFilter(), asOf: LocalDate(asOf)!)
             let position = Dictionary(uniqueKeysWithValues: rows.map { ("\($0.facility)|\($0.item)", $0) })
