@@ -42,9 +42,7 @@ public struct CoverBenchmark: Sendable {
     public func run(print say: @escaping @Sendable (String) -> Void) async throws -> [Measurement] {
         let system = AccessScope.system("bench")
         let cover = PostgresCover(database, scope: system, timeZone: timeZone)
-        guard let snapshot = try await cover.snapshot() else {
-            throw LoopbackClient.Failure(description: "no cover snapshot: run `stockpile generate` (it builds one) first")
-        }
+        let snapshot = try await Self.generatedSnapshot(database, timeZone: timeZone)
         let asOf = snapshot.asOf
         let (facilities, items, city): ([String], [String], String) = try await database.withConnection(system) { c in
             (try c.query("SELECT code FROM facilities ORDER BY id").rows.map { try $0.decode("code") },
@@ -143,5 +141,13 @@ public struct CoverBenchmark: Sendable {
     }
 
     static func failure(_ text: String) -> Error { LoopbackClient.Failure(description: text) }
+
+    /// The cover snapshot `stockpile generate` leaves behind: every benchmark runs as of its date.
+    static func generatedSnapshot(_ database: StockpileDatabase, timeZone: TimeZone) async throws -> PostgresCover.Snapshot {
+        guard let snapshot = try await PostgresCover(database, scope: .system("bench"), timeZone: timeZone).snapshot() else {
+            throw failure("no cover snapshot: run `stockpile generate` (it builds one) first")
+        }
+        return snapshot
+    }
 
 }

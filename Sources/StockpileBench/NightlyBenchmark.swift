@@ -24,10 +24,7 @@ public struct NightlyBenchmark: Sendable {
     }
 
     public func run(print say: @escaping @Sendable (String) -> Void) async throws {
-        let cover = PostgresCover(database, scope: .system("bench"), timeZone: timeZone)
-        guard let snapshot = try await cover.snapshot() else {
-            throw CoverBenchmark.failure("no cover snapshot: run `stockpile generate` (it builds one) first")
-        }
+        let snapshot = try await CoverBenchmark.generatedSnapshot(database, timeZone: timeZone)
         let date = snapshot.asOf, region = options.region
         let key = region ?? "*"
         let facilities: Int = try await database.withConnection(.system("bench")) { c in
@@ -36,12 +33,12 @@ public struct NightlyBenchmark: Sendable {
         say("nightly report of \(date)\(region.map { ", region \($0)" } ?? ""): \(facilities) facilities, \(snapshot.positions) positions in the cover snapshot")
         for round in 1...max(1, options.rounds) {
             let removed: Int = try await database.asOwner { owner in
-                let id = "md5('stockpile/nightly/' || $1 || '/' || $2)::uuid"
+                let run = PostgresNightly.runName(asOf: date, region: region)
                 try owner.query("DELETE FROM nightly_lines WHERE as_of = $1::date AND scope = $2", [date.description, key])
                 try owner.query("DELETE FROM nightly_reports WHERE as_of = $1::date AND scope = $2", [date.description, key])
-                try owner.query("DELETE FROM reallocation_lines WHERE order_id IN (SELECT id FROM reallocation_orders WHERE request_id = \(id))",
-                                [date.description, key])
-                return try owner.query("DELETE FROM reallocation_orders WHERE request_id = \(id)", [date.description, key]).affectedRows
+                try owner.query("DELETE FROM reallocation_lines WHERE order_id IN (SELECT id FROM reallocation_orders WHERE request_id = md5($1)::uuid)",
+                                [run])
+                return try owner.query("DELETE FROM reallocation_orders WHERE request_id = md5($1)::uuid", [run]).affectedRows
             }
             let started = ContinuousClock.now
             let result = try await PostgresNightly(database, scope: .system("bench"), timeZone: timeZone).run(asOf: date, region: region) { p in

@@ -30,10 +30,7 @@ public struct PlanBenchmark: Sendable {
     }
 
     public func run(print say: @escaping @Sendable (String) -> Void) async throws {
-        let cover = PostgresCover(database, scope: .system("bench"), timeZone: timeZone)
-        guard let snapshot = try await cover.snapshot() else {
-            throw CoverBenchmark.failure("no cover snapshot: run `stockpile generate` (it builds one) first")
-        }
+        let snapshot = try await CoverBenchmark.generatedSnapshot(database, timeZone: timeZone)
         let loadStarted = ContinuousClock.now
         let inputs: PostgresPlanner.Inputs
         if let file = options.inputsFile, FileManager.default.fileExists(atPath: file) {

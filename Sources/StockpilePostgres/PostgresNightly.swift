@@ -39,6 +39,10 @@ public struct PostgresNightly: Sendable {
     /// The key a report is stored under: the region's code, or "*" for everything.
     static func scopeKey(_ region: String?) -> String { region ?? "*" }
 
+    /// The run's name for a date and scope: its advisory lock and its orders' request id
+    /// (`md5(name)::uuid`) both come from it, so a rerun finds the orders of the first.
+    public static func runName(asOf: LocalDate, region: String?) -> String { "stockpile/nightly/\(asOf)/\(scopeKey(region))" }
+
     /// The stored report of a date and scope, if the run has completed. A command token may read
     /// only reports of its own subtree (403 above it; row-level security says the same again).
     /// `lines`: only these sections' lines ("reorders", "contract_gaps", "expiring_lots", "stale";
@@ -163,7 +167,7 @@ public struct PostgresNightly: Sendable {
             try c.query(AccessScope.applySQL, scope.applyParameters)
             try Self.requireRegion(c, region, scope: scope)
             try c.execute("BEGIN")
-            try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", ["stockpile/nightly/\(date)/\(key)"])
+            try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [Self.runName(asOf: asOf, region: region)])
             return try Self.load(c, date: date, key: key)
         }
         if let earlier {
@@ -173,7 +177,7 @@ public struct PostgresNightly: Sendable {
 
         try enter(.orders)
         let requestID: UUID = try await run.blocking { c in
-            try c.query("SELECT md5($1)::uuid AS id", ["stockpile/nightly/\(date)/\(key)"]).rows[0].decode("id")
+            try c.query("SELECT md5($1)::uuid AS id", [Self.runName(asOf: asOf, region: region)]).rows[0].decode("id")
         }
         let created = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
             .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
