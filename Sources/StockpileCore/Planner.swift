@@ -130,13 +130,6 @@ public enum Planner {
         static func < (a: Cost, b: Cost) -> Bool { (a.coverage, a.distance, a.expiry) < (b.coverage, b.distance, b.expiry) }
     }
 
-    struct Arc {
-        var to: Int
-        var capacity: Int64
-        var cost: Cost
-        var reverse: Int
-    }
-
     /// A lot that does not expire ranks after every lot that does.
     static let neverExpires: Int64 = 1_000_000
 
@@ -200,7 +193,9 @@ public enum Planner {
     /// The network of one item. Nodes: 0 the source, then donors, then their lots, then receivers,
     /// then (for the reference formulation) the sink.
     struct Network {
-        var graph: [[Arc]]
+        /// The arcs so far; `graph` lays them out for the searches.
+        var arcs: [FlowArc] = []
+        let nodeCount: Int
         let source = 0
         let lotBase: Int, receiverBase: Int, sink: Int
         let firstLot: [Int], lotDonor: [Int], lotIndex: [Int]
@@ -216,9 +211,10 @@ public enum Planner {
         }
 
         mutating func addArc(_ from: Int, _ to: Int, _ capacity: Int64, _ cost: Cost) {
-            graph[from].append(Arc(to: to, capacity: capacity, cost: cost, reverse: graph[to].count))
-            graph[to].append(Arc(to: from, capacity: 0, cost: -cost, reverse: graph[from].count - 1))
+            arcs.append(FlowArc(from: from, to: to, capacity: capacity, cost: cost))
         }
+
+        var graph: FlowGraph { FlowGraph(nodes: nodeCount, arcs: arcs) }
     }
 
     /// source → donor (its surplus) → each of its lots (the lot's quantity) → receiver (what the
@@ -242,7 +238,7 @@ public enum Planner {
             guard usable > 0 else { return nil }
             return (usable, Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))))
         }
-        var network = Network(graph: [[Arc]](repeating: [], count: next + r + 1), lotBase: 1 + d, receiverBase: next, sink: next + r,
+        var network = Network(nodeCount: next + r + 1, lotBase: 1 + d, receiverBase: next, sink: next + r,
                               firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, lotArc: lotArc, reversed: reversed)
         let everyone = Array(0..<r)
         for (i, donor) in donors.enumerated() {
@@ -310,15 +306,15 @@ public enum Planner {
                 .map { (receiverBase + $0, receivers[$0].need) }
         }
         var graph = network.graph
-        network.graph = []
-        let count = graph.count
+        network.arcs = []
+        let count = graph.nodeCount
         // Potentials as distances to the receivers served so far: reduced cost c(u,v) + p(v) − p(u),
         // never negative on an arc with room left. p(v) = stored[v] + offset: a search moves every
         // node it did not reach by the same amount, kept once in `offset`.
         var stored = [Cost](repeating: .zero, count: count)
         var offset = Cost.zero
         var distance = [Cost](repeating: .infinity, count: count)
-        var next = [Int](repeating: -1, count: count)  // the arc (index in the node's list) toward the receiver
+        var next = [Int](repeating: -1, count: count)  // the arc toward the receiver
         var done = [Bool](repeating: false, count: count)
         var touched: [Int] = []
         var heap = CostHeap()
@@ -337,16 +333,16 @@ public enum Planner {
                     done[v] = true
                     if v == hub { reach = dist; break }
                     // Arcs u → v with room left, found through v's list (each arc keeps its partner).
-                    for arc in graph[v] {
-                        let u = arc.to
+                    for arc in graph.arcs(v) {
+                        let u = graph.head[arc]
                         guard !done[u] else { continue }
-                        let forward = graph[u][arc.reverse]
-                        guard forward.capacity > 0 else { continue }
-                        let candidate = dist + (forward.cost + stored[v] - stored[u])
+                        let forward = graph.partner[arc]
+                        guard graph.room[forward] > 0 else { continue }
+                        let candidate = dist + (graph.cost[forward] + stored[v] - stored[u])
                         if candidate < distance[u] {
                             if distance[u] == .infinity { touched.append(u) }
                             distance[u] = candidate
-                            next[u] = arc.reverse
+                            next[u] = forward
                             heap.push(candidate, u)
                         }
                     }
@@ -357,26 +353,24 @@ public enum Planner {
                 var bottleneck = deficit
                 var node = hub
                 while node != target {
-                    let arc = graph[node][next[node]]
-                    bottleneck = min(bottleneck, arc.capacity)
-                    node = arc.to
+                    bottleneck = min(bottleneck, graph.room[next[node]])
+                    node = graph.head[next[node]]
                 }
                 node = hub
                 while node != target {
-                    let k = next[node]
-                    graph[node][k].capacity -= bottleneck
-                    let arc = graph[node][k]
-                    graph[arc.to][arc.reverse].capacity += bottleneck
-                    node = arc.to
+                    let arc = next[node]
+                    graph.room[arc] -= bottleneck
+                    graph.room[graph.partner[arc]] += bottleneck
+                    node = graph.head[arc]
                 }
                 deficit -= bottleneck
             }
         }
-        network.graph = graph
-        let plan = flows(of: network, donors: donors, receivers: receivers)
+        let plan = flows(of: network, graph: graph, donors: donors, receivers: receivers)
         // Tightened at the end the priced arcs leave from: donors and lots, or receivers in the turned-around network.
         let potential = tightened(stored, graph: graph, hub: hub,
                                   lowered: byDonor ? [receiverBase..<network.sink] : [1..<network.lotBase, network.lotBase..<receiverBase]),
+
             priceable = network, perReceiver = max(1, options.nearest)
         // In the turned-around network a lot → receiver arc runs receiver → lot: its reduced cost
         // is c + p(lot) − p(receiver) instead of c + p(receiver) − p(lot).
@@ -486,30 +480,30 @@ public enum Planner {
     /// the source's own value: an idle lot costs nothing to use. Each step keeps every reduced
     /// cost at 0 or more, so the certificate stands. Nodes that cannot reach the source keep
     /// their old potentials, raised far enough that no arc into them breaks.
-    static func tightened(_ stored: [Cost], graph: [[Arc]], hub source: Int, lowered: [Range<Int>]) -> [Cost] {
-        var distance = [Cost](repeating: .infinity, count: graph.count)
+    static func tightened(_ stored: [Cost], graph: FlowGraph, hub source: Int, lowered: [Range<Int>]) -> [Cost] {
+        var distance = [Cost](repeating: .infinity, count: graph.nodeCount)
         var heap = CostHeap()
         distance[source] = .zero
         heap.push(.zero, source)
         while let (dist, v) = heap.pop() {
             guard dist == distance[v] else { continue }
-            for arc in graph[v] {
-                let forward = graph[arc.to][arc.reverse]
-                guard forward.capacity > 0 else { continue }
-                let candidate = dist + (forward.cost + stored[v] - stored[arc.to])
-                if candidate < distance[arc.to] { distance[arc.to] = candidate; heap.push(candidate, arc.to) }
+            for arc in graph.arcs(v) {
+                let u = graph.head[arc], forward = graph.partner[arc]
+                guard graph.room[forward] > 0 else { continue }
+                let candidate = dist + (graph.cost[forward] + stored[v] - stored[u])
+                if candidate < distance[u] { distance[u] = candidate; heap.push(candidate, u) }
             }
         }
         let apart = Cost(coverage: 1 << 40, distance: 0, expiry: 0)
-        var potential = graph.indices.map { v in
+        var potential = (0..<graph.nodeCount).map { v in
             distance[v] < .infinity ? distance[v] - stored[source] + stored[v] : stored[v] + apart
         }
         for range in lowered {
             for v in range where distance[v] < .infinity {
                 // c(u,v) + p(v) − p(u) ≥ 0 on every arc u → v with room left.
                 var lowest = -Cost.infinity
-                for arc in graph[v] where graph[arc.to][arc.reverse].capacity > 0 {
-                    lowest = max(lowest, potential[arc.to] + arc.cost)
+                for arc in graph.arcs(v) where graph.room[graph.partner[arc]] > 0 {
+                    lowest = max(lowest, potential[graph.head[arc]] + graph.cost[arc])
                 }
                 if lowest > -Cost.infinity { potential[v] = lowest }
             }
@@ -518,16 +512,16 @@ public enum Planner {
     }
 
     /// The flows, per donor × receiver, with their lots earliest expiry first.
-    static func flows(of network: Network, donors: [PlanDonor], receivers: [PlanReceiver]) -> ItemPlan {
-        let r = receivers.count, graph = network.graph, receiverBase = network.receiverBase
+    static func flows(of network: Network, graph: FlowGraph, donors: [PlanDonor], receivers: [PlanReceiver]) -> ItemPlan {
+        let r = receivers.count, receiverBase = network.receiverBase
         var byPair: [Int: PlanFlow] = [:]
         for lotNode in network.firstLot.first.map({ $0..<receiverBase }) ?? 0..<0 {
             let i = network.lotDonor[lotNode - network.lotBase], k = network.lotIndex[lotNode - network.lotBase]
-            for arc in graph[lotNode] where arc.to >= receiverBase && arc.to < receiverBase + r {
+            for arc in graph.arcs(lotNode) where graph.head[arc] >= receiverBase && graph.head[arc] < receiverBase + r {
                 // Turned around, the lot's list holds the partner of receiver → lot, whose room is the flow.
-                let moved = network.reversed ? arc.capacity : graph[arc.to][arc.reverse].capacity
+                let moved = network.reversed ? graph.room[arc] : graph.room[graph.partner[arc]]
                 guard moved > 0 else { continue }
-                let j = arc.to - receiverBase
+                let j = graph.head[arc] - receiverBase
                 byPair[i * r + j, default: PlanFlow(donor: i, receiver: j, quantity: 0,
                                                     distanceKm: GreatCircle.km(donors[i].site, receivers[j].site), lots: [])]
                     .quantity += moved
@@ -556,46 +550,48 @@ public enum Planner {
             network.addArc(network.receiverBase + j, sink, receiver.need, Cost(coverage: -receiver.weight, distance: 0, expiry: 0))
         }
         var graph = network.graph
+        let count = graph.nodeCount
         // Only receiver→sink arcs cost less than 0 and the graph is layered (arcs go to higher
         // nodes), so the first potentials are shortest distances computed in node order.
-        var potential = [Cost](repeating: .infinity, count: graph.count)
+        var potential = [Cost](repeating: .infinity, count: count)
         potential[source] = .zero
         for node in 0..<sink where potential[node] < .infinity {
-            for arc in graph[node] where arc.capacity > 0 && arc.to > node {
-                potential[arc.to] = min(potential[arc.to], potential[node] + arc.cost)
+            for arc in graph.arcs(node) where graph.room[arc] > 0 && graph.head[arc] > node {
+                potential[graph.head[arc]] = min(potential[graph.head[arc]], potential[node] + graph.cost[arc])
             }
         }
         for node in potential.indices where !(potential[node] < .infinity) { potential[node] = .zero }
         while true {
-            var distance = [Cost](repeating: .infinity, count: graph.count)
-            var previous = [(node: Int, arc: Int)](repeating: (-1, -1), count: graph.count)
+            var distance = [Cost](repeating: .infinity, count: count)
+            var previous = [Int](repeating: -1, count: count)  // the arc into the node
             distance[source] = .zero
             var heap = CostHeap()
             heap.push(.zero, source)
             while let (dist, node) = heap.pop() {
                 guard dist == distance[node] else { continue }
-                for (k, arc) in graph[node].enumerated() where arc.capacity > 0 {
-                    let candidate = dist + (arc.cost + potential[node] - potential[arc.to])
-                    if candidate < distance[arc.to] { distance[arc.to] = candidate; previous[arc.to] = (node, k); heap.push(candidate, arc.to) }
+                for arc in graph.arcs(node) where graph.room[arc] > 0 {
+                    let to = graph.head[arc]
+                    let candidate = dist + (graph.cost[arc] + potential[node] - potential[to])
+                    if candidate < distance[to] { distance[to] = candidate; previous[to] = arc; heap.push(candidate, to) }
                 }
             }
             guard distance[sink] < .infinity else { break }
-            for n in graph.indices where distance[n] < .infinity { potential[n] = potential[n] + distance[n] }
+            for n in 0..<count where distance[n] < .infinity { potential[n] = potential[n] + distance[n] }
             // Augment while it lowers the total: covers more, or the same for less distance.
             guard potential[sink] - potential[source] < .zero else { break }
             var bottleneck = Int64.max
             var node = sink
-            while node != source { let (from, k) = previous[node]; bottleneck = min(bottleneck, graph[from][k].capacity); node = from }
+            // The partner of the arc into a node leads back to where the arc came from.
+            while node != source { bottleneck = min(bottleneck, graph.room[previous[node]]); node = graph.head[graph.partner[previous[node]]] }
             node = sink
             while node != source {
-                let (from, k) = previous[node]
-                graph[from][k].capacity -= bottleneck
-                graph[node][graph[from][k].reverse].capacity += bottleneck
-                node = from
+                let arc = previous[node]
+                graph.room[arc] -= bottleneck
+                graph.room[graph.partner[arc]] += bottleneck
+                node = graph.head[graph.partner[arc]]
             }
         }
-        network.graph = graph
-        return flows(of: network, donors: donors, receivers: receivers)
+        return flows(of: network, graph: graph, donors: donors, receivers: receivers)
     }
 }
 
