@@ -72,31 +72,39 @@ public struct PostgresPlanner: Sendable {
     /// Columns by position: the read goes through `scan`.
     static func candidates(from source: String) -> String {
         """
-        SELECT cp.item_code, cp.facility_code, f.latitude, f.longitude, f.designated, cp.physical_qty,
-               cp.daily_demand, cp.target_days, cp.shortfall_qty
+        SELECT cp.item_id, cp.facility_id, cp.item_code, cp.facility_code, f.latitude, f.longitude, f.designated,
+               cp.physical_qty, cp.daily_demand, cp.target_days, cp.shortfall_qty
         FROM \(source) cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
         WHERE (cp.shortfall_qty > 0 OR cp.physical_qty > cp.target_days * cp.daily_demand - 1)
           AND f.latitude IS NOT NULL AND f.longitude IS NOT NULL AND \(CoverSQL.filterClause)
         """
     }
 
-    /// Every usable lot in scope, earliest expiry first per facility × item; the planner keeps the
-    /// donors'. Read from the ledger's balances directly, not through cover, so the one query
-    /// serves a snapshot date and a computed one alike.
+    /// Every usable lot in scope; the planner keeps the donors'. Read from the ledger's balances
+    /// directly, not through cover, so the one query serves a snapshot date and a computed one
+    /// alike. Unordered: a city has millions, and sorting them by code on the server took longer
+    /// than reading them (the few lots of each position are put in order as they are gathered).
     static let usableLots = """
         WITH RECURSIVE \(CoverSQL.subtree)
-        SELECT i.code, f.code, l.lot_number, l.expiry::text, l.expiry - $1::date AS days, b.quantity
+        SELECT b.item_id, b.facility_id, l.lot_number, l.expiry - $1::date AS days, b.quantity
         FROM balances b JOIN lots l ON l.id = b.lot_id JOIN facilities f ON f.id = b.facility_id JOIN items i ON i.id = b.item_id
         WHERE b.quantity > 0 AND NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date)
           AND f.latitude IS NOT NULL AND f.longitude IS NOT NULL AND \(CoverSQL.filterClause)
           AND $2::text IS NOT NULL AND $3::float8 > 0  -- the cover queries' parameters; time zone and surge do not bear on lots
-        ORDER BY i.code, f.code, l.expiry NULLS LAST, l.lot_number
         """
 
     /// What the planner works from, per item: the positions that need or may give, donors with
     /// their usable lots (earliest expiry first; a lot's expiry date is as-of plus its days).
     public struct Inputs: Sendable, Codable {
         public var positions: [String: [PlanPosition]]
+    }
+
+    /// Positions as read: per item (its code), the positions and their facilities' ids.
+    struct ReadPositions: Sendable {
+        var items: [Int64: Int] = [:]
+        var codes: [String] = []
+        var positions: [[PlanPosition]] = []
+        var facilities: [[Int64]] = []
     }
 
     public func inputs(_ request: PlanRequest) async throws -> Inputs {
@@ -107,7 +115,7 @@ public struct PostgresPlanner: Sendable {
         let useSnapshot = try await cover.snapshotIsCurrent(asOf: request.asOf)
         // A city has millions of positions and lots: both are read in place (`scan`), positions and
         // lots on two connections at once.
-        async let positionsRead: [String: [PlanPosition]] = database.withConnection(scope) { c in
+        async let positionsRead: ReadPositions = database.withConnection(scope) { c in
             if let region = request.region, try c.query("SELECT 1 FROM regions WHERE code = $1", [region]).rows.isEmpty {
                 throw Refusal(kind: .notFound, field: "region", description: "no region \(region)")
             }
@@ -125,41 +133,54 @@ public struct PostgresPlanner: Sendable {
                     \(Self.candidates(from: "computed"))
                     """
             }
-            var byItem: [String: [PlanPosition]] = [:]
+            // By item id, and each position's facility id beside it, for joining the lots after.
+            var items: [Int64: Int] = [:]
+            var read = ReadPositions()
             try c.scan(sql, parameters) { row in
-                let position = PlanPosition(site: PlanSite(code: row.string(1), latitude: row.double(2), longitude: row.double(3)),
-                                            designated: row.bool(4), usable: row.int64(5), dailyDemand: row.double(6),
-                                            targetDays: Int(row.int64(7)), shortfall: row.int64(8))
-                byItem[row.string(0), default: []].append(position)
+                let itemID = row.int64(0)
+                let n = items[itemID] ?? {
+                    items[itemID] = read.codes.count
+                    read.codes.append(row.string(2)); read.positions.append([]); read.facilities.append([])
+                    return read.codes.count - 1
+                }()
+                read.positions[n].append(PlanPosition(site: PlanSite(code: row.string(3), latitude: row.double(4), longitude: row.double(5)),
+                                                      designated: row.bool(6), usable: row.int64(7), dailyDemand: row.double(8),
+                                                      targetDays: Int(row.int64(9)), shortfall: row.int64(10)))
+                read.facilities[n].append(row.int64(1))
             }
-            return byItem
+            read.items = items
+            return read
         }
-        // Rows come ordered by item and facility: each facility × item's lots are gathered as
-        // they pass, without a lookup per lot.
-        async let lotsRead: [String: [PlanLot]] = database.withConnection(scope) { c in
-            var lots: [String: [PlanLot]] = [:]
-            var key = "", gathered: [PlanLot] = []
+        // As they come: (item id, facility id) and the lot, gathered per position below.
+        async let lotsRead: (keys: [Int64], lots: [PlanLot]) = database.withConnection(scope) { c in
+            var keys: [Int64] = [], lots: [PlanLot] = []
             try c.scan(Self.usableLots, [request.asOf.description, zone, 1.0, request.region, nil as String?, request.item,
                                          nil as String?, nil as Bool?]) { row in
-                let next = "\(row.string(0))|\(row.string(1))"
-                if next != key {
-                    if !gathered.isEmpty { lots[key] = gathered }
-                    key = next
-                    gathered = []
-                }
-                gathered.append(PlanLot(lot: row.string(2), quantity: row.int64(5), expiryDays: row.int64OrNil(4).map { Int($0) }))
+                keys.append(row.int64(0) << 32 | row.int64(1))
+                lots.append(PlanLot(lot: row.string(2), quantity: row.int64(4), expiryDays: row.int64OrNil(3).map { Int($0) }))
             }
-            if !gathered.isEmpty { lots[key] = gathered }
-            return lots
+            return (keys, lots)
         }
-        var byItem = try await positionsRead
-        let lots = try await lotsRead
-        for (item, positions) in byItem {
-            byItem[item] = positions.map { p in
-                var p = p
-                if p.surplus > 0 { p.lots = lots["\(item)|\(p.site.code)"] ?? [] }
-                return p
+        var read = try await positionsRead
+        let (keys, lots) = try await lotsRead
+        // Donors get their lots, earliest expiry first (then by lot number, as orders list them).
+        var donorAt: [Int64: (item: Int, position: Int)] = [:]
+        for (itemID, n) in read.items {
+            for (k, position) in read.positions[n].enumerated() where position.surplus > 0 {
+                donorAt[itemID << 32 | read.facilities[n][k]] = (n, k)
+                read.positions[n][k].lots = []
             }
+        }
+        for (key, lot) in zip(keys, lots) {
+            guard let (n, k) = donorAt[key] else { continue }
+            read.positions[n][k].lots!.append(lot)
+        }
+        var byItem: [String: [PlanPosition]] = [:]
+        for (n, code) in read.codes.enumerated() {
+            for k in read.positions[n].indices where (read.positions[n][k].lots?.count ?? 0) > 1 {
+                read.positions[n][k].lots!.sort { ($0.expiryDays ?? .max, $0.lot) < ($1.expiryDays ?? .max, $1.lot) }
+            }
+            byItem[code] = read.positions[n]
         }
         return Inputs(positions: byItem)
     }
