@@ -186,7 +186,7 @@ public enum Planner {
     /// optimal for the whole network.
     static func solvePriced(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>) -> ItemPlan {
         guard donors.count * receivers.count > options.sparseAbove else {
-            return solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: nil).plan
+            return solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: nil).plan()
         }
         let donorTree = SiteTree(points: donors.map { unitVector($0.site) }, members: donors.indices.filter { donors[$0].surplus > 0 })
         var lists = candidates(donors: donors, receivers: receivers, options: options, donorTree: donorTree)
@@ -196,7 +196,7 @@ public enum Planner {
                                              candidates: lists, donorTree: donorTree, warm: warm)
             warm = next
             let missing = priced(lists)
-            guard !missing.isEmpty else { return plan }
+            guard !missing.isEmpty else { return plan() }
             for (i, j) in missing { lists[i].append(j) }
             for i in lists.indices { lists[i] = Array(Set(lists[i])).sorted() }
         }
@@ -343,7 +343,7 @@ public enum Planner {
     /// from nodes with flow to spare, each to the hub or to the nearest node of the other kind.
     static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
                       candidates: [[Int]]?, donorTree: SiteTree? = nil, warm: WarmStart? = nil)
-        -> (plan: ItemPlan, priced: ([[Int]]) -> [(Int, Int)], warm: WarmStart?) {
+        -> (plan: () -> ItemPlan, priced: ([[Int]]) -> [(Int, Int)], warm: WarmStart?) {
         let surplus = donors.reduce(Int64(0)) { $0 + max(0, $1.surplus) }, need = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
         let byDonor = surplus < need
         var network = network(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: candidates,
@@ -493,7 +493,9 @@ public enum Planner {
                          donorTree: donorTree, warm: nil)
         }
         precondition(!failed, "a terminal the hub does not reach")
-        let plan = flows(of: network, graph: graph, donors: donors, receivers: receivers)
+        // Read off only for the round that ends the pricing.
+        let frozen = graph
+        let plan = { flows(of: network, graph: frozen, donors: donors, receivers: receivers) }
         // Tightened at the end the priced arcs leave from: donors and lots, or receivers in the turned-around network.
         let potential = tightened(stored, graph: graph, hub: hub,
                                   lowered: byDonor ? [receiverBase..<network.sink] : [1..<network.lotBase, network.lotBase..<receiverBase]),
