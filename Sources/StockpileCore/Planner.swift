@@ -372,120 +372,26 @@ public enum Planner {
                 .sorted { (receivers[$0].weight, $1) > (receivers[$1].weight, $0) }
                 .map { (receiverBase + $0, receivers[$0].need) }
         }
-        var graph = network.graph
+        var search = PathSearch(graph: network.graph, hub: hub)
         network.arcs = []
-        let count = graph.nodeCount
-        // Potentials: reduced cost c(u,v) + p(v) − p(u), never negative on an arc with room left.
-        // p(v) = stored[v] + offset: a search moves every node it did not reach by the same
-        // amount, kept once in `offset`.
-        var stored = [Cost](repeating: .zero, count: count)
-        var offset = Cost.zero
-        // What each node still has to receive (terminals, and tails of arcs saturated below) or
-        // to send on (heads of those arcs).
-        var deficit = [Int64](repeating: 0, count: count), excess = [Int64](repeating: 0, count: count)
+        let count = search.graph.nodeCount
         var order: [Int] = terminals.map(\.node)
-        for (node, amount) in terminals { deficit[node] = amount }
+        for (node, amount) in terminals { search.deficit[node] = amount }
         if let warm {
             // The last round's flow, still optimal on its arcs, and its potentials, still valid
             // there. The arcs pricing added have negative reduced costs: saturated, and the
             // imbalance that leaves is repaired below by shortest paths like any other.
-            stored = warm.potential
-            restore(warm.pairFlow, into: &graph, network: network, donors: donors, receivers: receivers, hub: hub)
-            order = []
-            for (node, _) in terminals { deficit[node] = 0 }
-            for u in 0..<count {
-                for arc in graph.arcs(u) where graph.room[arc] > 0 {
-                    let v = graph.head[arc]
-                    guard graph.cost[arc] + stored[v] - stored[u] < .zero else { continue }
-                    let amount = graph.room[arc]
-                    graph.room[arc] = 0
-                    graph.room[graph.partner[arc]] += amount
-                    deficit[u] += amount
-                    excess[v] += amount
-                    order.append(u)
-                }
-            }
-            // A node can be both: only the difference counts.
-            for v in 0..<count where deficit[v] > 0 && excess[v] > 0 {
-                let both = min(deficit[v], excess[v])
-                deficit[v] -= both
-                excess[v] -= both
-            }
-        }
-        var distance = [Cost](repeating: .infinity, count: count)
-        var next = [Int](repeating: -1, count: count)  // the arc on the path found, toward where the search started
-        var done = [Bool](repeating: false, count: count)
-        var touched: [Int] = []
-        var heap = CostHeap()
-        /// One shortest path from `start` and the flow along it. Backward (a node short of flow):
-        /// over arcs into each node, to the hub or a node with flow to spare. Forward (a node with
-        /// flow to spare): over arcs out of each node, to the hub or a node short of flow. False
-        /// if there is none (never, in a network built as above).
-        func augment(from start: Int, backward: Bool) -> Bool {
-            for n in touched { distance[n] = .infinity; next[n] = -1; done[n] = false }
-            touched.removeAll(keepingCapacity: true)
-            heap.removeAll()
-            distance[start] = .zero
-            touched.append(start)
-            heap.push(.zero, start)
-            var reach = Cost.infinity, end = -1
-            while let (dist, v) = heap.pop() {
-                if done[v] { continue }
-                done[v] = true
-                if v == hub || (backward ? excess[v] > 0 : deficit[v] > 0) { reach = dist; end = v; break }
-                for arc in graph.arcs(v) {
-                    let u = graph.head[arc]
-                    guard !done[u] else { continue }
-                    // Backward: the arc u → v (the partner of v's entry); forward: v → u itself.
-                    let step = backward ? graph.partner[arc] : arc
-                    guard graph.room[step] > 0 else { continue }
-                    let candidate = backward ? dist + (graph.cost[step] + stored[v] - stored[u])
-                                             : dist + (graph.cost[step] + stored[u] - stored[v])
-                    if candidate < distance[u] {
-                        if distance[u] == .infinity { touched.append(u) }
-                        distance[u] = candidate
-                        next[u] = step
-                        heap.push(candidate, u)
-                    }
-                }
-            }
-            guard end >= 0 else { return false }
-            // p' = p + min(d, reach) searching backward, p − min(d, reach) forward: every reduced
-            // cost stays ≥ 0, and those on the path become 0.
-            if backward {
-                for n in touched where done[n] { stored[n] = stored[n] + distance[n] - reach }
-                offset = offset + reach
-            } else {
-                for n in touched where done[n] { stored[n] = stored[n] - distance[n] + reach }
-                offset = offset - reach
-            }
-            var amount = backward ? deficit[start] : excess[start]
-            if end != hub { amount = min(amount, backward ? excess[end] : deficit[end]) }
-            // next[] leads from `end` back to `start`: backward it holds the arcs in flow order
-            // (u → v, the node after u toward start is its head), forward their heads are behind.
-            var node = end
-            while node != start {
-                let arc = next[node]
-                amount = min(amount, graph.room[arc])
-                node = backward ? graph.head[arc] : graph.head[graph.partner[arc]]
-            }
-            node = end
-            while node != start {
-                let arc = next[node]
-                graph.room[arc] -= amount
-                graph.room[graph.partner[arc]] += amount
-                node = backward ? graph.head[arc] : graph.head[graph.partner[arc]]
-            }
-            if backward { deficit[start] -= amount } else { excess[start] -= amount }
-            if end != hub { if backward { excess[end] -= amount } else { deficit[end] -= amount } }
-            return true
+            search.stored = warm.potential
+            restore(warm.pairFlow, into: &search.graph, network: network, donors: donors, receivers: receivers, hub: hub)
+            for (node, _) in terminals { search.deficit[node] = 0 }
+            order = search.saturateNegative()
         }
         var failed = false
         for node in order where !failed {
-            while deficit[node] > 0 { guard augment(from: node, backward: true) else { failed = true; break } }
+            while search.deficit[node] > 0 { guard search.augment(from: node, backward: true) else { failed = true; break } }
         }
         for node in 0..<count where !failed {
-            while excess[node] > 0 { guard augment(from: node, backward: false) else { failed = true; break } }
+            while search.excess[node] > 0 { guard search.augment(from: node, backward: false) else { failed = true; break } }
         }
         if failed, warm != nil {
             // Not expected; the cold solve is always right.
@@ -493,6 +399,7 @@ public enum Planner {
                          donorTree: donorTree, warm: nil)
         }
         precondition(!failed, "a terminal the hub does not reach")
+        let graph = search.graph, stored = search.stored
         // Read off only for the round that ends the pricing.
         let frozen = graph
         let plan = { flows(of: network, graph: frozen, donors: donors, receivers: receivers) }
@@ -734,6 +641,129 @@ public enum Planner {
             }
         }
         return flows(of: network, graph: graph, donors: donors, receivers: receivers)
+    }
+}
+
+/// The searches of one solve (see `Planner.solve`): the residual network, potentials as
+/// `stored + offset` (a search moves every node it did not reach by the same amount, kept once
+/// in `offset`), what each node still has to receive or send on, and the search's own arrays,
+/// reset only where the last search went. A struct with mutating methods rather than local
+/// functions over local variables: those were captured in boxes, and every access in the
+/// innermost loop paid for it.
+struct PathSearch {
+    typealias Cost = Planner.Cost
+    var graph: FlowGraph
+    let hub: Int
+    /// Reduced cost c(u,v) + p(v) − p(u), never negative on an arc with room left.
+    var stored: [Cost]
+    var offset = Cost.zero
+    /// What each node still has to receive (terminals, and tails of arcs saturated) or to send on (their heads).
+    var deficit: [Int64], excess: [Int64]
+    var distance: [Cost]
+    /// The arc on the path found, toward where the search started.
+    var next: [Int]
+    var done: [Bool]
+    var touched: [Int] = []
+    var heap = CostHeap()
+
+    init(graph: FlowGraph, hub: Int) {
+        let count = graph.nodeCount
+        self.graph = graph
+        self.hub = hub
+        stored = [Cost](repeating: .zero, count: count)
+        deficit = [Int64](repeating: 0, count: count)
+        excess = [Int64](repeating: 0, count: count)
+        distance = [Cost](repeating: .infinity, count: count)
+        next = [Int](repeating: -1, count: count)
+        done = [Bool](repeating: false, count: count)
+    }
+
+    /// Saturates every arc with room and a negative reduced cost; returns the nodes left short.
+    mutating func saturateNegative() -> [Int] {
+        var short: [Int] = []
+        for u in 0..<graph.nodeCount {
+            for arc in graph.arcs(u) where graph.room[arc] > 0 {
+                let v = graph.head[arc]
+                guard graph.cost[arc] + stored[v] - stored[u] < .zero else { continue }
+                let amount = graph.room[arc]
+                graph.room[arc] = 0
+                graph.room[graph.partner[arc]] += amount
+                deficit[u] += amount
+                excess[v] += amount
+                short.append(u)
+            }
+        }
+        // A node can be both: only the difference counts.
+        for v in 0..<graph.nodeCount where deficit[v] > 0 && excess[v] > 0 {
+            let both = min(deficit[v], excess[v])
+            deficit[v] -= both
+            excess[v] -= both
+        }
+        return short
+    }
+
+    /// One shortest path from `start` and the flow along it. Backward (a node short of flow):
+    /// over arcs into each node, to the hub or a node with flow to spare. Forward (a node with
+    /// flow to spare): over arcs out of each node, to the hub or a node short of flow. False
+    /// if there is none (never, in a network built as above).
+    mutating func augment(from start: Int, backward: Bool) -> Bool {
+        for n in touched { distance[n] = .infinity; next[n] = -1; done[n] = false }
+        touched.removeAll(keepingCapacity: true)
+        heap.removeAll()
+        distance[start] = .zero
+        touched.append(start)
+        heap.push(.zero, start)
+        var reach = Cost.infinity, end = -1
+        while let (dist, v) = heap.pop() {
+            if done[v] { continue }
+            done[v] = true
+            if v == hub || (backward ? excess[v] > 0 : deficit[v] > 0) { reach = dist; end = v; break }
+            for arc in graph.arcs(v) {
+                let u = graph.head[arc]
+                guard !done[u] else { continue }
+                // Backward: the arc u → v (the partner of v's entry); forward: v → u itself.
+                let step = backward ? graph.partner[arc] : arc
+                guard graph.room[step] > 0 else { continue }
+                let candidate = backward ? dist + (graph.cost[step] + stored[v] - stored[u])
+                                         : dist + (graph.cost[step] + stored[u] - stored[v])
+                if candidate < distance[u] {
+                    if distance[u] == .infinity { touched.append(u) }
+                    distance[u] = candidate
+                    next[u] = step
+                    heap.push(candidate, u)
+                }
+            }
+        }
+        guard end >= 0 else { return false }
+        // p' = p + min(d, reach) searching backward, p − min(d, reach) forward: every reduced
+        // cost stays ≥ 0, and those on the path become 0.
+        if backward {
+            for n in touched where done[n] { stored[n] = stored[n] + distance[n] - reach }
+            offset = offset + reach
+        } else {
+            for n in touched where done[n] { stored[n] = stored[n] - distance[n] + reach }
+            offset = offset - reach
+        }
+        var amount = backward ? deficit[start] : excess[start]
+        if end != hub { amount = min(amount, backward ? excess[end] : deficit[end]) }
+        // next[] leads from `end` back to `start`: backward it holds the arcs in flow order
+        // (u → v, the node after u toward start is its head), forward their heads are behind.
+        var node = end
+        while node != start {
+            let arc = next[node]
+            amount = min(amount, graph.room[arc])
+            node = backward ? graph.head[arc] : graph.head[graph.partner[arc]]
+        }
+        node = end
+        while node != start {
+            let arc = next[node]
+            graph.room[arc] -= amount
+            graph.room[graph.partner[arc]] += amount
+            node = backward ? graph.head[arc] : graph.head[graph.partner[arc]]
+        }
+        if backward { deficit[start] -= amount } else { excess[start] -= amount }
+        if end != hub { if backward { excess[end] -= amount } else { deficit[end] -= amount } }
+        return true
     }
 }
 
