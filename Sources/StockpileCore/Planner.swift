@@ -194,8 +194,14 @@ public enum Planner {
         while true {
             let (plan, priced, next) = solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut,
                                              candidates: lists, donorTree: donorTree, warm: warm)
-            warm = next
             let missing = priced(lists)
+            // The next round starts from this one where stock is plentiful: there the pairs
+            // pricing adds are few and short, and repairing the flow costs a fraction of solving
+            // again. Where stock is short they can be tens of thousands of long ones; saturating
+            // those displaced so much flow that repairing took up to 30× as long as solving
+            // afresh, so there only a round that adds few (under 2% of the arcs) starts warm
+            // (measured at 10,000 × 300).
+            warm = next.byDonor && missing.count * 50 > next.arcs ? nil : next
             guard !missing.isEmpty else { return plan() }
             for (i, j) in missing { lists[i].append(j) }
             for i in lists.indices { lists[i] = Array(Set(lists[i])).sorted() }
@@ -207,6 +213,9 @@ public enum Planner {
     struct WarmStart {
         var pairFlow: [Int: Int64]
         var potential: [Cost]
+        /// Solved donor by donor (stock short), on a network of this many arcs.
+        var byDonor: Bool
+        var arcs: Int
     }
 
     /// Puts a round's flow back on a network built with more arcs: the lot × receiver flows, and
@@ -343,7 +352,7 @@ public enum Planner {
     /// from nodes with flow to spare, each to the hub or to the nearest node of the other kind.
     static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
                       candidates: [[Int]]?, donorTree: SiteTree? = nil, warm: WarmStart? = nil)
-        -> (plan: () -> ItemPlan, priced: ([[Int]]) -> [(Int, Int)], warm: WarmStart?) {
+        -> (plan: () -> ItemPlan, priced: ([[Int]]) -> [(Int, Int)], warm: WarmStart) {
         let surplus = donors.reduce(Int64(0)) { $0 + max(0, $1.surplus) }, need = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
         let byDonor = surplus < need
         var network = network(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: candidates,
@@ -502,12 +511,6 @@ public enum Planner {
             }
             return found
         }
-        // The next round starts from this one only where stock is plentiful: there the pairs
-        // pricing adds are few and short, and repairing the flow costs a fraction of solving
-        // again. Where stock is short they are tens of thousands of long ones; saturating them
-        // displaced so much flow that repairing took up to 30× as long as solving afresh
-        // (measured at 10,000 × 300).
-        guard !byDonor else { return (plan, priced, nil) }
         var pairFlow: [Int: Int64] = [:]
         let r = receivers.count
         for lotNode in network.lotBase..<receiverBase {
@@ -516,7 +519,7 @@ public enum Planner {
                 if moved > 0 { pairFlow[lotNode * r + graph.head[arc] - receiverBase] = moved }
             }
         }
-        return (plan, priced, WarmStart(pairFlow: pairFlow, potential: potential))
+        return (plan, priced, WarmStart(pairFlow: pairFlow, potential: potential, byDonor: byDonor, arcs: graph.head.count / 2))
     }
 
     /// Potentials for pricing. Any that keep the reduced cost of every arc with room left at 0 or
