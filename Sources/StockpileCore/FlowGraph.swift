@@ -4,10 +4,11 @@
 /// chase and reference counting on each; this layout about halved the time of a search.
 struct FlowGraph {
     private(set) var first: [Int]
-    private(set) var head: [Int]
+    private(set) var head: NodeColumn
     var room: [Int64]
     private(set) var cost: [Planner.Cost]
-    private(set) var partner: [Int]
+    private(set) var partner: NodeColumn
+    var arcCount: Int { room.count }
 
     var nodeCount: Int { first.count - 1 }
 
@@ -24,18 +25,26 @@ struct FlowGraph {
         first = degree
         var cursor = degree
         let total = 2 * arcs.count
-        head = [Int](repeating: 0, count: total)
+        var head = [Int32](repeating: 0, count: total), partner = [Int32](repeating: 0, count: total)
         room = [Int64](repeating: 0, count: total)
         cost = [Planner.Cost](repeating: .zero, count: total)
-        partner = [Int](repeating: 0, count: total)
         for arc in arcs {
             let forward = cursor[arc.from], backward = cursor[arc.to]
             cursor[arc.from] += 1
             cursor[arc.to] += 1
-            head[forward] = arc.to; room[forward] = arc.capacity; cost[forward] = arc.cost; partner[forward] = backward
-            head[backward] = arc.from; room[backward] = 0; cost[backward] = -arc.cost; partner[backward] = forward
+            head[forward] = Int32(arc.to); room[forward] = arc.capacity; cost[forward] = arc.cost; partner[forward] = Int32(backward)
+            head[backward] = Int32(arc.from); room[backward] = 0; cost[backward] = -arc.cost; partner[backward] = Int32(forward)
         }
+        self.head = NodeColumn(values: head)
+        self.partner = NodeColumn(values: partner)
     }
+}
+
+/// Node or arc numbers stored in 32 bits (an item's network has well under 2³¹ of either):
+/// half the memory the searches read per arc.
+struct NodeColumn {
+    let values: [Int32]
+    @inline(__always) subscript(_ n: Int) -> Int { Int(values[n]) }
 }
 
 struct FlowArc {

@@ -203,8 +203,10 @@ public enum Planner {
             // (measured at 10,000 × 300).
             warm = next.byDonor && missing.count * 50 > next.arcs ? nil : next
             guard !missing.isEmpty else { return plan() }
-            for (i, j) in missing { lists[i].append(j) }
-            for i in lists.indices { lists[i] = Array(Set(lists[i])).sorted() }
+            // Pricing never names a pair twice, nor one already listed.
+            var changed = Set<Int>()
+            for (i, j) in missing { lists[i].append(j); changed.insert(i) }
+            for i in changed { lists[i].sort() }
         }
     }
 
@@ -270,8 +272,10 @@ public enum Planner {
         let lotBase: Int, receiverBase: Int, sink: Int
         let firstLot: [Int], lotDonor: [Int], lotIndex: [Int]
         let lotsOf: [[PlanLot]]
-        /// The arc a lot would have to a receiver, if it may have one: capacity and cost.
-        let lotArc: (Int, PlanLot, Int) -> (Int64, Cost)?
+        /// The km from donor to receiver, if they may have an arc at all.
+        let pairKm: (Int, Int) -> Double?
+        /// The arc a lot would have to a receiver this many km away, if it may have one: capacity and cost.
+        let lotArc: (Double, PlanLot, Int) -> (Int64, Cost)?
         /// Built with every arc turned around (for solving donor by donor, see `solve`).
         let reversed: Bool
 
@@ -300,26 +304,36 @@ public enum Planner {
             for k in lots.indices { lotDonor.append(i); lotIndex.append(k) }
             next += lots.count
         }
-        let lotArc = { (i: Int, lot: PlanLot, j: Int) -> (Int64, Cost)? in
+        let donorPoints = donors.map { unitVector($0.site) }, receiverPoints = receivers.map { unitVector($0.site) }
+        // The great circle from the chord between unit vectors: the same distance as the
+        // haversine's (to far below a millimetre) with no trigonometry per pair but one asin.
+        let pairKm = { (i: Int, j: Int) -> Double? in
             guard receivers[j].need > 0, receivers[j].site.code != donors[i].site.code, !ruledOut.contains(i * r + j) else { return nil }
-            let km = GreatCircle.km(donors[i].site, receivers[j].site)
+            let chord = SiteTree.squaredChord(donorPoints[i], receiverPoints[j]).squareRoot()
+            let km = 2 * GreatCircle.earthRadiusKm * asin(min(1, chord / 2))
             if let limit = options.maxDistanceKm, km > limit { return nil }
+            return km
+        }
+        let lotArc = { (km: Double, lot: PlanLot, j: Int) -> (Int64, Cost)? in
             let usable = min(lot.quantity, receivers[j].usable(expiryDays: lot.expiryDays))
             guard usable > 0 else { return nil }
             return (usable, Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))))
         }
         var network = Network(nodeCount: next + r + 1, lotBase: 1 + d, receiverBase: next, sink: next + r,
-                              firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, lotArc: lotArc, reversed: reversed)
+                              firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, pairKm: pairKm, lotArc: lotArc,
+                              reversed: reversed)
         let everyone = Array(0..<r)
         for (i, donor) in donors.enumerated() {
             guard donor.surplus > 0 else { continue }
             // Solving donor by donor, each donor brings its surplus itself.
             if !reversed { network.addArc(network.source, 1 + i, donor.surplus, .zero) }
+            let partners = candidates?[i] ?? everyone
+            let kms = partners.map { pairKm(i, $0) }
             for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
                 let node = firstLot[i] + k
                 network.link(1 + i, node, lot.quantity, .zero)
-                for j in candidates?[i] ?? everyone {
-                    guard let (usable, cost) = lotArc(i, lot, j) else { continue }
+                for (n, j) in partners.enumerated() {
+                    guard let km = kms[n], let (usable, cost) = lotArc(km, lot, j) else { continue }
                     network.link(node, network.receiverBase + j, usable, cost)
                 }
             }
@@ -484,10 +498,12 @@ public enum Planner {
                         let i = tree.order[m]
                         let chord = SiteTree.squaredChord(at, tree.points[i])
                         guard !ruledOut(donorReach[i], squaredChord: chord) else { continue }
+                        var km: Double??  // the pair's, once one of its lots needs it
                         for (k, lot) in priceable.lotsOf[i].enumerated() where lot.quantity > 0 {
                             let own = term(priceable.firstLot[i] + k)
                             guard !ruledOut((own.coverage, own.distance), squaredChord: chord),
-                                  let (_, cost) = priceable.lotArc(i, lot, j) else { continue }
+                                  let pairKm = km ?? { km = priceable.pairKm(i, j); return km! }(),
+                                  let (_, cost) = priceable.lotArc(pairKm, lot, j) else { continue }
                             let reduced = cost + mine - own
                             guard reduced < .zero else { continue }
                             // A pair in the network may show a negative reduced cost on an arc that is full.
@@ -519,7 +535,7 @@ public enum Planner {
                 if moved > 0 { pairFlow[lotNode * r + graph.head[arc] - receiverBase] = moved }
             }
         }
-        return (plan, priced, WarmStart(pairFlow: pairFlow, potential: potential, byDonor: byDonor, arcs: graph.head.count / 2))
+        return (plan, priced, WarmStart(pairFlow: pairFlow, potential: potential, byDonor: byDonor, arcs: graph.arcCount / 2))
     }
 
     /// Potentials for pricing. Any that keep the reduced cost of every arc with room left at 0 or
