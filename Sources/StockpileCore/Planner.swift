@@ -190,10 +190,10 @@ public enum Planner {
         }
         let donorTree = SiteTree(points: donors.map { unitVector($0.site) }, members: donors.indices.filter { donors[$0].surplus > 0 })
         var lists = candidates(donors: donors, receivers: receivers, options: options, donorTree: donorTree)
-        var warm: WarmStart?
+        var warm: WarmStart?, added: [(Int, Int)] = []
         while true {
             let (plan, priced, next) = solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut,
-                                             candidates: lists, donorTree: donorTree, warm: warm)
+                                             candidates: lists, donorTree: donorTree, warm: warm, added: added)
             let missing = priced(lists)
             // The next round starts from this one where stock is plentiful: there the pairs
             // pricing adds are few and short, and repairing the flow costs a fraction of solving
@@ -201,7 +201,8 @@ public enum Planner {
             // those displaced so much flow that repairing took up to 30× as long as solving
             // afresh, so there only a round that adds few (under 2% of the arcs) starts warm
             // (measured at 10,000 × 300).
-            warm = next.byDonor && missing.count * 50 > next.arcs ? nil : next
+            warm = next.byDonor && missing.count * 50 > next.arcs.count ? nil : next
+            added = missing
             guard !missing.isEmpty else { return plan() }
             // Pricing never names a pair twice, nor one already listed.
             var changed = Set<Int>()
@@ -215,9 +216,9 @@ public enum Planner {
     struct WarmStart {
         var pairFlow: [Int: Int64]
         var potential: [Cost]
-        /// Solved donor by donor (stock short), on a network of this many arcs.
+        /// Solved donor by donor (stock short), on these arcs.
         var byDonor: Bool
-        var arcs: Int
+        var arcs: [FlowArc]
     }
 
     /// Puts a round's flow back on a network built with more arcs: the lot × receiver flows, and
@@ -289,12 +290,23 @@ public enum Planner {
         }
 
         var graph: FlowGraph { FlowGraph(nodes: nodeCount, arcs: arcs) }
+
+        /// The lot → receiver arcs of these donor × receiver pairs.
+        mutating func addPairs(_ pairs: [(Int, Int)]) {
+            for (i, j) in pairs {
+                guard let km = pairKm(i, j) else { continue }
+                for (k, lot) in lotsOf[i].enumerated() where lot.quantity > 0 {
+                    guard let (usable, cost) = lotArc(km, lot, j) else { continue }
+                    link(firstLot[i] + k, receiverBase + j, usable, cost)
+                }
+            }
+        }
     }
 
     /// source → donor (its surplus) → each of its lots (the lot's quantity) → receiver (what the
     /// receiver can use before the lot expires), on the candidate pairs (nil: every pair).
     static func network(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
-                        candidates: [[Int]]?, reversed: Bool = false) -> Network {
+                        candidates: [[Int]]?, reversed: Bool = false, arcs: Bool = true) -> Network {
         let lotsOf = donors.map { $0.lots ?? [PlanLot(lot: "", quantity: $0.surplus, expiryDays: nil)] }
         let d = donors.count, r = receivers.count
         var firstLot = [Int](), lotDonor = [Int](), lotIndex = [Int]()
@@ -323,7 +335,7 @@ public enum Planner {
                               firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, pairKm: pairKm, lotArc: lotArc,
                               reversed: reversed)
         let everyone = Array(0..<r)
-        for (i, donor) in donors.enumerated() {
+        for (i, donor) in donors.enumerated() where arcs {
             guard donor.surplus > 0 else { continue }
             // Solving donor by donor, each donor brings its surplus itself.
             if !reversed { network.addArc(network.source, 1 + i, donor.surplus, .zero) }
@@ -365,15 +377,21 @@ public enum Planner {
     /// at their ends is repaired by the same shortest paths, from nodes short of flow and then
     /// from nodes with flow to spare, each to the hub or to the nearest node of the other kind.
     static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
-                      candidates: [[Int]]?, donorTree: SiteTree? = nil, warm: WarmStart? = nil)
+                      candidates: [[Int]]?, donorTree: SiteTree? = nil, warm: WarmStart? = nil, added: [(Int, Int)] = [])
         -> (plan: () -> ItemPlan, priced: ([[Int]]) -> [(Int, Int)], warm: WarmStart) {
         let surplus = donors.reduce(Int64(0)) { $0 + max(0, $1.surplus) }, need = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
         let byDonor = surplus < need
         var network = network(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: candidates,
-                              reversed: byDonor)
+                              reversed: byDonor, arcs: warm == nil)
         let receiverBase = network.receiverBase
         let hub: Int, terminals: [(node: Int, amount: Int64)]
-        if byDonor {
+        if let warm {
+            // The last round's arcs as they were, and the pairs pricing added.
+            network.arcs = warm.arcs
+            network.addPairs(added)
+            hub = byDonor ? network.sink : network.source
+            terminals = []
+        } else if byDonor {
             // Every path to the sink ends in one arc into it; all of them cost the heaviest weight
             // more than the plain model (receiver: −weight, keeping stock: 0), so costs stay ≥ 0.
             hub = network.sink
@@ -396,6 +414,7 @@ public enum Planner {
                 .map { (receiverBase + $0, receivers[$0].need) }
         }
         var search = PathSearch(graph: network.graph, hub: hub)
+        let arcs = network.arcs
         network.arcs = []
         let count = search.graph.nodeCount
         var order: [Int] = terminals.map(\.node)
@@ -406,7 +425,6 @@ public enum Planner {
             // imbalance that leaves is repaired below by shortest paths like any other.
             search.stored = warm.potential
             restore(warm.pairFlow, into: &search.graph, network: network, donors: donors, receivers: receivers, hub: hub)
-            for (node, _) in terminals { search.deficit[node] = 0 }
             order = search.saturateNegative()
         }
         var failed = false
@@ -535,7 +553,7 @@ public enum Planner {
                 if moved > 0 { pairFlow[lotNode * r + graph.head[arc] - receiverBase] = moved }
             }
         }
-        return (plan, priced, WarmStart(pairFlow: pairFlow, potential: potential, byDonor: byDonor, arcs: graph.arcCount / 2))
+        return (plan, priced, WarmStart(pairFlow: pairFlow, potential: potential, byDonor: byDonor, arcs: arcs))
     }
 
     /// Potentials for pricing. Any that keep the reduced cost of every arc with room left at 0 or
