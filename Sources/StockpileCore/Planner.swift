@@ -814,37 +814,56 @@ func sortedContains(_ sorted: [Int], _ value: Int) -> Bool {
     return low < sorted.count && sorted[low] == value
 }
 
-/// A binary min-heap of (cost, node) for Dijkstra.
+/// A min-heap of (cost, node) for Dijkstra: four children a node (half the levels of a binary
+/// heap, and a node's children side by side in memory), costs and nodes in separate arrays, and
+/// entries moved into a hole instead of swapped. The searches push and pop millions of entries
+/// per item; with this layout the items where stock is short, whose searches are longest, took
+/// 10–30% less time than with a binary heap of (cost, node) pairs (best of two runs each).
 struct CostHeap {
-    private var items: [(Planner.Cost, Int)] = []
+    private var costs: [Planner.Cost] = []
+    private var nodes: [Int32] = []
+
     mutating func push(_ cost: Planner.Cost, _ node: Int) {
-        items.append((cost, node))
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].0 < items[parent].0 else { break }
-            items.swapAt(child, parent)
-            child = parent
+        costs.append(cost)
+        nodes.append(Int32(node))
+        var hole = costs.count - 1
+        while hole > 0 {
+            let parent = (hole - 1) / 4
+            guard cost < costs[parent] else { break }
+            costs[hole] = costs[parent]
+            nodes[hole] = nodes[parent]
+            hole = parent
         }
+        costs[hole] = cost
+        nodes[hole] = Int32(node)
     }
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
+
+    mutating func removeAll() {
+        costs.removeAll(keepingCapacity: true)
+        nodes.removeAll(keepingCapacity: true)
+    }
+
     mutating func pop() -> (Planner.Cost, Int)? {
-        guard !items.isEmpty else { return nil }
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1, right = left + 1
-                var smallest = parent
-                if left < items.count && items[left].0 < items[smallest].0 { smallest = left }
-                if right < items.count && items[right].0 < items[smallest].0 { smallest = right }
-                if smallest == parent { break }
-                items.swapAt(parent, smallest)
-                parent = smallest
-            }
+        guard let lastCost = costs.last, let lastNode = nodes.last else { return nil }
+        let top = (costs[0], Int(nodes[0]))
+        costs.removeLast()
+        nodes.removeLast()
+        let count = costs.count
+        guard count > 0 else { return top }
+        // Sift the last entry down from the root.
+        var hole = 0
+        while true {
+            let first = 4 * hole + 1
+            guard first < count else { break }
+            var smallest = first
+            for child in first + 1..<min(first + 4, count) where costs[child] < costs[smallest] { smallest = child }
+            guard costs[smallest] < lastCost else { break }
+            costs[hole] = costs[smallest]
+            nodes[hole] = nodes[smallest]
+            hole = smallest
         }
+        costs[hole] = lastCost
+        nodes[hole] = lastNode
         return top
     }
 }
