@@ -111,14 +111,14 @@ public struct PostgresNightly: Sendable {
 
     /// One section's lines, `linesPerRun` a row. A city's lines are gigabytes of JSON: they are
     /// encoded on every core, a batch of runs at a time (so they are never all in memory at once).
-    static func storeLines<Line: Encodable & Sendable>(_ c: PQConnection, _ section: String, _ lines: [Line], date: String, key: String) throws {
-        let runs = stride(from: 0, to: lines.count, by: linesPerRun).map { Array(lines[$0..<min($0 + linesPerRun, lines.count)]) }
+    static func storeLines<Line: NightlyLineEncodable>(_ c: PQConnection, _ section: String, _ lines: [Line], date: String, key: String) throws {
+        let runs = stride(from: 0, to: lines.count, by: linesPerRun).map { lines[$0..<min($0 + linesPerRun, lines.count)] }
         let batch = 64
         for first in stride(from: 0, to: runs.count, by: batch) {
             let part = Array(runs[first..<min(first + batch, runs.count)])
             let encoded = Mutex([Result<String, any Error>?](repeating: nil, count: part.count))
             DispatchQueue.concurrentPerform(iterations: part.count) { i in
-                let run = Result { String(decoding: try JSONEncoder().encode(part[i]), as: UTF8.self) }
+                let run = Result { try NightlyLineJSON.run(part[i]) }
                 encoded.withLock { $0[i] = run }
             }
             for (i, run) in encoded.withLock({ $0 }).enumerated() {
