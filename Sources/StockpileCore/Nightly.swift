@@ -433,8 +433,9 @@ public enum Reorder {
 
     /// The nearest consumer that would use all of `quantity` before it expires; if none would, the one
     /// that would use the most (the nearest of those). nil when none would use any.
+    /// (A slice, not a generic collection: called from another module, a generic would not be specialized.)
     public static func fasterConsumer(for quantity: Int64, expiryDays: Int, from site: PlanSite,
-                                      candidates: [Consumer]) -> (consumer: Consumer, usable: Int64, distanceKm: Double)? {
+                                      candidates: ArraySlice<Consumer>) -> (consumer: Consumer, usable: Int64, distanceKm: Double)? {
         // A city has thousands of candidates per item and a hundred thousand expiring lots: find the
         // most any would use first (cheap arithmetic), then the nearest of those by chord, which
         // orders them as the great circle does; only the chosen one's distance is worked out.
@@ -446,7 +447,7 @@ public enum Reorder {
         guard most > 0 else { return nil }
         let here = Consumer.unitPoint(site)
         var best: (index: Int, chord: Double)?
-        for (i, c) in candidates.enumerated() where min(quantity, c.usable(expiryDays: expiryDays)) == most && c.site.code != site.code {
+        for (i, c) in zip(candidates.indices, candidates) where min(quantity, c.usable(expiryDays: expiryDays)) == most && c.site.code != site.code {
             let d = c.point - here, chord = (d * d).sum()
             if let b = best, chord > b.chord || (chord == b.chord && c.site.code >= candidates[b.index].site.code) { continue }
             best = (i, chord)

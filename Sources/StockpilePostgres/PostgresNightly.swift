@@ -345,7 +345,10 @@ struct NightlyInputs: Sendable {
     }
 
     /// Each lot the FEFO walk leaves partly unused within the horizon, with the nearest facility in
-    /// scope that would use it before it expires.
+    /// scope that would use it before it expires. A city has about 9,000 candidates per item and a
+    /// hundred thousand such lots: each item's candidates are sorted by their own physical days, so
+    /// a lot is offered only to those whose stock runs out before it expires (the others would use
+    /// none of it), and the positions are shared out over every core.
     func expiringLots(asOf: LocalDate) -> [ExpiringLotLine] {
         var consumers: [String: [Reorder.Consumer]] = [:]
         for row in rows where row.position.dailyDemand > 0 {
@@ -353,17 +356,29 @@ struct NightlyInputs: Sendable {
             consumers[row.position.item, default: []].append(Reorder.Consumer(site: site, name: row.position.facilityName,
                                                                            dailyDemand: row.position.dailyDemand, physicalDays: days))
         }
-        var lines: [ExpiringLotLine] = []
-        for (position, site, lots) in lotPositions {
+        for item in consumers.keys { consumers[item]!.sort { $0.physicalDays < $1.physicalDays } }
+        let lotPositions = self.lotPositions, byItem = consumers
+        let found = Mutex([[ExpiringLotLine]](repeating: [], count: lotPositions.count))
+        DispatchQueue.concurrentPerform(iterations: lotPositions.count) { n in
+            let (position, site, lots) = lotPositions[n]
+            let candidates = byItem[position.item] ?? []
+            var lines: [ExpiringLotLine] = []
             for (i, unconsumed) in Reorder.expiring(lots: lots.map(\.stock), dailyDemand: position.dailyDemand, asOf: asOf) {
                 let lot = lots[i], expiry = lot.stock.expiry!
                 let days = asOf.days(until: expiry)
-                let to = site.flatMap { Reorder.fasterConsumer(for: unconsumed, expiryDays: days, from: $0, candidates: consumers[position.item] ?? []) }
+                var before = 0, after = candidates.count // the first whose own stock lasts until the expiry
+                while before < after {
+                    let middle = (before + after) / 2
+                    if candidates[middle].physicalDays < Double(days) { before = middle + 1 } else { after = middle }
+                }
+                let to = site.flatMap { Reorder.fasterConsumer(for: unconsumed, expiryDays: days, from: $0, candidates: candidates[..<before]) }
                 lines.append(ExpiringLotLine(position: position, lot: lot.lot, expiry: expiry, asOf: asOf, onHand: lot.stock.quantity,
                                              unconsumedQty: unconsumed, moveTo: to))
             }
+            found.withLock { $0[n] = lines }
         }
-        return lines.sorted { ($0.expiry, $0.facility, $0.item, $0.lot) < ($1.expiry, $1.facility, $1.item, $1.lot) }
+        return found.withLock { $0 }.joined()
+            .sorted { ($0.expiry, $0.facility, $0.item, $0.lot) < ($1.expiry, $1.facility, $1.item, $1.lot) }
     }
 }
 
