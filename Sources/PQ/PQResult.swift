@@ -55,4 +55,5 @@ public struct PQRowView {
     public func bool(_ column: Int) -> Bool { PQgetvalue(result, row, Int32(column)).pointee == UInt8(ascii: "t") }
     public func int64OrNil(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
     public func stringOrNil(_ column: Int) -> String? { isNull(column) ? nil : string(column) }
+    public func doubleOrNil(_ column: Int) -> Double? { isNull(column) ? nil : double(column) }
 }

@@ -184,24 +184,27 @@ public enum CivilDate {
 /// Arrays travel as PostgreSQL array literals (`{"a","b",NULL}`), each element quoted and escaped,
 /// so a batch is one parameter per column rather than one statement per row.
 extension Array: PQEncodable where Element: PQEncodable {
+    /// Built as bytes: a batch can be millions of elements (the nightly run's orders).
     public var pqValue: PQValue {
-        var literal = "{"
+        var literal: [UInt8] = [UInt8(ascii: "{")]
+        literal.reserveCapacity(count * 12 + 2)
         for (i, element) in enumerated() {
-            if i > 0 { literal += "," }
+            if i > 0 { literal.append(UInt8(ascii: ",")) }
             switch element.pqValue {
             case .null:
-                literal += "NULL"
+                literal.append(contentsOf: "NULL".utf8)
             case .text(let text):
-                literal += "\""
-                for c in text.unicodeScalars {
-                    if c == "\"" || c == "\\" { literal += "\\" }
-                    literal.unicodeScalars.append(c)
+                literal.append(UInt8(ascii: "\""))
+                for byte in text.utf8 {
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
+                    literal.append(byte)
                 }
-                literal += "\""
+                literal.append(UInt8(ascii: "\""))
             case .binary:
                 preconditionFailure("binary values cannot be array elements here")
             }
         }
-        return .text(literal + "}")
+        literal.append(UInt8(ascii: "}"))
+        return .text(String(decoding: literal, as: UTF8.self))
     }
 }

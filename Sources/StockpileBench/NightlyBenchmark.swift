@@ -48,7 +48,7 @@ public struct NightlyBenchmark: Sendable {
             let size: Int = try await database.withConnection(.system("bench")) { c in
                 try c.query("""
                     SELECT (SELECT length(report::text) FROM nightly_reports WHERE as_of = $1::date AND scope = $2)
-                           + (SELECT coalesce(sum(length(line::text)), 0) FROM nightly_lines WHERE as_of = $1::date AND scope = $2) AS n
+                           + (SELECT coalesce(sum(length(lines)), 0) FROM nightly_lines WHERE as_of = $1::date AND scope = $2) AS n
                     """, [date.description, key]).rows[0].decode("n")
             }
             let r = result.report

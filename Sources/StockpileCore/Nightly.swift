@@ -413,8 +413,15 @@ public enum Reorder {
         public var name: String
         public var dailyDemand: Double
         public var physicalDays: Double
+        /// Where it is on the unit sphere: nearer by chord is nearer by great circle, without trigonometry per pair.
+        let point: SIMD3<Double>
         public init(site: PlanSite, name: String, dailyDemand: Double, physicalDays: Double) {
             self.site = site; self.name = name; self.dailyDemand = dailyDemand; self.physicalDays = physicalDays
+            point = Self.unitPoint(site)
+        }
+        static func unitPoint(_ site: PlanSite) -> SIMD3<Double> {
+            let rad = Double.pi / 180, lat = site.latitude * rad, lon = site.longitude * rad
+            return SIMD3(cos(lat) * cos(lon), cos(lat) * sin(lon), sin(lat))
         }
         /// What of a lot expiring in `days` it would use before expiry even after its own stock:
         /// floor((days − physical days) × d). Conservative: its own later-expiring stock would in fact come after the lot.
@@ -426,21 +433,28 @@ public enum Reorder {
 
     /// The nearest consumer that would use all of `quantity` before it expires; if none would, the one
     /// that would use the most (the nearest of those). nil when none would use any.
+    /// (A slice, not a generic collection: called from another module, a generic would not be specialized.)
     public static func fasterConsumer(for quantity: Int64, expiryDays: Int, from site: PlanSite,
-                                      candidates: [Consumer]) -> (consumer: Consumer, usable: Int64, distanceKm: Double)? {
-        var best: (consumer: Consumer, usable: Int64, distanceKm: Double)?
-        for c in candidates where c.site.code != site.code {
+                                      candidates: ArraySlice<Consumer>) -> (consumer: Consumer, usable: Int64, distanceKm: Double)? {
+        // A city has thousands of candidates per item and a hundred thousand expiring lots: find the
+        // most any would use first (cheap arithmetic), then the nearest of those by chord, which
+        // orders them as the great circle does; only the chosen one's distance is worked out.
+        var most: Int64 = 0
+        for c in candidates {
             let usable = min(quantity, c.usable(expiryDays: expiryDays))
-            guard usable > 0 else { continue }
-            let km = GreatCircle.km(site, c.site)
-            if let b = best {
-                let better = usable > b.usable
-                    || (usable == b.usable && (km < b.distanceKm || (km == b.distanceKm && c.site.code < b.consumer.site.code)))
-                guard better else { continue }
-            }
-            best = (c, usable, km)
+            if usable > most && c.site.code != site.code { most = usable }
         }
-        return best.map { ($0.consumer, $0.usable, ($0.distanceKm * 1000).rounded() / 1000) }
+        guard most > 0 else { return nil }
+        let here = Consumer.unitPoint(site)
+        var best: (index: Int, chord: Double)?
+        for (i, c) in zip(candidates.indices, candidates) where min(quantity, c.usable(expiryDays: expiryDays)) == most && c.site.code != site.code {
+            let d = c.point - here, chord = (d * d).sum()
+            if let b = best, chord > b.chord || (chord == b.chord && c.site.code >= candidates[b.index].site.code) { continue }
+            best = (i, chord)
+        }
+        let chosen = candidates[best!.index]
+        let km = GreatCircle.km(site, chosen.site)
+        return (chosen, most, (km * 1000).rounded() / 1000)
     }
 
     /// A position's lots that the FEFO walk leaves partly unused at expiry, expiring within the horizon:

@@ -19,7 +19,7 @@ public enum NightlyReportTables {
             }
         }
 
-        /// The stored lines it is made from (nightly_lines.section); tonight's orders are in the header.
+        /// The stored lines it is made from (nightly_lines.section); tonight's orders are always read.
         public var lines: Set<String> {
             switch self {
             case .orders: return []

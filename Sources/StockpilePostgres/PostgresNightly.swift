@@ -1,6 +1,7 @@
 import Foundation
 import PQ
 import StockpileCore
+import Synchronization
 
 /// The steps of a nightly run, in order.
 public enum NightlyPhase: String, Sendable, CaseIterable {
@@ -56,6 +57,7 @@ public struct PostgresNightly: Sendable {
     }
 
     /// The report stored under (date, scope): its header with every section's lines put back in order.
+    /// Tonight's orders are read whatever `lines` asks for: they were part of the header until 0010.
     static func load(_ c: PQConnection, date: String, key: String, lines: Set<String>? = nil) throws -> NightlyReport? {
         guard let header = try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2::text",
                                        [date, key]).rows.first else { return nil }
@@ -63,26 +65,31 @@ public struct PostgresNightly: Sendable {
         let decoder = JSONDecoder()
         let sections = lines.map { "{" + $0.sorted().joined(separator: ",") + "}" }
         for row in try c.query("""
-            SELECT section, line::text AS line FROM nightly_lines
-            WHERE as_of = $1::date AND scope = $2 AND ($3::text[] IS NULL OR section = ANY ($3::text[])) ORDER BY section, n
+            SELECT section, lines FROM nightly_lines
+            WHERE as_of = $1::date AND scope = $2 AND ($3::text[] IS NULL OR section = ANY ($3::text[]) OR section = 'orders')
+            ORDER BY section, n
             """, [date, key, sections]).rows {
-            let line = Data(try row.decode("line", as: String.self).utf8)
+            let run = Data(try row.decode("lines", as: String.self).utf8)
             switch try row.decode("section", as: String.self) {
-            case "reorders": report.reorders.append(try decoder.decode(ReorderLine.self, from: line))
-            case "contract_gaps": report.contractGaps.append(try decoder.decode(ContractGapLine.self, from: line))
-            case "expiring_lots": report.expiringLots.append(try decoder.decode(ExpiringLotLine.self, from: line))
-            default: report.stale.append(try decoder.decode(StaleLine.self, from: line))
+            case "orders": report.orders += try decoder.decode([NightlyOrder].self, from: run)
+            case "reorders": report.reorders += try decoder.decode([ReorderLine].self, from: run)
+            case "contract_gaps": report.contractGaps += try decoder.decode([ContractGapLine].self, from: run)
+            case "expiring_lots": report.expiringLots += try decoder.decode([ExpiringLotLine].self, from: run)
+            default: report.stale += try decoder.decode([StaleLine].self, from: run)
             }
         }
         return report
     }
 
-    /// Stores a report in the caller's transaction: the header row, then its lines by COPY.
+    /// Lines a row of nightly_lines holds.
+    static let linesPerRun = 1_000
+
+    /// Stores a report in the caller's transaction: the header row, then its lines, a run of them a row.
     static func store(_ c: PQConnection, _ report: NightlyReport, date: String, key: String, requestID: UUID, actor: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var header = report
-        header.reorders = []; header.contractGaps = []; header.expiringLots = []; header.stale = []
+        header.orders = []; header.reorders = []; header.contractGaps = []; header.expiringLots = []; header.stale = []
         try c.query("""
             WITH RECURSIVE subtree AS (
                 SELECT id FROM regions WHERE $2::text = '*' OR code = $2::text
@@ -95,23 +102,30 @@ public struct PostgresNightly: Sendable {
                    $4::jsonb, $5, $6, $7, $8, $9
             """, [date, key, requestID, String(decoding: try encoder.encode(header), as: UTF8.self), report.positions,
                   report.orders.count, report.reorders.filter { $0.need > 0 }.count, report.procurementTotal, actor])
-        // Encoded as COPY sends them, not all at once: a city's lines are gigabytes of JSON. An
-        // encoding failure is kept and thrown after the COPY, before anything commits.
-        var failure: (any Error)?
-        func lines<T: Encodable>(_ section: String, _ values: [T]) -> some Sequence<[String?]> {
-            values.enumerated().lazy.map { n, value -> [String?] in
-                var json = "{}"
-                do { json = String(decoding: try encoder.encode(value), as: UTF8.self) } catch { failure = failure ?? error }
-                return [date, key, section, String(n), json]
+        try storeLines(c, "orders", report.orders, date: date, key: key)
+        try storeLines(c, "reorders", report.reorders, date: date, key: key)
+        try storeLines(c, "contract_gaps", report.contractGaps, date: date, key: key)
+        try storeLines(c, "expiring_lots", report.expiringLots, date: date, key: key)
+        try storeLines(c, "stale", report.stale, date: date, key: key)
+    }
+
+    /// One section's lines, `linesPerRun` a row. A city's lines are gigabytes of JSON: they are
+    /// encoded on every core, a batch of runs at a time (so they are never all in memory at once).
+    static func storeLines<Line: NightlyLineEncodable>(_ c: PQConnection, _ section: String, _ lines: [Line], date: String, key: String) throws {
+        let runs = stride(from: 0, to: lines.count, by: linesPerRun).map { lines[$0..<min($0 + linesPerRun, lines.count)] }
+        let batch = 64
+        for first in stride(from: 0, to: runs.count, by: batch) {
+            let part = Array(runs[first..<min(first + batch, runs.count)])
+            let encoded = Mutex([Result<String, any Error>?](repeating: nil, count: part.count))
+            DispatchQueue.concurrentPerform(iterations: part.count) { i in
+                let run = Result { try NightlyLineJSON.run(part[i]) }
+                encoded.withLock { $0[i] = run }
+            }
+            for (i, run) in encoded.withLock({ $0 }).enumerated() {
+                try c.query("INSERT INTO nightly_lines (as_of, scope, section, n, lines) VALUES ($1::date, $2, $3, $4, $5)",
+                            [date, key, section, first + i, try run!.get()])
             }
         }
-        let rows = [AnySequence(lines("reorders", report.reorders)), AnySequence(lines("contract_gaps", report.contractGaps)),
-                    AnySequence(lines("expiring_lots", report.expiringLots)), AnySequence(lines("stale", report.stale))].joined()
-        // COPY does not write through row-level security: into a table of this transaction first.
-        try c.execute("CREATE TEMP TABLE nightly_lines_in (LIKE nightly_lines) ON COMMIT DROP")
-        try c.copyIn("COPY nightly_lines_in (as_of, scope, section, n, line) FROM STDIN", rows: rows)
-        if let failure { throw failure }
-        try c.execute("INSERT INTO nightly_lines SELECT * FROM nightly_lines_in")
     }
 
     static func requireRegion(_ c: PQConnection, _ region: String?, scope: AccessScope) throws {
@@ -281,68 +295,60 @@ struct NightlyInputs: Sendable {
     var rows: [Row] = []
     var contracts: [String: [ReorderContract]] = [:]
     var pledges: [String: [ReorderPledge]] = [:]
-    /// Positions holding a lot that expires within the horizon: their position and all their usable lots.
+    /// Positions holding a lot that expires within the horizon: their position and those lots.
     var lotPositions: [(position: NightlyPosition, site: PlanSite?, lots: [LotRow])] = []
 
+    /// Read in place by column position (a city has millions of these rows); `NightlySQL.described`
+    /// gives the first 17 columns of the positions and lots queries, in this order.
     static func gather(_ c: PQConnection, asOf: LocalDate, zone: String) throws -> NightlyInputs {
         var inputs = NightlyInputs()
         inputs.positions = try c.query("SELECT count(*) AS n FROM nightly_cover").rows[0].decode("n")
-        for row in try c.query(NightlySQL.positions, [Reorder.expiryHorizonDays]).rows {
-            inputs.rows.append(Row(position: try position(row), site: try site(row), inbound: try row.decode("inbound_qty"),
-                                   contractShortfall: try row.decode("contract_shortfall_qty")))
+        try c.scan(NightlySQL.positions, [Reorder.expiryHorizonDays]) { row in
+            inputs.rows.append(Row(position: position(row), site: site(row), inbound: row.int64(18), contractShortfall: row.int64(17)))
         }
-        for row in try c.query(NightlySQL.contracts).rows {
-            inputs.contracts[try key(row), default: []].append(ReorderContract(
-                code: try row.decode("code"), supplier: try row.decode("supplier"), local: try row.decode("local"),
-                leadTimeDays: try row.decode("lead_time_days"), committed: try row.decode("committed"),
-                calledOff: try row.decode("called_off"), validFrom: LocalDate(try row.decode("valid_from"))!,
-                validTo: LocalDate(try row.decode("valid_to"))!))
+        try c.scan(NightlySQL.contracts) { row in
+            inputs.contracts["\(row.string(0))|\(row.string(1))", default: []].append(ReorderContract(
+                code: row.string(2), supplier: row.string(3), local: row.bool(4), leadTimeDays: Int(row.int64(5)),
+                committed: row.int64(6), calledOff: row.int64(7), validFrom: LocalDate(row.string(8))!, validTo: LocalDate(row.string(9))!))
         }
-        for row in try c.query(NightlySQL.pledges).rows {
-            inputs.pledges[try key(row), default: []].append(ReorderPledge(
-                code: try row.decode("code"), manufacturer: try row.decode("manufacturer"), local: try row.decode("local"),
-                certified: try row.decode("certified"), dailyCapacity: try row.decode("daily_capacity"),
-                rampUpDays: try row.decode("ramp_up_days"), validFrom: LocalDate(try row.decode("valid_from"))!,
-                validTo: LocalDate(try row.decode("valid_to"))!))
+        try c.scan(NightlySQL.pledges) { row in
+            inputs.pledges["\(row.string(0))|\(row.string(1))", default: []].append(ReorderPledge(
+                code: row.string(2), manufacturer: row.string(3), local: row.bool(4), certified: row.bool(5),
+                dailyCapacity: row.int64(6), rampUpDays: Int(row.int64(7)), validFrom: LocalDate(row.string(8))!,
+                validTo: LocalDate(row.string(9))!))
         }
         var index: [String: Int] = [:]
-        for row in try c.query(NightlySQL.lots, [asOf.description, Reorder.expiryHorizonDays]).rows {
-            let k = try key(row)
-            let lot = LotRow(lot: try row.decode("lot"), stock: LotStock(quantity: try row.decode("quantity"),
-                                                                         expiry: try row.decode("expiry", as: String?.self).flatMap(LocalDate.init)))
+        try c.scan(NightlySQL.lots, [asOf.description, Reorder.expiryHorizonDays]) { row in
+            let k = "\(row.string(0))|\(row.string(4))"
+            let lot = LotRow(lot: row.string(17), stock: LotStock(quantity: row.int64(19), expiry: row.stringOrNil(18).flatMap(LocalDate.init)))
             if let i = index[k] {
                 inputs.lotPositions[i].lots.append(lot)
             } else {
                 index[k] = inputs.lotPositions.count
-                inputs.lotPositions.append((try position(row), try site(row), [lot]))
+                inputs.lotPositions.append((position(row), site(row), [lot]))
             }
         }
         return inputs
     }
 
-    static func key(_ row: PQRow) throws -> String {
-        "\(try row.decode("facility", as: String.self))|\(try row.decode("item", as: String.self))"
+    static func site(_ row: PQRowView) -> PlanSite? {
+        guard let latitude = row.doubleOrNil(2), let longitude = row.doubleOrNil(3) else { return nil }
+        return PlanSite(code: row.string(0), latitude: latitude, longitude: longitude)
     }
 
-    static func site(_ row: PQRow) throws -> PlanSite? {
-        guard let latitude = try row.decode("latitude", as: Double?.self), let longitude = try row.decode("longitude", as: Double?.self) else {
-            return nil
-        }
-        return PlanSite(code: try row.decode("facility"), latitude: latitude, longitude: longitude)
-    }
-
-    static func position(_ row: PQRow) throws -> NightlyPosition {
-        NightlyPosition(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
-                        itemName: try row.decode("item_name"), dailyDemand: try row.decode("daily_demand"),
-                        observedDemand: try row.decode("observed_demand"), fullLoadDemand: try row.decode("full_load_demand"),
-                        targetDays: try row.decode("target_days"), physicalQty: try row.decode("physical_qty"),
-                        physicalDays: try row.decode("physical_days"), contractQty: try row.decode("contract_qty"),
-                        contractDays: try row.decode("contract_days"), capacityQty: try row.decode("capacity_qty"),
-                        capacityDays: try row.decode("capacity_days"), shortfallQty: try row.decode("shortfall_qty"))
+    static func position(_ row: PQRowView) -> NightlyPosition {
+        NightlyPosition(facility: row.string(0), facilityName: row.string(1), item: row.string(4), itemName: row.string(5),
+                        dailyDemand: row.double(6), observedDemand: row.double(7), fullLoadDemand: row.doubleOrNil(8),
+                        targetDays: Int(row.int64(9)), physicalQty: row.int64(10), physicalDays: row.doubleOrNil(11),
+                        contractQty: row.int64(12), contractDays: row.doubleOrNil(13), capacityQty: row.int64(14),
+                        capacityDays: row.doubleOrNil(15), shortfallQty: row.int64(16))
     }
 
     /// Each lot the FEFO walk leaves partly unused within the horizon, with the nearest facility in
-    /// scope that would use it before it expires.
+    /// scope that would use it before it expires. A city has about 9,000 candidates per item and a
+    /// hundred thousand such lots: each item's candidates are sorted by their own physical days, so
+    /// a lot is offered only to those whose stock runs out before it expires (the others would use
+    /// none of it), and the positions are shared out over every core.
     func expiringLots(asOf: LocalDate) -> [ExpiringLotLine] {
         var consumers: [String: [Reorder.Consumer]] = [:]
         for row in rows where row.position.dailyDemand > 0 {
@@ -350,17 +356,29 @@ struct NightlyInputs: Sendable {
             consumers[row.position.item, default: []].append(Reorder.Consumer(site: site, name: row.position.facilityName,
                                                                            dailyDemand: row.position.dailyDemand, physicalDays: days))
         }
-        var lines: [ExpiringLotLine] = []
-        for (position, site, lots) in lotPositions {
+        for item in consumers.keys { consumers[item]!.sort { $0.physicalDays < $1.physicalDays } }
+        let lotPositions = self.lotPositions, byItem = consumers
+        let found = Mutex([[ExpiringLotLine]](repeating: [], count: lotPositions.count))
+        DispatchQueue.concurrentPerform(iterations: lotPositions.count) { n in
+            let (position, site, lots) = lotPositions[n]
+            let candidates = byItem[position.item] ?? []
+            var lines: [ExpiringLotLine] = []
             for (i, unconsumed) in Reorder.expiring(lots: lots.map(\.stock), dailyDemand: position.dailyDemand, asOf: asOf) {
                 let lot = lots[i], expiry = lot.stock.expiry!
                 let days = asOf.days(until: expiry)
-                let to = site.flatMap { Reorder.fasterConsumer(for: unconsumed, expiryDays: days, from: $0, candidates: consumers[position.item] ?? []) }
+                var before = 0, after = candidates.count // the first whose own stock lasts until the expiry
+                while before < after {
+                    let middle = (before + after) / 2
+                    if candidates[middle].physicalDays < Double(days) { before = middle + 1 } else { after = middle }
+                }
+                let to = site.flatMap { Reorder.fasterConsumer(for: unconsumed, expiryDays: days, from: $0, candidates: candidates[..<before]) }
                 lines.append(ExpiringLotLine(position: position, lot: lot.lot, expiry: expiry, asOf: asOf, onHand: lot.stock.quantity,
                                              unconsumedQty: unconsumed, moveTo: to))
             }
+            found.withLock { $0[n] = lines }
         }
-        return lines.sorted { ($0.expiry, $0.facility, $0.item, $0.lot) < ($1.expiry, $1.facility, $1.item, $1.lot) }
+        return found.withLock { $0 }.joined()
+            .sorted { ($0.expiry, $0.facility, $0.item, $0.lot) < ($1.expiry, $1.facility, $1.item, $1.lot) }
     }
 }
 
@@ -388,6 +406,7 @@ enum NightlySQL {
             """
     }
 
+    /// The first columns of the positions and lots queries, read by position (`NightlyInputs.position`).
     static let described = """
         f.code AS facility, f.name AS facility_name, f.latitude, f.longitude, i.code AS item, i.name AS item_name,
         nc.daily_demand, nc.observed_demand, nc.full_load_demand, nc.target_days, nc.physical_qty, nc.physical_days,
@@ -421,18 +440,16 @@ enum NightlySQL {
         WHERE nc.shortfall_qty > 0
         """
 
-    /// Every usable lot of the positions holding one that expires within the horizon ($1 as_of, $2
-    /// days) and that the walk may leave unused: no demand there, or cover found some expiring stock.
+    /// The usable lots expiring within the horizon ($1 as_of, $2 days) of the positions where the
+    /// walk may leave some unused: no demand there, or cover found some expiring stock. Lots that
+    /// expire later (or never) come after them in the FEFO walk, so they change nothing for them.
     static let lots = """
         SELECT \(described), l.lot_number AS lot, l.expiry::text AS expiry, b.quantity
         FROM \(joined)
         JOIN balances b ON b.facility_id = nc.facility_id AND b.item_id = nc.item_id JOIN lots l ON l.id = b.lot_id
-        WHERE b.quantity > 0 AND NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date)
+        WHERE b.quantity > 0 AND NOT l.quarantined AND l.expiry > $1::date AND l.expiry <= $1::date + $2::int
           AND (nc.daily_demand = 0 OR nc.expiring_qty > 0)
-          AND EXISTS (SELECT 1 FROM balances b2 JOIN lots l2 ON l2.id = b2.lot_id
-                      WHERE b2.facility_id = nc.facility_id AND b2.item_id = nc.item_id AND b2.quantity > 0 AND NOT l2.quarantined
-                        AND l2.expiry > $1::date AND l2.expiry <= $1::date + $2::int)
-        ORDER BY f.code, i.code, l.expiry NULLS LAST, l.lot_number
+        ORDER BY f.code, i.code, l.expiry, l.lot_number
         """
 
     /// Positions with stock or demand and no movement of any kind (a count included) from D − 7
