@@ -76,6 +76,7 @@ public struct PostgresPlanner: Sendable {
                cp.physical_qty, cp.daily_demand, cp.target_days, cp.shortfall_qty
         FROM \(source) cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
         WHERE (cp.shortfall_qty > 0 OR cp.physical_qty > cp.target_days * cp.daily_demand - 1)
+          AND (cp.shortfall_qty > 0 OR cp.physical_qty > 0)  -- nothing to give, nothing needed (14% of a city)
           AND f.latitude IS NOT NULL AND f.longitude IS NOT NULL AND \(CoverSQL.filterClause)
         """
     }
@@ -196,33 +197,41 @@ public struct PostgresPlanner: Sendable {
         // Solving is CPU work that can take seconds for a city: on a thread of its own, never on
         // Swift's cooperative pool, whose few threads serve every HTTP request.
         let (summaries, orders) = try await onOwnThread { () -> ([ItemPlanSummary], [PlannedOrder]) in
-            var summaries: [ItemPlanSummary] = [], orders: [PlannedOrder] = []
-            // Items are independent: solved side by side on every core (GCD's threads, not Swift's pool).
+            // Items are independent: solved side by side on every core (GCD's threads, not Swift's
+            // pool), the slowest first so that no core is left with one of them at the end: those
+            // short of stock but nearly balanced (their searches go far), then by pairs.
             let names = byItem.keys.sorted()
-            let solved = Mutex([(plan: ItemPlan, donors: [PlanPosition], receivers: [PlanPosition])?](repeating: nil, count: names.count))
-            DispatchQueue.concurrentPerform(iterations: names.count) { n in
-                let result = Reallocation.plan(byItem[names[n]]!, options: PlanOptions(maxDistanceKm: request.maxDistanceKm,
-                                                                                      minimumOrder: request.minOrder))
-                solved.withLock { $0[n] = result }
+            let effort = names.map { name -> (balanced: Bool, pairs: Int) in
+                let positions = byItem[name]!
+                let surplus = positions.reduce(Int64(0)) { $0 + $1.surplus }, need = positions.reduce(Int64(0)) { $0 + max(0, $1.shortfall) }
+                let pairs = positions.filter { $0.surplus > 0 }.count * positions.filter { $0.shortfall > 0 }.count
+                return (surplus < need && 2 * surplus > need, pairs)
             }
-            let results = solved.withLock { $0 }
-            for (n, item) in names.enumerated() {
-                let (plan, donors, receivers) = results[n]!
-                summaries.append(ItemPlanSummary(item: item, donors: donors.count, receivers: receivers.count, needBefore: plan.needBefore,
-                                                 covered: plan.covered, weightedCovered: plan.weightedCovered, unmet: plan.unmet,
-                                                 quantityKm: plan.quantityKm))
-                for flow in plan.flows {
+            let order = names.indices.sorted { a, b in
+                effort[a].balanced != effort[b].balanced ? effort[a].balanced : effort[a].pairs > effort[b].pairs
+            }
+            let solved = Mutex([(summary: ItemPlanSummary, orders: [PlannedOrder])?](repeating: nil, count: names.count))
+            DispatchQueue.concurrentPerform(iterations: names.count) { k in
+                let n = order[k], item = names[n]
+                let (plan, donors, receivers) = Reallocation.plan(byItem[item]!, options: PlanOptions(maxDistanceKm: request.maxDistanceKm,
+                                                                                                    minimumOrder: request.minOrder))
+                let summary = ItemPlanSummary(item: item, donors: donors.count, receivers: receivers.count, needBefore: plan.needBefore,
+                                              covered: plan.covered, weightedCovered: plan.weightedCovered, unmet: plan.unmet,
+                                              quantityKm: plan.quantityKm)
+                let orders = plan.flows.map { flow in
                     let donor = donors[flow.donor]
                     let lines = flow.lots.map { part -> PlannedOrder.Line in
                         let lot = donor.lots![part.lot]
                         return PlannedOrder.Line(lot: lot.lot, expiry: lot.expiryDays.map { request.asOf.adding(days: $0).description },
                                                  quantity: part.quantity)
                     }
-                    orders.append(PlannedOrder(item: item, from: donor.site.code, to: receivers[flow.receiver].site.code, quantity: flow.quantity,
-                                               distanceKm: (flow.distanceKm * 1000).rounded() / 1000, lines: lines))
+                    return PlannedOrder(item: item, from: donor.site.code, to: receivers[flow.receiver].site.code, quantity: flow.quantity,
+                                        distanceKm: (flow.distanceKm * 1000).rounded() / 1000, lines: lines)
                 }
+                solved.withLock { $0[n] = (summary, orders) }
             }
-            return (summaries, orders)
+            let results = solved.withLock { $0 }.map { $0! }
+            return (results.map(\.summary), results.flatMap(\.orders))
         }
         let total = ItemPlanSummary(item: request.item ?? "", donors: summaries.reduce(0) { $0 + $1.donors },
                                     receivers: summaries.reduce(0) { $0 + $1.receivers },
