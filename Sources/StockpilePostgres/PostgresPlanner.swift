@@ -181,7 +181,9 @@ public struct PostgresPlanner: Sendable {
             for k in read.positions[n].indices where (read.positions[n][k].lots?.count ?? 0) > 1 {
                 read.positions[n][k].lots!.sort { ($0.expiryDays ?? .max, $0.lot) < ($1.expiryDays ?? .max, $1.lot) }
             }
-            byItem[code] = read.positions[n]
+            // In facility order: rows come in whatever order the server's scan gives, and equal-cost
+            // plans would otherwise differ from one run to the next.
+            byItem[code] = read.positions[n].sorted { $0.site.code < $1.site.code }
         }
         return Inputs(positions: byItem)
     }

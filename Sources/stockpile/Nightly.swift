@@ -27,7 +27,8 @@ struct Nightly: AsyncParsableCommand {
         let progress: (@Sendable (NightlyProgress) throws -> Void)? = isatty(STDERR_FILENO) == 1 ? show : nil
         let result: NightlyRun
         do {
-            result = try await database.withDatabase(poolSize: 2) { db in
+            // One connection holds the run's lock; the planner reads positions and lots on two at once.
+            result = try await database.withDatabase(poolSize: 3) { db in
                 try await NightlyJob.run(db, date: day, region: region, timeZone: Environment.timeZone, logger: logger, progress: progress)
             }
         } catch let error as Refusal {
