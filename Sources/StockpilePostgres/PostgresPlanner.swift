@@ -72,8 +72,7 @@ public struct PostgresPlanner: Sendable {
     /// Columns by position: the read goes through `scan`.
     static func candidates(from source: String) -> String {
         """
-        SELECT cp.item_id, cp.facility_id, cp.item_code, cp.facility_code, f.latitude, f.longitude, f.designated,
-               cp.physical_qty, cp.daily_demand, cp.target_days, cp.shortfall_qty
+        SELECT cp.item_id, cp.facility_id, cp.physical_qty, cp.daily_demand, cp.target_days, cp.shortfall_qty
         FROM \(source) cp JOIN facilities f ON f.id = cp.facility_id JOIN items i ON i.id = cp.item_id
         WHERE (cp.shortfall_qty > 0 OR cp.physical_qty > cp.target_days * cp.daily_demand - 1)
           AND (cp.shortfall_qty > 0 OR cp.physical_qty > 0)  -- nothing to give, nothing needed (14% of a city)
@@ -137,17 +136,24 @@ public struct PostgresPlanner: Sendable {
             // By item id, and each position's facility id beside it, for joining the lots after.
             var items: [Int64: Int] = [:]
             var read = ReadPositions()
+            // Codes, places and designation once per facility and item, not on each of millions of
+            // rows (a third of the read was parsing coordinates and codes over and over).
+            var sites: [Int64: (site: PlanSite, designated: Bool)] = [:], itemCodes: [Int64: String] = [:]
+            try c.scan("SELECT id, code, latitude, longitude, designated FROM facilities WHERE latitude IS NOT NULL AND longitude IS NOT NULL") { row in
+                sites[row.int64(0)] = (PlanSite(code: row.string(1), latitude: row.double(2), longitude: row.double(3)), row.bool(4))
+            }
+            try c.scan("SELECT id, code FROM items") { row in itemCodes[row.int64(0)] = row.string(1) }
             try c.scan(sql, parameters) { row in
-                let itemID = row.int64(0)
+                let itemID = row.int64(0), facilityID = row.int64(1)
+                guard let (site, designated) = sites[facilityID], let code = itemCodes[itemID] else { return }
                 let n = items[itemID] ?? {
                     items[itemID] = read.codes.count
-                    read.codes.append(row.string(2)); read.positions.append([]); read.facilities.append([])
+                    read.codes.append(code); read.positions.append([]); read.facilities.append([])
                     return read.codes.count - 1
                 }()
-                read.positions[n].append(PlanPosition(site: PlanSite(code: row.string(3), latitude: row.double(4), longitude: row.double(5)),
-                                                      designated: row.bool(6), usable: row.int64(7), dailyDemand: row.double(8),
-                                                      targetDays: Int(row.int64(9)), shortfall: row.int64(10)))
-                read.facilities[n].append(row.int64(1))
+                read.positions[n].append(PlanPosition(site: site, designated: designated, usable: row.int64(2), dailyDemand: row.double(3),
+                                                      targetDays: Int(row.int64(4)), shortfall: row.int64(5)))
+                read.facilities[n].append(facilityID)
             }
             read.items = items
             return read
