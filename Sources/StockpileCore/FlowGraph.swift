@@ -1,7 +1,7 @@
 /// A residual network in flat arrays: node v's arcs are `first[v]..<first[v + 1]`, each arc with
 /// its head, room left, cost and partner (the opposite arc). The planner's searches touch an arc
 /// and its partner for every step, and one array per node (the first version) cost a pointer
-/// chase and reference counting on each; this layout about halved the time of a search.
+/// chase and reference counting on each.
 struct FlowGraph {
     private(set) var first: [Int]
     private(set) var head: NodeColumn

@@ -427,19 +427,12 @@ public enum Planner {
             restore(warm.pairFlow, into: &search.graph, network: network, donors: donors, receivers: receivers, hub: hub)
             order = search.saturateNegative()
         }
-        var failed = false
-        for node in order where !failed {
-            while search.deficit[node] > 0 { guard search.augment(from: node, backward: true) else { failed = true; break } }
+        for node in order {
+            while search.deficit[node] > 0 { search.augment(from: node, backward: true) }
         }
-        for node in 0..<count where !failed {
-            while search.excess[node] > 0 { guard search.augment(from: node, backward: false) else { failed = true; break } }
+        for node in 0..<count {
+            while search.excess[node] > 0 { search.augment(from: node, backward: false) }
         }
-        if failed, warm != nil {
-            // Not expected; the cold solve is always right.
-            return solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: candidates,
-                         donorTree: donorTree, warm: nil)
-        }
-        precondition(!failed, "a terminal the hub does not reach")
         let graph = search.graph, stored = search.stored
         // Read off only for the round that ends the pricing.
         let frozen = graph
@@ -451,8 +444,7 @@ public enum Planner {
             priceable = network, perReceiver = max(1, options.nearest)
         // In the turned-around network a lot → receiver arc runs receiver → lot: its reduced cost
         // is c + p(lot) − p(receiver) instead of c + p(receiver) − p(lot).
-        let sign: Int64 = byDonor ? -1 : 1
-        func term(_ node: Int) -> Cost { sign < 0 ? -potential[node] : potential[node] }
+        func term(_ node: Int) -> Cost { byDonor ? -potential[node] : potential[node] }
         // Pricing: the pairs outside the candidates with an arc of negative reduced cost, at most
         // `nearest` per receiver (the most negative), since where a whole district ran short every idle
         // lot in the city prices in and most of them would never carry anything. Each receiver
@@ -491,7 +483,7 @@ public enum Planner {
             var found: [(Int, Int)] = []
             var best: [(reduced: Cost, donor: Int)] = []
             for j in receivers.indices where receivers[j].need > 0 {
-                let at = tree.points.isEmpty ? (0, 0, 0) : unitVector(receivers[j].site)
+                let at = unitVector(receivers[j].site)
                 let mine = receiverTerm[j]
                 best.removeAll(keepingCapacity: true)
                 // Whether nothing with this reach, at least this squared chord away, can beat what is kept.
@@ -741,9 +733,11 @@ struct PathSearch {
 
     /// One shortest path from `start` and the flow along it. Backward (a node short of flow):
     /// over arcs into each node, to the hub or a node with flow to spare. Forward (a node with
-    /// flow to spare): over arcs out of each node, to the hub or a node short of flow. False
-    /// if there is none (never, in a network built as above).
-    mutating func augment(from start: Int, backward: Bool) -> Bool {
+    /// flow to spare): over arcs out of each node, to the hub or a node short of flow. There is
+    /// always one: the hub reaches every terminal directly (the unmet and keep arcs), and what a
+    /// node has to spare came to it along arcs whose partners lead back to the hub or to the node
+    /// that gave it, so a failure here is a defect, not bad input.
+    mutating func augment(from start: Int, backward: Bool) {
         for n in touched { distance[n] = .infinity; next[n] = -1; done[n] = false }
         touched.removeAll(keepingCapacity: true)
         heap.removeAll()
@@ -771,7 +765,7 @@ struct PathSearch {
                 }
             }
         }
-        guard end >= 0 else { return false }
+        precondition(end >= 0, "no path from node \(start): the network is not built as the planner assumes")
         // p' = p + min(d, reach) searching backward, p − min(d, reach) forward: every reduced
         // cost stays ≥ 0, and those on the path become 0.
         if backward {
@@ -800,7 +794,6 @@ struct PathSearch {
         }
         if backward { deficit[start] -= amount } else { excess[start] -= amount }
         if end != hub { if backward { excess[end] -= amount } else { deficit[end] -= amount } }
-        return true
     }
 }
 

@@ -88,7 +88,7 @@ struct NightlyScheduler: Service {
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             let due = schedule.lastDue(at: Date())
             await runIfMissing(due, missed: true)
             while !Task.isCancelled {
