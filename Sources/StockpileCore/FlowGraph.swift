@@ -5,7 +5,10 @@
 struct FlowGraph {
     private(set) var first: [Int]
     private(set) var head: NodeColumn
-    var room: [Int64]
+    private(set) var room: [Int64]
+    /// The room of each arc's partner, kept beside the arc: a search over the arcs into a node
+    /// (the partners of its own) then reads its list in order instead of jumping to each partner.
+    private(set) var back: [Int64]
     private(set) var cost: [Planner.Cost]
     private(set) var partner: NodeColumn
     var arcCount: Int { room.count }
@@ -14,6 +17,14 @@ struct FlowGraph {
 
     @inline(__always)
     func arcs(_ v: Int) -> Range<Int> { first[v]..<first[v + 1] }
+
+    /// Moves `amount` along `arc`: less room on it, as much more on its partner.
+    @inline(__always)
+    mutating func push(_ arc: Int, _ amount: Int64) {
+        let other = partner[arc]
+        room[arc] -= amount; back[arc] += amount
+        room[other] += amount; back[other] -= amount
+    }
 
     /// Arcs as `(from, to, capacity, cost)`; each gets a partner of room 0 and the opposite cost.
     /// Every node lists its arcs in the order they were given (the partners in their place), so
@@ -27,12 +38,14 @@ struct FlowGraph {
         let total = 2 * arcs.count
         var head = [Int32](repeating: 0, count: total), partner = [Int32](repeating: 0, count: total)
         room = [Int64](repeating: 0, count: total)
+        back = [Int64](repeating: 0, count: total)
         cost = [Planner.Cost](repeating: .zero, count: total)
         for arc in arcs {
             let forward = cursor[arc.from], backward = cursor[arc.to]
             cursor[arc.from] += 1
             cursor[arc.to] += 1
             head[forward] = Int32(arc.to); room[forward] = arc.capacity; cost[forward] = arc.cost; partner[forward] = Int32(backward)
+            back[backward] = arc.capacity
             head[backward] = Int32(arc.from); room[backward] = 0; cost[backward] = -arc.cost; partner[backward] = Int32(forward)
         }
         self.head = NodeColumn(values: head)

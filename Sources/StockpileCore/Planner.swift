@@ -227,9 +227,7 @@ public enum Planner {
                         receivers: [PlanReceiver], hub: Int) {
         let r = receivers.count, receiverBase = network.receiverBase
         func push(_ arc: Int, _ amount: Int64) {
-            guard amount != 0 else { return }
-            graph.room[arc] -= amount
-            graph.room[graph.partner[arc]] += amount
+            if amount != 0 { graph.push(arc, amount) }
         }
         /// The arc u → v as built (looked up from the end that is not the hub, whose list is long).
         func arc(_ u: Int, _ v: Int) -> Int {
@@ -541,7 +539,7 @@ public enum Planner {
         let r = receivers.count
         for lotNode in network.lotBase..<receiverBase {
             for arc in graph.arcs(lotNode) where graph.head[arc] >= receiverBase && graph.head[arc] < receiverBase + r {
-                let moved = network.reversed ? graph.room[arc] : graph.room[graph.partner[arc]]
+                let moved = network.reversed ? graph.room[arc] : graph.back[arc]
                 if moved > 0 { pairFlow[lotNode * r + graph.head[arc] - receiverBase] = moved }
             }
         }
@@ -566,9 +564,10 @@ public enum Planner {
         while let (dist, v) = heap.pop() {
             guard dist == distance[v] else { continue }
             for arc in graph.arcs(v) {
-                let u = graph.head[arc], forward = graph.partner[arc]
-                guard graph.room[forward] > 0 else { continue }
-                let candidate = dist + (graph.cost[forward] + stored[v] - stored[u])
+                // The arc u → v is the partner: its room is `back`, its cost the negative.
+                guard graph.back[arc] > 0 else { continue }
+                let u = graph.head[arc]
+                let candidate = dist + (stored[v] - graph.cost[arc] - stored[u])
                 if candidate < distance[u] { distance[u] = candidate; heap.push(candidate, u) }
             }
         }
@@ -580,7 +579,7 @@ public enum Planner {
             for v in range where distance[v] < .infinity {
                 // c(u,v) + p(v) − p(u) ≥ 0 on every arc u → v with room left.
                 var lowest = -Cost.infinity
-                for arc in graph.arcs(v) where graph.room[graph.partner[arc]] > 0 {
+                for arc in graph.arcs(v) where graph.back[arc] > 0 {
                     lowest = max(lowest, potential[graph.head[arc]] + graph.cost[arc])
                 }
                 if lowest > -Cost.infinity { potential[v] = lowest }
@@ -597,7 +596,7 @@ public enum Planner {
             let i = network.lotDonor[lotNode - network.lotBase], k = network.lotIndex[lotNode - network.lotBase]
             for arc in graph.arcs(lotNode) where graph.head[arc] >= receiverBase && graph.head[arc] < receiverBase + r {
                 // Turned around, the lot's list holds the partner of receiver → lot, whose room is the flow.
-                let moved = network.reversed ? graph.room[arc] : graph.room[graph.partner[arc]]
+                let moved = network.reversed ? graph.room[arc] : graph.back[arc]
                 guard moved > 0 else { continue }
                 let j = graph.head[arc] - receiverBase
                 byPair[i * r + j, default: PlanFlow(donor: i, receiver: j, quantity: 0,
@@ -664,8 +663,7 @@ public enum Planner {
             node = sink
             while node != source {
                 let arc = previous[node]
-                graph.room[arc] -= bottleneck
-                graph.room[graph.partner[arc]] += bottleneck
+                graph.push(arc, bottleneck)
                 node = graph.head[graph.partner[arc]]
             }
         }
@@ -691,7 +689,6 @@ struct PathSearch {
     var distance: [Cost]
     /// The arc on the path found, toward where the search started.
     var next: [Int]
-    var done: [Bool]
     var touched: [Int] = []
     var heap = CostHeap()
 
@@ -704,7 +701,14 @@ struct PathSearch {
         excess = [Int64](repeating: 0, count: count)
         distance = [Cost](repeating: .infinity, count: count)
         next = [Int](repeating: -1, count: count)
-        done = [Bool](repeating: false, count: count)
+    }
+
+    @inline(__always)
+    private mutating func reached(_ u: Int, _ candidate: Cost, by arc: Int) {
+        if distance[u] == .infinity { touched.append(u) }
+        distance[u] = candidate
+        next[u] = arc
+        heap.push(candidate, u)
     }
 
     /// Saturates every arc with room and a negative reduced cost; returns the nodes left short.
@@ -715,8 +719,7 @@ struct PathSearch {
                 let v = graph.head[arc]
                 guard graph.cost[arc] + stored[v] - stored[u] < .zero else { continue }
                 let amount = graph.room[arc]
-                graph.room[arc] = 0
-                graph.room[graph.partner[arc]] += amount
+                graph.push(arc, amount)
                 deficit[u] += amount
                 excess[v] += amount
                 short.append(u)
@@ -738,7 +741,7 @@ struct PathSearch {
     /// node has to spare came to it along arcs whose partners lead back to the hub or to the node
     /// that gave it, so a failure here is a defect, not bad input.
     mutating func augment(from start: Int, backward: Bool) {
-        for n in touched { distance[n] = .infinity; next[n] = -1; done[n] = false }
+        for n in touched { distance[n] = .infinity; next[n] = -1 }
         touched.removeAll(keepingCapacity: true)
         heap.removeAll()
         distance[start] = .zero
@@ -746,33 +749,34 @@ struct PathSearch {
         heap.push(.zero, start)
         var reach = Cost.infinity, end = -1
         while let (dist, v) = heap.pop() {
-            if done[v] { continue }
-            done[v] = true
+            // Settled when it comes off at its distance; other entries for it are stale. (A settled
+            // node is never improved again: reduced costs are ≥ 0.)
+            guard dist == distance[v] else { continue }
             if v == hub || (backward ? excess[v] > 0 : deficit[v] > 0) { reach = dist; end = v; break }
-            for arc in graph.arcs(v) {
-                let u = graph.head[arc]
-                guard !done[u] else { continue }
-                // Backward: the arc u → v (the partner of v's entry); forward: v → u itself.
-                let step = backward ? graph.partner[arc] : arc
-                guard graph.room[step] > 0 else { continue }
-                let candidate = backward ? dist + (graph.cost[step] + stored[v] - stored[u])
-                                         : dist + (graph.cost[step] + stored[u] - stored[v])
-                if candidate < distance[u] {
-                    if distance[u] == .infinity { touched.append(u) }
-                    distance[u] = candidate
-                    next[u] = step
-                    heap.push(candidate, u)
+            let here = stored[v]
+            if backward {
+                // Over u → v, the partner of v's entry: its room is `back`, its cost the negative.
+                for arc in graph.arcs(v) where graph.back[arc] > 0 {
+                    let u = graph.head[arc]
+                    let candidate = dist + (here - graph.cost[arc] - stored[u])
+                    if candidate < distance[u] { reached(u, candidate, by: graph.partner[arc]) }
+                }
+            } else {
+                for arc in graph.arcs(v) where graph.room[arc] > 0 {
+                    let u = graph.head[arc]
+                    let candidate = dist + (graph.cost[arc] + stored[u] - here)
+                    if candidate < distance[u] { reached(u, candidate, by: arc) }
                 }
             }
         }
         precondition(end >= 0, "no path from node \(start): the network is not built as the planner assumes")
         // p' = p + min(d, reach) searching backward, p − min(d, reach) forward: every reduced
-        // cost stays ≥ 0, and those on the path become 0.
+        // cost stays ≥ 0, and those on the path become 0. (Nodes at `reach` or beyond keep theirs.)
         if backward {
-            for n in touched where done[n] { stored[n] = stored[n] + distance[n] - reach }
+            for n in touched where distance[n] < reach { stored[n] = stored[n] + distance[n] - reach }
             offset = offset + reach
         } else {
-            for n in touched where done[n] { stored[n] = stored[n] - distance[n] + reach }
+            for n in touched where distance[n] < reach { stored[n] = stored[n] - distance[n] + reach }
             offset = offset - reach
         }
         var amount = backward ? deficit[start] : excess[start]
@@ -788,8 +792,7 @@ struct PathSearch {
         node = end
         while node != start {
             let arc = next[node]
-            graph.room[arc] -= amount
-            graph.room[graph.partner[arc]] += amount
+            graph.push(arc, amount)
             node = backward ? graph.head[arc] : graph.head[graph.partner[arc]]
         }
         if backward { deficit[start] -= amount } else { excess[start] -= amount }
