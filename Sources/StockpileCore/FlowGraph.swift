@@ -51,6 +51,48 @@ struct FlowGraph {
         self.head = NodeColumn(values: head)
         self.partner = NodeColumn(values: partner)
     }
+
+    /// This network, its flow as it is, with more arcs: each node's arcs as they were, then its new
+    /// ones, the same layout as building it from all the arcs in that order.
+    func adding(_ more: [FlowArc]) -> FlowGraph {
+        let nodes = nodeCount
+        // How many new arc ends go to the nodes before each: how far its old arcs move.
+        var shift = [Int](repeating: 0, count: nodes + 1)
+        for arc in more { shift[arc.from + 1] += 1; shift[arc.to + 1] += 1 }
+        for v in 0..<nodes { shift[v + 1] += shift[v] }
+        let total = arcCount + 2 * more.count
+        var first = self.first, head = [Int32](repeating: 0, count: total), partner = [Int32](repeating: 0, count: total)
+        var room = [Int64](repeating: 0, count: total), back = [Int64](repeating: 0, count: total)
+        var cost = [Planner.Cost](repeating: .zero, count: total)
+        var cursor = [Int](repeating: 0, count: nodes)
+        for v in 0..<nodes {
+            let moved = shift[v]
+            for a in arcs(v) {
+                // The partner is in the list of this arc's head, which moved by that node's shift.
+                let to = self.head[a]
+                head[a + moved] = Int32(to); partner[a + moved] = Int32(self.partner[a] + shift[to])
+                room[a + moved] = self.room[a]; back[a + moved] = self.back[a]; cost[a + moved] = self.cost[a]
+            }
+            first[v] += moved
+            cursor[v] = self.first[v + 1] + moved
+        }
+        first[nodes] = total
+        for arc in more {
+            let forward = cursor[arc.from], backward = cursor[arc.to]
+            cursor[arc.from] += 1
+            cursor[arc.to] += 1
+            head[forward] = Int32(arc.to); room[forward] = arc.capacity; back[forward] = 0; cost[forward] = arc.cost
+            partner[forward] = Int32(backward)
+            head[backward] = Int32(arc.from); room[backward] = 0; back[backward] = arc.capacity; cost[backward] = -arc.cost
+            partner[backward] = Int32(forward)
+        }
+        return FlowGraph(first: first, head: head, room: room, back: back, cost: cost, partner: partner)
+    }
+
+    private init(first: [Int], head: [Int32], room: [Int64], back: [Int64], cost: [Planner.Cost], partner: [Int32]) {
+        self.first = first; self.head = NodeColumn(values: head); self.room = room; self.back = back; self.cost = cost
+        self.partner = NodeColumn(values: partner)
+    }
 }
 
 /// Node or arc numbers stored in 32 bits (an item's network has well under 2³¹ of either):

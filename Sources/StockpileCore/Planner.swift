@@ -201,7 +201,7 @@ public enum Planner {
             // those displaced so much flow that repairing took up to 30× as long as solving
             // afresh, so there only a round that adds few (under 2% of the arcs) starts warm
             // (measured at 10,000 × 300).
-            warm = next.byDonor && missing.count * 50 > next.arcs.count ? nil : next
+            warm = next.byDonor && missing.count * 100 > next.graph.arcCount ? nil : next
             added = missing
             guard !missing.isEmpty else { return plan() }
             // Pricing never names a pair twice, nor one already listed.
@@ -211,54 +211,13 @@ public enum Planner {
         }
     }
 
-    /// A solved round, to start the next from: the flow on each lot × receiver arc (key: lot node
-    /// × receivers + receiver) and the potentials pricing used.
+    /// A solved round, to start the next from: its residual network as it ended (the flow) and
+    /// the potentials pricing used.
     struct WarmStart {
-        var pairFlow: [Int: Int64]
+        var graph: FlowGraph
         var potential: [Cost]
-        /// Solved donor by donor (stock short), on these arcs.
+        /// Solved donor by donor (stock short).
         var byDonor: Bool
-        var arcs: [FlowArc]
-    }
-
-    /// Puts a round's flow back on a network built with more arcs: the lot × receiver flows, and
-    /// what they imply on the arcs from the hub, donors and lots (every node balanced again).
-    static func restore(_ pairFlow: [Int: Int64], into graph: inout FlowGraph, network: Network, donors: [PlanDonor],
-                        receivers: [PlanReceiver], hub: Int) {
-        let r = receivers.count, receiverBase = network.receiverBase
-        func push(_ arc: Int, _ amount: Int64) {
-            if amount != 0 { graph.push(arc, amount) }
-        }
-        /// The arc u → v as built (looked up from the end that is not the hub, whose list is long).
-        func arc(_ u: Int, _ v: Int) -> Int {
-            if v != hub { return graph.partner[graph.arcs(v).first { graph.head[$0] == u }!] }
-            return graph.arcs(u).first { graph.head[$0] == v }!
-        }
-        var lotFlow = [Int64](repeating: 0, count: receiverBase - network.lotBase)
-        var receiverFlow = [Int64](repeating: 0, count: r)
-        for lotNode in network.lotBase..<receiverBase {
-            for a in graph.arcs(lotNode) where graph.head[a] >= receiverBase && graph.head[a] < receiverBase + r {
-                guard let moved = pairFlow[lotNode * r + graph.head[a] - receiverBase] else { continue }
-                // Turned around, the lot's list holds the partner of receiver → lot.
-                push(network.reversed ? graph.partner[a] : a, moved)
-                lotFlow[lotNode - network.lotBase] += moved
-                receiverFlow[graph.head[a] - receiverBase] += moved
-            }
-        }
-        for (i, donor) in donors.enumerated() where donor.surplus > 0 {
-            var shipped: Int64 = 0
-            for k in network.lotsOf[i].indices where network.lotsOf[i][k].quantity > 0 {
-                let lotNode = network.firstLot[i] + k, moved = lotFlow[lotNode - network.lotBase]
-                shipped += moved
-                push(network.reversed ? arc(lotNode, 1 + i) : arc(1 + i, lotNode), moved)
-            }
-            // The donor's surplus comes from the hub; turned around, what it keeps goes there.
-            push(arc(hub, 1 + i), network.reversed ? donor.surplus - shipped : shipped)
-        }
-        for (j, receiver) in receivers.enumerated() where receiver.need > 0 {
-            // The need not covered goes unmet; turned around, the sink takes what the receiver got.
-            push(arc(hub, receiverBase + j), network.reversed ? receiverFlow[j] : receiver.need - receiverFlow[j])
-        }
     }
 
     /// The network of one item. Nodes: 0 the source, then donors, then their lots, then receivers,
@@ -383,9 +342,8 @@ public enum Planner {
                               reversed: byDonor, arcs: warm == nil)
         let receiverBase = network.receiverBase
         let hub: Int, terminals: [(node: Int, amount: Int64)]
-        if let warm {
-            // The last round's arcs as they were, and the pairs pricing added.
-            network.arcs = warm.arcs
+        if warm != nil {
+            // The pairs pricing added, to go into the last round's network below.
             network.addPairs(added)
             hub = byDonor ? network.sink : network.source
             terminals = []
@@ -411,8 +369,10 @@ public enum Planner {
                 .sorted { (receivers[$0].weight, $1) > (receivers[$1].weight, $0) }
                 .map { (receiverBase + $0, receivers[$0].need) }
         }
-        var search = PathSearch(graph: network.graph, hub: hub)
-        let arcs = network.arcs
+        // A warm round's network is the last one as it ended, its flow on it, with the new arcs
+        // merged in: copying it in order took a fifth of the time of laying all the arcs out again
+        // and putting the flow back pair by pair.
+        var search = PathSearch(graph: warm.map { $0.graph.adding(network.arcs) } ?? network.graph, hub: hub)
         network.arcs = []
         let count = search.graph.nodeCount
         var order: [Int] = terminals.map(\.node)
@@ -422,7 +382,6 @@ public enum Planner {
             // there. The arcs pricing added have negative reduced costs: saturated, and the
             // imbalance that leaves is repaired below by shortest paths like any other.
             search.stored = warm.potential
-            restore(warm.pairFlow, into: &search.graph, network: network, donors: donors, receivers: receivers, hub: hub)
             order = search.saturateNegative()
         }
         for node in order {
@@ -535,15 +494,7 @@ public enum Planner {
             }
             return found
         }
-        var pairFlow: [Int: Int64] = [:]
-        let r = receivers.count
-        for lotNode in network.lotBase..<receiverBase {
-            for arc in graph.arcs(lotNode) where graph.head[arc] >= receiverBase && graph.head[arc] < receiverBase + r {
-                let moved = network.reversed ? graph.room[arc] : graph.back[arc]
-                if moved > 0 { pairFlow[lotNode * r + graph.head[arc] - receiverBase] = moved }
-            }
-        }
-        return (plan, priced, WarmStart(pairFlow: pairFlow, potential: potential, byDonor: byDonor, arcs: arcs))
+        return (plan, priced, WarmStart(graph: graph, potential: potential, byDonor: byDonor))
     }
 
     /// Potentials for pricing. Any that keep the reduced cost of every arc with room left at 0 or
