@@ -84,9 +84,10 @@ public struct PostgresPlanner: Sendable {
     /// directly, not through cover, so the one query serves a snapshot date and a computed one
     /// alike. Unordered: a city has millions, and sorting them by code on the server took longer
     /// than reading them (the few lots of each position are put in order as they are gathered).
+    /// The lots themselves (numbers, expiry) are read once each, not on each of millions of balances.
     static let usableLots = """
         WITH RECURSIVE \(CoverSQL.subtree)
-        SELECT b.item_id, b.facility_id, l.lot_number, l.expiry - $1::date AS days, b.quantity
+        SELECT b.item_id, b.facility_id, b.lot_id, b.quantity
         FROM balances b JOIN lots l ON l.id = b.lot_id JOIN facilities f ON f.id = b.facility_id JOIN items i ON i.id = b.item_id
         WHERE b.quantity > 0 AND NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date)
           AND f.latitude IS NOT NULL AND f.longitude IS NOT NULL AND \(CoverSQL.filterClause)
@@ -105,6 +106,13 @@ public struct PostgresPlanner: Sendable {
         var codes: [String] = []
         var positions: [[PlanPosition]] = []
         var facilities: [[Int64]] = []
+        /// Each facility's place in code order.
+        var facilityRanks: [Int64: Int] = [:]
+    }
+
+    /// Usable lots as read: column by column, one entry a balance.
+    struct ReadLots: Sendable {
+        var items: [Int64] = [], facilities: [Int64] = [], lots: [PlanLot] = []
     }
 
     public func inputs(_ request: PlanRequest) async throws -> Inputs {
@@ -143,6 +151,9 @@ public struct PostgresPlanner: Sendable {
                 sites[row.int64(0)] = (PlanSite(code: row.string(1), latitude: row.double(2), longitude: row.double(3)), row.bool(4))
             }
             try c.scan("SELECT id, code FROM items") { row in itemCodes[row.int64(0)] = row.string(1) }
+            for (rank, facility) in sites.keys.sorted(by: { sites[$0]!.site.code < sites[$1]!.site.code }).enumerated() {
+                read.facilityRanks[facility] = rank
+            }
             try c.scan(sql, parameters) { row in
                 let itemID = row.int64(0), facilityID = row.int64(1)
                 guard let (site, designated) = sites[facilityID], let code = itemCodes[itemID] else { return }
@@ -158,39 +169,54 @@ public struct PostgresPlanner: Sendable {
             read.items = items
             return read
         }
-        // As they come: (item id, facility id) and the lot, gathered per position below.
-        async let lotsRead: (keys: [Int64], lots: [PlanLot]) = database.withConnection(scope) { c in
-            var keys: [Int64] = [], lots: [PlanLot] = []
+        // As they come: item id, facility id and the lot, gathered per position below.
+        async let lotsRead: ReadLots = database.withConnection(scope) { c in
+            var read = ReadLots()
+            var lots: [Int64: PlanLot] = [:]
+            try c.scan("SELECT id, lot_number, expiry - $1::date FROM lots", [request.asOf.description]) { row in
+                lots[row.int64(0)] = PlanLot(lot: row.string(1), quantity: 0, expiryDays: row.int64OrNil(2).map { Int($0) })
+            }
             try c.scan(Self.usableLots, [request.asOf.description, zone, 1.0, request.region, nil as String?, request.item,
                                          nil as String?, nil as Bool?]) { row in
-                keys.append(row.int64(0) << 32 | row.int64(1))
-                lots.append(PlanLot(lot: row.string(2), quantity: row.int64(4), expiryDays: row.int64OrNil(3).map { Int($0) }))
+                guard var lot = lots[row.int64(2)] else { return }
+                lot.quantity = row.int64(3)
+                read.items.append(row.int64(0)); read.facilities.append(row.int64(1)); read.lots.append(lot)
             }
-            return (keys, lots)
+            return read
         }
-        var read = try await positionsRead
-        let (keys, lots) = try await lotsRead
-        // Donors get their lots, earliest expiry first (then by lot number, as orders list them).
-        var donorAt: [Int64: (item: Int, position: Int)] = [:]
-        for (itemID, n) in read.items {
-            for (k, position) in read.positions[n].enumerated() where position.surplus > 0 {
-                donorAt[itemID << 32 | read.facilities[n][k]] = (n, k)
-                read.positions[n][k].lots = []
+        let positions = try await positionsRead, lots = try await lotsRead
+        // Each lot to its item's list (by row), then the items side by side: donors get their lots,
+        // earliest expiry first (then by lot number, as orders list them), and every item's
+        // positions go in facility order. Done item by item on one core this took 1.5–1.9 s of a
+        // city's 6.
+        let lotRows = lots.items.enumerated().reduce(into: [[Int]](repeating: [], count: positions.codes.count)) { rows, lot in
+            if let n = positions.items[lot.element] { rows[n].append(lot.offset) }
+        }
+        let ranks = positions.facilityRanks
+        let gathered = Mutex([[PlanPosition]](repeating: [], count: positions.codes.count))
+        DispatchQueue.concurrentPerform(iterations: positions.codes.count) { n in
+            var mine = positions.positions[n]
+            let facilities = positions.facilities[n]
+            var donorAt: [Int64: Int] = [:]
+            for k in mine.indices where mine[k].surplus > 0 {
+                donorAt[facilities[k]] = k
+                mine[k].lots = []
             }
-        }
-        for (key, lot) in zip(keys, lots) {
-            guard let (n, k) = donorAt[key] else { continue }
-            read.positions[n][k].lots!.append(lot)
-        }
-        var byItem: [String: [PlanPosition]] = [:]
-        for (n, code) in read.codes.enumerated() {
-            for k in read.positions[n].indices where (read.positions[n][k].lots?.count ?? 0) > 1 {
-                read.positions[n][k].lots!.sort { ($0.expiryDays ?? .max, $0.lot) < ($1.expiryDays ?? .max, $1.lot) }
+            for row in lotRows[n] {
+                if let k = donorAt[lots.facilities[row]] { mine[k].lots!.append(lots.lots[row]) }
+            }
+            for k in donorAt.values where mine[k].lots!.count > 1 {
+                mine[k].lots!.sort { ($0.expiryDays ?? .max, $0.lot) < ($1.expiryDays ?? .max, $1.lot) }
             }
             // In facility order: rows come in whatever order the server's scan gives, and equal-cost
             // plans would otherwise differ from one run to the next.
-            byItem[code] = read.positions[n].sorted { $0.site.code < $1.site.code }
+            let rank = facilities.map { ranks[$0]! }
+            let ordered = mine.indices.sorted { rank[$0] < rank[$1] }.map { mine[$0] }
+            gathered.withLock { $0[n] = ordered }
         }
+        let all = gathered.withLock { $0 }
+        var byItem: [String: [PlanPosition]] = [:]
+        for (n, code) in positions.codes.enumerated() { byItem[code] = all[n] }
         return Inputs(positions: byItem)
     }
 
