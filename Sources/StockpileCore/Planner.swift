@@ -773,16 +773,22 @@ struct CostHeap {
     mutating func push(_ cost: Planner.Cost, _ node: Int) {
         costs.append(cost)
         nodes.append(Int32(node))
-        var hole = costs.count - 1
-        while hole > 0 {
-            let parent = (hole - 1) / 4
-            guard cost < costs[parent] else { break }
-            costs[hole] = costs[parent]
-            nodes[hole] = nodes[parent]
-            hole = parent
+        // Through raw buffers: each element write to the arrays themselves would check again that
+        // they are not shared, and the heap moves several entries per push and pop.
+        costs.withUnsafeMutableBufferPointer { costs in
+            nodes.withUnsafeMutableBufferPointer { nodes in
+                var hole = costs.count - 1
+                while hole > 0 {
+                    let parent = (hole - 1) / 4
+                    guard cost < costs[parent] else { break }
+                    costs[hole] = costs[parent]
+                    nodes[hole] = nodes[parent]
+                    hole = parent
+                }
+                costs[hole] = cost
+                nodes[hole] = Int32(node)
+            }
         }
-        costs[hole] = cost
-        nodes[hole] = Int32(node)
     }
 
     mutating func removeAll() {
@@ -791,27 +797,29 @@ struct CostHeap {
     }
 
     mutating func pop() -> (Planner.Cost, Int)? {
-        guard let lastCost = costs.last, let lastNode = nodes.last else { return nil }
-        let top = (costs[0], Int(nodes[0]))
-        costs.removeLast()
-        nodes.removeLast()
+        guard let lastCost = costs.popLast(), let lastNode = nodes.popLast() else { return nil }
         let count = costs.count
-        guard count > 0 else { return top }
-        // Sift the last entry down from the root.
-        var hole = 0
-        while true {
-            let first = 4 * hole + 1
-            guard first < count else { break }
-            var smallest = first
-            for child in first + 1..<min(first + 4, count) where costs[child] < costs[smallest] { smallest = child }
-            guard costs[smallest] < lastCost else { break }
-            costs[hole] = costs[smallest]
-            nodes[hole] = nodes[smallest]
-            hole = smallest
+        guard count > 0 else { return (lastCost, Int(lastNode)) }
+        return costs.withUnsafeMutableBufferPointer { costs in
+            nodes.withUnsafeMutableBufferPointer { nodes in
+                let top = (costs[0], Int(nodes[0]))
+                // Sift the last entry down from the root.
+                var hole = 0
+                while true {
+                    let first = 4 * hole + 1
+                    guard first < count else { break }
+                    var smallest = first
+                    for child in first + 1..<min(first + 4, count) where costs[child] < costs[smallest] { smallest = child }
+                    guard costs[smallest] < lastCost else { break }
+                    costs[hole] = costs[smallest]
+                    nodes[hole] = nodes[smallest]
+                    hole = smallest
+                }
+                costs[hole] = lastCost
+                nodes[hole] = lastNode
+                return top
+            }
         }
-        costs[hole] = lastCost
-        nodes[hole] = lastNode
-        return top
     }
 }
 
