@@ -67,13 +67,14 @@ public struct PlanBenchmark: Sendable {
                 equal = whole.weightedCovered == plan.weightedCovered && abs(whole.quantityKm - plan.quantityKm) <= 1e-6 * max(1, whole.quantityKm)
                     ? "yes" : "NO (\(whole.weightedCovered), \(String(format: "%.1f", whole.quantityKm)))"
             }
-            say(item.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%8d %9d %6d %10d %12lld %10lld %13.1f %11.2f ",
+            say(item.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%8d %9d %6d %10d %12lld %10lld %13.1f %11.3f ",
                                                                                   donors.count, receivers.count, lots, pairs, plan.covered,
                                                                                   plan.weightedCovered, plan.quantityKm, seconds)
                 + reference.padding(toLength: 12, withPad: " ", startingAt: 0) + " " + equal)
         }
         if !timed.isEmpty {
-            say(String(format: "median %.2f s per item timed alone", timed.sorted()[timed.count / 2]))
+            say(String(format: "median %.3f s per item timed alone, %.3f s for all %d", timed.sorted()[timed.count / 2],
+                       timed.reduce(0, +), timed.count))
         }
         guard options.only.isEmpty else { return }
         // The whole city, as `POST /api/v1/reallocations/plan` does it: every item, on every core.

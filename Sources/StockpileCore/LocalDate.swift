@@ -42,26 +42,37 @@ public struct LocalDate: Sendable, Hashable, Comparable, Codable, CustomStringCo
         (a.year, a.month, a.day) < (b.year, b.month, b.day)
     }
 
-    static let utc: Calendar = {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        return calendar
-    }()
+    /// Days since 1970-01-01 in the proleptic Gregorian calendar, as PostgreSQL counts them: plain
+    /// arithmetic on the civil calendar (March-based years, 400-year eras), not a Calendar, which
+    /// took microseconds a call and the planner dates millions of order lines.
+    var daysSinceEpoch: Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * ((month + 9) % 12) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
 
-    /// Midnight UTC of this date, for day arithmetic.
-    var utcMidnight: Date {
-        LocalDate.utc.date(from: DateComponents(year: year, month: month, day: day))!
+    /// The date `days` after 1970-01-01 (nil outside years 1…9999).
+    init?(daysSinceEpoch days: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let marchMonth = (5 * dayOfYear + 2) / 153
+        let month = marchMonth < 10 ? marchMonth + 3 : marchMonth - 9
+        self.init(year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month: month, day: dayOfYear - (153 * marchMonth + 2) / 5 + 1)
     }
 
     public func adding(days: Int) -> LocalDate {
-        let date = LocalDate.utc.date(byAdding: .day, value: days, to: utcMidnight)!
-        let c = LocalDate.utc.dateComponents([.year, .month, .day], from: date)
-        return LocalDate(year: c.year!, month: c.month!, day: c.day!)!
+        LocalDate(daysSinceEpoch: daysSinceEpoch + days)!
     }
 
     /// Whole days from `self` to `other` (positive when `other` is later).
     public func days(until other: LocalDate) -> Int {
-        LocalDate.utc.dateComponents([.day], from: utcMidnight, to: other.utcMidnight).day!
+        other.daysSinceEpoch - daysSinceEpoch
     }
 
     /// The date of an instant in a time zone (the service's zone is Asia/Shanghai by default).

@@ -252,12 +252,19 @@ public struct PostgresPlanner: Sendable {
                 let summary = ItemPlanSummary(item: item, donors: donors.count, receivers: receivers.count, needBefore: plan.needBefore,
                                               covered: plan.covered, weightedCovered: plan.weightedCovered, unmet: plan.unmet,
                                               quantityKm: plan.quantityKm)
+                // An item's lots share a few expiry dates among millions of lines: each written once.
+                var expiryText: [Int: String] = [:]
+                func expiry(_ days: Int) -> String {
+                    if let text = expiryText[days] { return text }
+                    let text = request.asOf.adding(days: days).description
+                    expiryText[days] = text
+                    return text
+                }
                 let orders = plan.flows.map { flow in
                     let donor = donors[flow.donor]
                     let lines = flow.lots.map { part -> PlannedOrder.Line in
                         let lot = donor.lots![part.lot]
-                        return PlannedOrder.Line(lot: lot.lot, expiry: lot.expiryDays.map { request.asOf.adding(days: $0).description },
-                                                 quantity: part.quantity)
+                        return PlannedOrder.Line(lot: lot.lot, expiry: lot.expiryDays.map(expiry), quantity: part.quantity)
                     }
                     return PlannedOrder(item: item, from: donor.site.code, to: receivers[flow.receiver].site.code, quantity: flow.quantity,
                                         distanceKm: (flow.distanceKm * 1000).rounded() / 1000, lines: lines)
