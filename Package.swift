@@ -23,7 +23,7 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // The only Swift that touches libpq.
         .target(name: "PQ", dependencies: [
-            "CLibPQ",
+            "CLibPQ", "StockpileCore",  // for CivilDate, the calendar arithmetic both share
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -1,4 +1,5 @@
 import Foundation
+import StockpileCore
 
 /// A query parameter as libpq receives it: text (format 0) or binary (format 1).
 public enum PQValue: Sendable, Equatable {
@@ -153,31 +154,6 @@ public enum PQTimestamp {
         let days = CivilDate.days(year: y, month: mo, day: d)
         let total = Double(days * 86_400 + Int64(h * 3600 + mi * 60 + s)) + Double(micros) / 1_000_000
         return Date(timeIntervalSince1970: total)
-    }
-}
-
-/// Days since 1970-01-01 for a proleptic Gregorian date, and back (H. Hinnant's algorithms).
-public enum CivilDate {
-    public static func days(year: Int, month: Int, day: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = Int64((month + 9) % 12)
-        let doy = (153 * mp + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    public static func fromDays(_ days: Int64) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = Int(doy - (153 * mp + 2) / 5 + 1)
-        let m = Int(mp < 10 ? mp + 3 : mp - 9)
-        return (Int(yoe + era * 400) + (m <= 2 ? 1 : 0), m, d)
     }
 }
 

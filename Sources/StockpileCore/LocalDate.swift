@@ -43,27 +43,14 @@ public struct LocalDate: Sendable, Hashable, Comparable, Codable, CustomStringCo
     }
 
     /// Days since 1970-01-01 in the proleptic Gregorian calendar, as PostgreSQL counts them: plain
-    /// arithmetic on the civil calendar (March-based years, 400-year eras), not a Calendar, which
-    /// took microseconds a call and the planner dates millions of order lines.
-    var daysSinceEpoch: Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * ((month + 9) % 12) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
+    /// arithmetic (`CivilDate`), not a Calendar, which took microseconds a call, and the planner
+    /// dates millions of order lines.
+    var daysSinceEpoch: Int { Int(CivilDate.days(year: year, month: month, day: day)) }
 
     /// The date `days` after 1970-01-01 (nil outside years 1…9999).
     init?(daysSinceEpoch days: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let marchMonth = (5 * dayOfYear + 2) / 153
-        let month = marchMonth < 10 ? marchMonth + 3 : marchMonth - 9
-        self.init(year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month: month, day: dayOfYear - (153 * marchMonth + 2) / 5 + 1)
+        let (year, month, day) = CivilDate.fromDays(Int64(days))
+        self.init(year: year, month: month, day: day)
     }
 
     public func adding(days: Int) -> LocalDate {
@@ -105,5 +92,30 @@ public enum Timestamps {
             return date
         }
         return nil
+    }
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date, and back (H. Hinnant's algorithms).
+public enum CivilDate {
+    public static func days(year: Int, month: Int, day: Int) -> Int64 {
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = Int64((month + 9) % 12)
+        let doy = (153 * mp + 2) / 5 + Int64(day) - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    public static func fromDays(_ days: Int64) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = Int(doy - (153 * mp + 2) / 5 + 1)
+        let m = Int(mp < 10 ? mp + 3 : mp - 9)
+        return (Int(yoe + era * 400) + (m <= 2 ? 1 : 0), m, d)
     }
 }
