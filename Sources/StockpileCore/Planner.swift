@@ -169,15 +169,23 @@ public enum Planner {
     static func candidates(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, donorTree: SiteTree) -> [[Int]] {
         let d = donors.count, r = receivers.count
         let receiverTree = SiteTree(points: receivers.map { unitVector($0.site) }, members: receivers.indices.filter { receivers[$0].need > 0 })
-        var lists = [Set<Int>](repeating: [], count: d)
+        var lists = [[Int]](repeating: [], count: d)
         let k = max(1, options.nearest)
         for j in 0..<r where receivers[j].need > 0 {
-            for i in donorTree.nearest(to: receiverTree.points[j], k: k) { lists[i].insert(j) }
+            donorTree.nearest(to: receiverTree.points[j], k: k) { i in lists[i].append(j) }
         }
         for i in 0..<d where donors[i].surplus > 0 {
-            for j in receiverTree.nearest(to: donorTree.points[i], k: k) { lists[i].insert(j) }
+            receiverTree.nearest(to: donorTree.points[i], k: k) { j in lists[i].append(j) }
+            // Ascending, each receiver once (sorting the few beats hashing them into sets).
+            lists[i].sort()
+            var kept = 0
+            for n in lists[i].indices where kept == 0 || lists[i][n] != lists[i][kept - 1] {
+                lists[i][kept] = lists[i][n]
+                kept += 1
+            }
+            lists[i].removeLast(lists[i].count - kept)
         }
-        return lists.map { $0.sorted() }
+        return lists
     }
 
     /// Solves on the candidate arcs, then prices every other arc with the final potentials; while
