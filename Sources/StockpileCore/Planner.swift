@@ -445,41 +445,53 @@ public enum Planner {
                     nodeReach[n] = higher(nodeReach[node.left], nodeReach[node.right])
                 }
             }
+            // Each lot's own term, split into its digits once (not once per receiver that looks at it).
+            let lotTerm = (priceable.lotBase..<receiverBase).map { term($0) }
+            let lotReach = lotTerm.map { (coverage: $0.coverage, distance: $0.distance) }
+            /// Whether nothing with this reach, at least this squared chord away, can beat `bar` for
+            /// a receiver of term `mine`: 0, or once `perReceiver` are kept, the worst of them.
+            func ruledOut(_ reach: Reach, _ squaredChord: Double, mine: Reach, bar: (coverage: Int64, distance: Double)) -> Bool {
+                if reach.coverage == .min { return true }
+                let coverage = mine.coverage - reach.coverage
+                if coverage != bar.coverage { return coverage > bar.coverage }
+                // Less one millimetre for the rounding of the exact cost.
+                return squaredChord.squareRoot() * chordMillimetres - 1 + Double(mine.distance - reach.distance) > bar.distance
+            }
             var found: [(Int, Int)] = []
             var best: [(reduced: Cost, donor: Int)] = []
+            // Tree nodes still to look at, with their squared chords, the nearer child on top (a
+            // loop, not a recursive local function: that kept `best` and the bar in boxes).
+            var stack: [(node: Int, chord: Double)] = []
             for j in receivers.indices where receivers[j].need > 0 {
                 let at = unitVector(receivers[j].site)
-                let mine = receiverTerm[j]
+                let mineCost = receiverTerm[j], mine: Reach = (mineCost.coverage, mineCost.distance)
                 best.removeAll(keepingCapacity: true)
-                // Whether nothing with this reach, at least this squared chord away, can beat what is kept.
-                // What a pair must beat: 0, or once `perReceiver` are kept, the worst of them.
                 var bar: (coverage: Int64, distance: Double) = (0, 0)
-                func ruledOut(_ reach: Reach, squaredChord: Double) -> Bool {
-                    if reach.coverage == .min { return true }
-                    let coverage = mine.coverage - reach.coverage
-                    if coverage != bar.coverage { return coverage > bar.coverage }
-                    // Less one millimetre for the rounding of the exact cost.
-                    return squaredChord.squareRoot() * chordMillimetres - 1 + Double(mine.distance - reach.distance) > bar.distance
-                }
-                func visit(_ n: Int) {
-                    guard !ruledOut(nodeReach[n], squaredChord: tree.squaredChord(at, toNode: n)) else { return }
+                stack.removeAll(keepingCapacity: true)
+                stack.append((0, tree.squaredChord(at, toNode: 0)))
+                while let (n, chord) = stack.popLast() {
+                    guard !ruledOut(nodeReach[n], chord, mine: mine, bar: bar) else { continue }
                     let node = tree.nodes[n]
                     if node.left >= 0 {
                         let l = tree.squaredChord(at, toNode: node.left), r = tree.squaredChord(at, toNode: node.right)
-                        if l <= r { visit(node.left); visit(node.right) } else { visit(node.right); visit(node.left) }
-                        return
+                        if l <= r {
+                            stack.append((node.right, r)); stack.append((node.left, l))
+                        } else {
+                            stack.append((node.left, l)); stack.append((node.right, r))
+                        }
+                        continue
                     }
                     for m in node.start..<node.end {
                         let i = tree.order[m]
                         let chord = SiteTree.squaredChord(at, tree.points[i])
-                        guard !ruledOut(donorReach[i], squaredChord: chord) else { continue }
+                        guard !ruledOut(donorReach[i], chord, mine: mine, bar: bar) else { continue }
                         var km: Double??  // the pair's, once one of its lots needs it
                         for (k, lot) in priceable.lotsOf[i].enumerated() where lot.quantity > 0 {
-                            let own = term(priceable.firstLot[i] + k)
-                            guard !ruledOut((own.coverage, own.distance), squaredChord: chord),
+                            let lotNode = priceable.firstLot[i] + k - priceable.lotBase
+                            guard !ruledOut(lotReach[lotNode], chord, mine: mine, bar: bar),
                                   let pairKm = km ?? { km = priceable.pairKm(i, j); return km! }(),
                                   let (_, cost) = priceable.lotArc(pairKm, lot, j) else { continue }
-                            let reduced = cost + mine - own
+                            let reduced = cost + mineCost - lotTerm[lotNode]
                             guard reduced < .zero else { continue }
                             // A pair in the network may show a negative reduced cost on an arc that is full.
                             guard !sortedContains(lists[i], j) else { continue }
@@ -497,7 +509,6 @@ public enum Planner {
                         }
                     }
                 }
-                visit(0)
                 found += best.map { ($0.donor, j) }
             }
             return found
