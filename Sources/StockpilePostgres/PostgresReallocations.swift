@@ -97,27 +97,33 @@ public struct PostgresReallocations: Sendable {
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", [requestID])
             let again = try Self.orders(c, where: "o.request_id = $1", [requestID])
             if !again.isEmpty { return again }
-            // Two statements whatever the plan's size (a city's has hundreds of thousands of orders):
-            // the orders from arrays, then their lines joined back by item, sender and receiver,
-            // which a plan holds once each.
+            // Three statements whatever the plan's size (a city's has over a million orders): the
+            // orders' ids drawn first, then the orders and their lines from arrays, each line naming
+            // its order's id. Lines used to be joined back to their orders by item, sender and
+            // receiver, and that join's plan rested on the table's statistics: after autovacuum had
+            // analysed the table empty (its last orders deleted, these not yet committed), the
+            // planner scanned every order for each line and a city's nightly run stood for over ten
+            // minutes, index or not.
             let orders = plan.orders
+            var ids: [Int64] = []
+            ids.reserveCapacity(orders.count)
+            try c.scan("SELECT nextval(pg_get_serial_sequence('reallocation_orders', 'id')) FROM generate_series(1, $1::int)",
+                       [Int64(orders.count)]) { row in ids.append(row.int64(0)) }
             let created = try c.query("""
-                INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
-                SELECT $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $7::date, $8
-                FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::float8[]) AS o(item, sender, receiver, quantity, distance_km)
+                INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
+                SELECT o.id, $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $8::date, $9
+                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[])
+                     AS o(id, item, sender, receiver, quantity, distance_km)
                 JOIN items i ON i.code = o.item JOIN facilities ff ON ff.code = o.sender JOIN facilities tf ON tf.code = o.receiver
-                """, [requestID, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
+                """, [requestID, ids, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
                       request.asOf.description, scope.actor]).affectedRows
-            let lines = orders.flatMap { order in order.lines.enumerated().map { (order, $0.offset + 1, $0.element) } }
+            let lines = zip(ids, orders).flatMap { id, order in order.lines.enumerated().map { (id, order.item, $0.offset + 1, $0.element) } }
             let stored = try c.query("""
                 INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
-                SELECT o.id, x.line_no, l.id, x.quantity
-                FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bigint[]) AS x(item, sender, receiver, line_no, lot, quantity)
-                JOIN items i ON i.code = x.item JOIN facilities ff ON ff.code = x.sender JOIN facilities tf ON tf.code = x.receiver
-                JOIN reallocation_orders o ON o.request_id = $1 AND o.item_id = i.id AND o.from_facility_id = ff.id AND o.to_facility_id = tf.id
-                JOIN lots l ON l.item_id = i.id AND l.lot_number = x.lot
-                """, [requestID, lines.map(\.0.item), lines.map(\.0.from), lines.map(\.0.to), lines.map { Int64($0.1) }, lines.map(\.2.lot),
-                      lines.map(\.2.quantity)]).affectedRows
+                SELECT x.order_id, x.line_no, l.id, x.quantity
+                FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[]) AS x(order_id, item, line_no, lot, quantity)
+                JOIN items i ON i.code = x.item JOIN lots l ON l.item_id = i.id AND l.lot_number = x.lot
+                """, [lines.map(\.0), lines.map(\.1), lines.map { Int64($0.2) }, lines.map(\.3.lot), lines.map(\.3.quantity)]).affectedRows
             // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
             guard created == orders.count, stored == lines.count else {
                 throw Refusal(kind: .conflict, field: "plan", description: "the facilities, items or lots of the plan changed while it was stored; try again")
