@@ -661,6 +661,8 @@ struct PathSearch {
     var next: [Int]
     var touched: [Int] = []
     var heap = CostHeap()
+    /// Nodes reached at exactly the distance being settled, to settle before anything on the heap.
+    var level: [Int] = []
 
     init(graph: FlowGraph, hub: Int) {
         let count = graph.nodeCount
@@ -674,11 +676,13 @@ struct PathSearch {
     }
 
     @inline(__always)
-    private mutating func reached(_ u: Int, _ candidate: Cost, by arc: Int) {
+    private mutating func reached(_ u: Int, _ candidate: Cost, by arc: Int, from dist: Cost) {
         if distance[u] == .infinity { touched.append(u) }
         distance[u] = candidate
         next[u] = arc
-        heap.push(candidate, u)
+        // At the distance being settled (an arc of reduced cost 0, as every arc of an earlier
+        // path is): no need to order it, it comes next.
+        if candidate == dist { level.append(u) } else { heap.push(candidate, u) }
     }
 
     /// Saturates every arc with room and a negative reduced cost; returns the nodes left short.
@@ -714,11 +718,20 @@ struct PathSearch {
         for n in touched { distance[n] = .infinity; next[n] = -1 }
         touched.removeAll(keepingCapacity: true)
         heap.removeAll()
+        level.removeAll(keepingCapacity: true)
         distance[start] = .zero
         touched.append(start)
-        heap.push(.zero, start)
-        var reach = Cost.infinity, end = -1
-        while let (dist, v) = heap.pop() {
+        level.append(start)
+        var reach = Cost.infinity, end = -1, dist = Cost.zero
+        while true {
+            let v: Int
+            if let n = level.popLast() {
+                v = n
+            } else if let (d, n) = heap.pop() {
+                (dist, v) = (d, n)
+            } else {
+                break
+            }
             // Settled when it comes off at its distance; other entries for it are stale. (A settled
             // node is never improved again: reduced costs are ≥ 0.)
             guard dist == distance[v] else { continue }
@@ -729,13 +742,13 @@ struct PathSearch {
                 for arc in graph.arcs(v) where graph.back[arc] > 0 {
                     let u = graph.head[arc]
                     let candidate = dist + (here - graph.cost[arc] - stored[u])
-                    if candidate < distance[u] { reached(u, candidate, by: graph.partner[arc]) }
+                    if candidate < distance[u] { reached(u, candidate, by: graph.partner[arc], from: dist) }
                 }
             } else {
                 for arc in graph.arcs(v) where graph.room[arc] > 0 {
                     let u = graph.head[arc]
                     let candidate = dist + (graph.cost[arc] + stored[u] - here)
-                    if candidate < distance[u] { reached(u, candidate, by: arc) }
+                    if candidate < distance[u] { reached(u, candidate, by: arc, from: dist) }
                 }
             }
         }
