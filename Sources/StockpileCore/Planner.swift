@@ -529,16 +529,27 @@ public enum Planner {
     static func tightened(_ stored: [Cost], graph: FlowGraph, hub source: Int, lowered: [Range<Int>]) -> [Cost] {
         var distance = [Cost](repeating: .infinity, count: graph.nodeCount)
         var heap = CostHeap()
+        // Nodes reached at the distance being settled go on `level`, not the heap (as in the searches).
+        var level = [source], dist = Cost.zero
         distance[source] = .zero
-        heap.push(.zero, source)
-        while let (dist, v) = heap.pop() {
+        while true {
+            let v: Int
+            if let n = level.popLast() {
+                v = n
+            } else if let (d, n) = heap.pop() {
+                (dist, v) = (d, n)
+            } else {
+                break
+            }
             guard dist == distance[v] else { continue }
             for arc in graph.arcs(v) {
                 // The arc u → v is the partner: its room is `back`, its cost the negative.
                 guard graph.back[arc] > 0 else { continue }
                 let u = graph.head[arc]
                 let candidate = dist + (stored[v] - graph.cost[arc] - stored[u])
-                if candidate < distance[u] { distance[u] = candidate; heap.push(candidate, u) }
+                guard candidate < distance[u] else { continue }
+                distance[u] = candidate
+                if candidate == dist { level.append(u) } else { heap.push(candidate, u) }
             }
         }
         let apart = Cost(coverage: 1 << 30, distance: 0, expiry: 0)
