@@ -34,7 +34,7 @@ public enum Cover {
     /// expired — and not quarantined) in expiry order, `t` starting at 0; each lot adds
     /// min(q/d, max(0, e − t)) where e is its days to expiry (∞ without expiry).
     public static func physical(lots: [LotStock], dailyDemand d: Double, asOf: LocalDate) -> PhysicalCover {
-        let quantity = lots.filter { isUsable($0, asOf: asOf) }.reduce(Int64(0)) { $0 + $1.quantity }
+        let quantity = lots.filter { isUsable($0, asOf: asOf) }.saturatingSum(\.quantity)
         guard d > 0 else { return PhysicalCover(days: nil, expiringQuantity: 0, usableQuantity: quantity) }
         var t = 0.0
         var expiring = 0.0
@@ -88,7 +88,7 @@ public enum Cover {
     /// noise (2500.0000000001) cannot move the ceiling. 0 when demand is 0 (days unbounded).
     public static func shortfall(days: Double?, targetDays: Int, dailyDemand d: Double) -> Int64 {
         guard let days, d > 0 else { return 0 }
-        return Int64(roundQuantity(max(0, Double(targetDays) - days) * d).rounded(.up))
+        return Int64(saturating: roundQuantity(max(0, Double(targetDays) - days) * d).rounded(.up))
     }
 
     /// Days a quantity covers at a daily demand; nil (unbounded) when demand is 0.
@@ -155,7 +155,7 @@ public enum Demand {
     public static func observed(_ window: [DayActivity]) -> Double {
         let stocked = window.filter { !$0.isStockout }.count
         guard stocked > 0 else { return 0 }
-        return Double(window.reduce(Int64(0)) { $0 + $1.issued }) / Double(stocked)
+        return Double(window.saturatingSum(\.issued)) / Double(stocked)
     }
 
     /// The basis for cover: max(observed, full-load), times the what-if surge factor.
@@ -198,7 +198,7 @@ public struct CapacityReserve: Sendable, Equatable {
     /// What it yields within the target horizon after ramp-up, if valid and certified.
     public func yield(asOf: LocalDate, targetDays: Int) -> Int64 {
         guard certified, validFrom <= asOf, asOf <= validTo else { return 0 }
-        return dailyCapacity * Int64(max(0, targetDays - rampUpDays))
+        return dailyCapacity.saturatingMultiply(Int64(max(0, targetDays - rampUpDays)))
     }
 }
 
@@ -223,8 +223,8 @@ public struct PositionCover: Sendable, Equatable {
         // A demand too small to tell from zero (a what-if surge of 1e-300) is zero: days stay finite or unbounded.
         let d = dailyDemand.isFinite && dailyDemand >= 1e-9 ? dailyDemand : 0
         let physical = Cover.physical(lots: lots, dailyDemand: d, asOf: asOf)
-        let contractQuantity = contracts.filter { $0.counts(asOf: asOf, targetDays: n) }.reduce(Int64(0)) { $0 + $1.remaining }
-        let capacityQuantity = capacity.reduce(Int64(0)) { $0 + $1.yield(asOf: asOf, targetDays: n) }
+        let contractQuantity = contracts.filter { $0.counts(asOf: asOf, targetDays: n) }.saturatingSum(\.remaining)
+        let capacityQuantity = capacity.saturatingSum { $0.yield(asOf: asOf, targetDays: n) }
         self.dailyDemand = d
         targetDays = n
         physicalQuantity = physical.usableQuantity

@@ -93,16 +93,16 @@ public struct CSVFields {
         text(column).isEmpty ? nil : try code(column)
     }
 
-    public func int(_ column: String, min: Int = 0) throws(FieldError) -> Int {
+    public func int(_ column: String, min: Int = 0, max: Int = Int(Int32.max)) throws(FieldError) -> Int {
         let value = try required(column)
-        guard let number = Int(value), number >= min, number <= Int(Int32.max) else {
-            throw FieldError(field: column, reason: "must be a whole number from \(min) to \(Int32.max), not \(value)")
+        guard let number = Int(value), number >= min, number <= max else {
+            throw FieldError(field: column, reason: "must be a whole number from \(min) to \(max), not \(value)")
         }
         return number
     }
 
-    public func optionalInt(_ column: String, min: Int) throws(FieldError) -> Int? {
-        text(column).isEmpty ? nil : try int(column, min: min)
+    public func optionalInt(_ column: String, in range: ClosedRange<Int>) throws(FieldError) -> Int? {
+        text(column).isEmpty ? nil : try int(column, min: range.lowerBound, max: range.upperBound)
     }
 
     public func optionalDouble(_ column: String, range: ClosedRange<Double>) throws(FieldError) -> Double? {
@@ -156,7 +156,7 @@ extension Facility {
             throw FieldError(field: latitude == nil ? "latitude" : "longitude", reason: "give both coordinates or neither")
         }
         self.init(code: try f.code("code"), name: try f.required("name"), kind: try f.choice("kind", FacilityKind.self),
-                  regionCode: try f.code("region_code"), beds: f.text("beds").isEmpty ? 0 : try f.int("beds"),
+                  regionCode: try f.code("region_code"), beds: f.text("beds").isEmpty ? 0 : try f.int("beds", max: Ranges.beds.upperBound),
                   latitude: latitude, longitude: longitude, designated: try f.bool("designated"))
     }
 }
@@ -165,8 +165,8 @@ extension Item {
     public static let csvColumns = ["code", "name", "category", "unit", "target_days", "shelf_life_days"]
     public init(csv f: CSVFields) throws(FieldError) {
         self.init(code: try f.code("code"), name: try f.required("name"), category: try f.choice("category", ItemCategory.self),
-                  unit: try f.required("unit"), targetDays: try f.optionalInt("target_days", min: 1),
-                  shelfLifeDays: try f.optionalInt("shelf_life_days", min: 1))
+                  unit: try f.required("unit"), targetDays: try f.optionalInt("target_days", in: Ranges.targetDays),
+                  shelfLifeDays: try f.optionalInt("shelf_life_days", in: Ranges.shelfLifeDays))
     }
 }
 
@@ -177,7 +177,7 @@ extension StockCount {
         item = try f.code("item_code")
         lot = try f.code("lot")
         expiry = try f.optionalDate("expiry")
-        quantity = Int64(try f.int("quantity", min: 0))
+        quantity = Int64(try f.int("quantity", min: 0, max: Int(Ranges.movementQuantity.upperBound)))
     }
 }
 

@@ -157,7 +157,7 @@ public struct MovementDraft: Sendable {
                                quantity: Int64(quantity), reason: reason, occurredAt: occurredAt)
     }
 
-    public static let maximumQuantity = 1e9
+    public static let maximumQuantity = Double(Ranges.movementQuantity.upperBound)
     /// No ledger entry predates the system; earlier dates are typing mistakes.
     static let earliest = Date(timeIntervalSince1970: 946_684_800) // 2000-01-01T00:00:00Z
 

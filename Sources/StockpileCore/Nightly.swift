@@ -300,20 +300,20 @@ public struct NightlyReport: Sendable, Codable, Equatable {
         var byItem: [String: NightlyItemSummary] = [:]
         for line in reorders {
             var s = byItem[line.position.item] ?? NightlyItemSummary(item: line.position.item)
-            s.shortfall += line.position.shortfallQty
+            s.shortfall = s.shortfall.saturatingAdd(line.position.shortfallQty)
             s.reallocated += line.reallocated
             s.inbound += line.inbound
-            s.calledOff += line.callOffs.reduce(0) { $0 + $1.quantity }
-            s.activated += line.activations.reduce(0) { $0 + $1.quantity }
-            s.procurement += line.procurement
+            s.calledOff = s.calledOff.saturatingAdd(line.callOffs.saturatingSum(\.quantity))
+            s.activated = s.activated.saturatingAdd(line.activations.saturatingSum(\.quantity))
+            s.procurement = s.procurement.saturatingAdd(line.procurement)
             byItem[line.position.item] = s
         }
         items = byItem.values.sorted { $0.item < $1.item }
     }
 
-    public var procurementTotal: Int64 { items.reduce(0) { $0 + $1.procurement } }
-    public var callOffTotal: Int64 { items.reduce(0) { $0 + $1.calledOff } }
-    public var activationTotal: Int64 { items.reduce(0) { $0 + $1.activated } }
+    public var procurementTotal: Int64 { items.saturatingSum(\.procurement) }
+    public var callOffTotal: Int64 { items.saturatingSum(\.calledOff) }
+    public var activationTotal: Int64 { items.saturatingSum(\.activated) }
 
     enum CodingKeys: String, CodingKey {
         case region, positions, orders, reorders, stale, items, phases
@@ -340,15 +340,15 @@ public enum Reorder {
     /// certified and valid on the date (SPEC.md capacity days count the same).
     public static func yield(_ pledge: ReorderPledge, asOf: LocalDate, targetDays: Int) -> Int64 {
         guard pledge.certified, pledge.validFrom <= asOf, asOf <= pledge.validTo else { return 0 }
-        return pledge.dailyCapacity * Int64(max(0, targetDays - pledge.rampUpDays))
+        return pledge.dailyCapacity.saturatingMultiply(Int64(max(0, targetDays - pledge.rampUpDays)))
     }
 
     /// A short position after tonight's orders: what is still needed (shortfall − reallocated − in
     /// transit), met by call-offs, then activations, then procurement.
     public static func line(_ position: NightlyPosition, reallocatedFrom: [ReallocationSource], inbound: Int64, contracts: [ReorderContract],
                             pledges: [ReorderPledge], asOf: LocalDate) -> ReorderLine {
-        let reallocated = reallocatedFrom.reduce(0) { $0 + $1.quantity }
-        let need = max(0, position.shortfallQty - reallocated - inbound)
+        let reallocated = reallocatedFrom.saturatingSum(\.quantity)
+        let need = max(0, position.shortfallQty.saturatingAdd(-reallocated).saturatingAdd(-inbound))
         let met = meet(need: need, contracts: contracts, pledges: pledges, asOf: asOf, targetDays: position.targetDays)
         return ReorderLine(position: position, reallocated: reallocated, reallocatedFrom: reallocatedFrom, inbound: inbound, need: need,
                            callOffs: met.callOffs, activations: met.activations, procurement: met.procurement)
@@ -372,7 +372,7 @@ public enum Reorder {
         for p in pledges where rest > 0 {
             let output = yield(p, asOf: asOf, targetDays: targetDays)
             let quantity = min(rest, output)
-            let days = Int((quantity + p.dailyCapacity - 1) / p.dailyCapacity)
+            let days = Int(quantity / p.dailyCapacity + (quantity % p.dailyCapacity > 0 ? 1 : 0))
             activations.append(Activation(pledge: p.code, manufacturer: p.manufacturer, local: p.local, dailyCapacity: p.dailyCapacity,
                                           rampUpDays: p.rampUpDays, yieldQty: output, needBefore: rest, quantity: quantity,
                                           productionDays: days))
@@ -387,8 +387,8 @@ public enum Reorder {
                                    asOf: LocalDate) -> ContractGapLine? {
         let d = position.dailyDemand, n = position.targetDays
         guard d > 0 else { return nil }
-        let counted = contracts.filter { $0.isValid(on: asOf) && $0.leadTimeDays <= n }.reduce(Int64(0)) { $0 + $1.remaining }
-        let after = max(0, counted - calledOffTonight)
+        let counted = contracts.filter { $0.isValid(on: asOf) && $0.leadTimeDays <= n }.saturatingSum(\.remaining)
+        let after = max(0, counted.saturatingAdd(-calledOffTonight))
         let days = Cover.days(Double(after), dailyDemand: d)
         let gap = Cover.shortfall(days: days, targetDays: n, dailyDemand: d)
         guard gap > 0 else { return nil }
@@ -427,7 +427,7 @@ public enum Reorder {
         /// floor((days − physical days) × d). Conservative: its own later-expiring stock would in fact come after the lot.
         public func usable(expiryDays days: Int) -> Int64 {
             guard dailyDemand > 0, physicalDays < Double(days) else { return 0 }
-            return Int64(Cover.roundQuantity((Double(days) - physicalDays) * dailyDemand).rounded(.down))
+            return Int64(saturating: Cover.roundQuantity((Double(days) - physicalDays) * dailyDemand).rounded(.down))
         }
     }
 
@@ -470,7 +470,7 @@ public enum Reorder {
         }
         return Cover.walk(lots: lots, dailyDemand: dailyDemand, asOf: asOf).compactMap { step in
             guard let expiry = lots[step.index].expiry, expiry <= horizon else { return nil }
-            let left = Int64(Cover.roundQuantity(step.unconsumed).rounded(.up))
+            let left = Int64(saturating: Cover.roundQuantity(step.unconsumed).rounded(.up))
             return left > 0 ? (step.index, left) : nil
         }
     }

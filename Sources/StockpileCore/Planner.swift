@@ -48,7 +48,7 @@ public struct PlanReceiver: Sendable, Equatable {
     public func usable(expiryDays days: Int?) -> Int64 {
         guard let days else { return .max / 4 }
         guard days > 0, dailyDemand > 0 else { return 0 }
-        return Int64(Cover.roundQuantity(Double(days) * dailyDemand).rounded(.down))
+        return min(.max / 4, Int64(saturating: Cover.roundQuantity(Double(days) * dailyDemand).rounded(.down)))
     }
 }
 
@@ -344,7 +344,7 @@ public enum Planner {
     static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
                       candidates: [[Int]]?, donorTree: SiteTree? = nil, warm: WarmStart? = nil, added: [(Int, Int)] = [])
         -> (plan: () -> ItemPlan, priced: ([[Int]]) -> [(Int, Int)], warm: WarmStart) {
-        let surplus = donors.reduce(Int64(0)) { $0 + max(0, $1.surplus) }, need = receivers.reduce(Int64(0)) { $0 + max(0, $1.need) }
+        let surplus = donors.saturatingSum { max(0, $0.surplus) }, need = receivers.saturatingSum { max(0, $0.need) }
         let byDonor = surplus < need
         var network = network(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: candidates,
                               reversed: byDonor, arcs: warm == nil)
@@ -882,7 +882,7 @@ public struct PlanPosition: Sendable, Equatable, Codable {
     /// What it can give without dropping below its own target: usable − ceil(N × d), at least 0.
     /// With no demand (a warehouse) that is everything usable.
     public var surplus: Int64 {
-        max(0, usable - Int64(Cover.roundQuantity(Double(targetDays) * dailyDemand).rounded(.up)))
+        max(0, usable.saturatingAdd(-Int64(saturating: Cover.roundQuantity(Double(targetDays) * dailyDemand).rounded(.up))))
     }
 }
 

@@ -9,7 +9,7 @@ public struct DemandPlanRow: Sendable, Equatable {
     public init(csv f: CSVFields) throws(FieldError) {
         facility = try f.code("facility_code")
         item = try f.code("item_code")
-        guard let value = try f.optionalDouble("full_load_daily", range: 0...1e9) else {
+        guard let value = try f.optionalDouble("full_load_daily", range: Ranges.dailyDemand) else {
             throw FieldError(field: "full_load_daily", reason: "required")
         }
         fullLoadDaily = value
@@ -30,10 +30,11 @@ public struct ContractRow: Sendable, Equatable {
         facility = try f.code("facility_code")
         supplier = try f.required("supplier")
         item = try f.code("item_code")
-        quantity = try f.int("quantity")
-        calledOff = f.text("called_off").isEmpty ? 0 : try f.int("called_off")
+        let most = Int(Ranges.contractQuantity.upperBound)
+        quantity = try f.int("quantity", max: most)
+        calledOff = f.text("called_off").isEmpty ? 0 : try f.int("called_off", max: most)
         guard calledOff <= quantity else { throw FieldError(field: "called_off", reason: "more than the committed quantity \(quantity)") }
-        leadTimeDays = try f.int("lead_time_days")
+        leadTimeDays = try f.int("lead_time_days", max: Ranges.leadDays.upperBound)
         (validFrom, validTo) = try f.validity()
         local = try f.bool("local")
     }
@@ -53,8 +54,8 @@ public struct CapacityRow: Sendable, Equatable {
         facility = try f.code("facility_code")
         manufacturer = try f.required("manufacturer")
         item = try f.code("item_code")
-        dailyCapacity = try f.int("daily_capacity")
-        rampUpDays = try f.int("ramp_up_days")
+        dailyCapacity = try f.int("daily_capacity", max: Int(Ranges.dailyCapacity.upperBound))
+        rampUpDays = try f.int("ramp_up_days", max: Ranges.leadDays.upperBound)
         (validFrom, validTo) = try f.validity()
         certified = try f.bool("certified")
         local = try f.bool("local")

@@ -44,6 +44,7 @@ extension APIError {
         case .conflict: self.init(.conflict, "conflict", refusal.description, field: refusal.field)
         case .forbidden: self.init(.forbidden, "forbidden", refusal.description, field: refusal.field)
         case .invalid: self.init(.badRequest, "invalid", refusal.description, field: refusal.field)
+        case .held: self.init(.conflict, "lot_held", refusal.description, field: refusal.field)
         }
     }
 
@@ -58,6 +59,7 @@ extension APIError {
         case "SP409" where error.column == "id": return APIError(.conflict, "id_conflict", message, field: field)
         case "SP409": return APIError(.conflict, "insufficient_stock", message, field: field)
         case "SP422": return APIError(.unprocessableContent, "expiry_mismatch", message, field: field)
+        case "SP423": return APIError(.conflict, "lot_held", message, field: field)
         case "57014": return APIError(.serviceUnavailable, "busy", "the service is busy; retry shortly")
         case "40001", "40P01": return APIError(.serviceUnavailable, "busy", "a conflicting write got there first; retry with the same id")
         // Validation should catch these first; if a value still reaches the database malformed or

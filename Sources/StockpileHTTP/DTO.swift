@@ -103,6 +103,10 @@ enum JSON {
         } catch let DecodingError.valueNotFound(expected, context) {
             let field = fieldName(context.codingPath)
             throw APIError(.badRequest, "invalid", "\(field): expected \(describe(expected)), got null", field: field)
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            // A number too large for its field (2^64, 1e308 where a whole number is expected).
+            let field = fieldName(context.codingPath)
+            throw APIError(.badRequest, "invalid", "\(field): out of range", field: field)
         } catch let DecodingError.keyNotFound(key, context) {
             let field = fieldName(context.codingPath + [key])
             throw APIError(.badRequest, "invalid", "\(field): required", field: field)
@@ -189,7 +193,7 @@ struct CoverParameters {
             asOf = date
         }
         if let value = text("surge") {
-            guard let number = Double(value), number >= 0.01, number <= 100 else {
+            guard let number = Double(value), Ranges.surge.contains(number) else {
                 throw APIError(.badRequest, "invalid", "surge: a factor such as 1.5, from 0.01 to 100", field: "surge")
             }
             surge = number

@@ -59,7 +59,7 @@ struct DashboardPage {
         }
         let totals = (rollup.rows + [CoverRollupRow.total(rollup.rows, code: filter.region ?? "", name: t["total"]!)]).map { r -> [String: Any] in
             ["code": r.code, "name": r.name, "facilities": r.facilities, "positions": r.positions, "physical": r.physicalQty,
-             "contract": r.contractQty, "capacity": r.capacityQty, "shortfall": r.shortfallQty, "expiring": Int64(r.expiringQty.rounded())]
+             "contract": r.contractQty, "capacity": r.capacityQty, "shortfall": r.shortfallQty, "expiring": Int64(saturating: r.expiringQty.rounded())]
         }
         // Sort links keep the filters.
         let keep = ["region": text("region"), "category": text("category"), "designated": text("designated")]

@@ -61,6 +61,15 @@ func require(_ condition: Bool, _ field: String, _ reason: String) throws {
     guard condition else { throw APIError(.badRequest, "invalid", "\(field): \(reason)", field: field) }
 }
 
+/// A number within its documented range (StockpileCore/Ranges.swift), else 400 naming the field and the range.
+func require<T: Comparable>(_ value: T, in range: ClosedRange<T>, _ field: String, _ what: String) throws {
+    try require(range.contains(value), field, "\(what) from \(range.lowerBound) to \(range.upperBound)")
+}
+
+func require(_ value: Double, in range: ClosedRange<Double>, _ field: String, _ what: String) throws {
+    try require(value.isFinite && range.contains(value), field, "\(what) from \(range.lowerBound) to \(range.upperBound)")
+}
+
 func nonEmpty(_ text: String, _ field: String) throws -> String {
     let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
     try require(!trimmed.isEmpty, field, "required")
@@ -81,7 +90,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let scope = try context.require(StockpileAPI.planners, to: "set demand plans")
         let input = try JSON.decode(DemandInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         guard let daily = input.fullLoadDaily else { throw APIError(.badRequest, "invalid", "full_load_daily: required", field: "full_load_daily") }
-        try require(daily.isFinite && daily >= 0 && daily <= 1e9, "full_load_daily", "a number of units per day, 0 or more")
+        try require(daily, in: Ranges.dailyDemand, "full_load_daily", "units per day")
         let facility = try context.parameters.require("facility"), item = try context.parameters.require("item")
         let plan = try await PostgresReserves(database, scope: scope).setFullLoad(facility: facility, item: item, daily: daily)
         return try JSON.response(plan)
@@ -95,7 +104,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
     api.post("demand/derive") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "set demand plans")
         let input = try JSON.decode(DeriveInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        try require(input.perBedDay.isFinite && input.perBedDay >= 0 && input.perBedDay <= 1e6, "per_bed_day", "units per bed per day, 0 or more")
+        try require(input.perBedDay, in: Ranges.perBedDay, "per_bed_day", "units per bed per day")
         let region = scope.region(input.region)
         let plans = try await PostgresReserves(database, scope: scope).deriveFullLoad(item: try nonEmpty(input.item, "item"), perBedDay: input.perBedDay, region: region)
         return try JSON.response(["plans": plans], status: .created)
@@ -112,7 +121,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
             throw APIError(.notFound, "not_found", "category: one of \(ItemCategory.allCases.map(\.rawValue).joined(separator: ", "))", field: "category")
         }
         let input = try JSON.decode(TargetInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        try require((1...3650).contains(input.targetDays), "target_days", "whole days from 1 to 3650")
+        try require(input.targetDays, in: Ranges.targetDays, "target_days", "whole days")
         return try JSON.response(try await PostgresReserves(database, scope: scope).setTarget(category: category, days: input.targetDays))
     }
 
@@ -125,8 +134,8 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let scope = try context.require(StockpileAPI.planners, to: "manage contracts")
         let code = try context.parameters.require("code")
         let input = try JSON.decode(ContractInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        try require(input.quantity >= 0, "quantity", "0 or more")
-        try require((0...3650).contains(input.leadTimeDays), "lead_time_days", "whole days from 0 to 3650")
+        try require(input.quantity, in: Ranges.contractQuantity, "quantity", "a whole number of units")
+        try require(input.leadTimeDays, in: Ranges.leadDays, "lead_time_days", "whole days")
         let (from, to) = try validity(input.validFrom, input.validTo)
         let (contract, created) = try await PostgresReserves(database, scope: scope).putContract(
             code: code, facility: try nonEmpty(input.facility, "facility"), supplier: try nonEmpty(input.supplier, "supplier"),
@@ -144,7 +153,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let code = try context.parameters.require("code")
         let input = try JSON.decode(CallOffInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         guard let id = UUID(uuidString: input.id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
-        try require(input.quantity > 0, "quantity", "a whole number above 0")
+        try require(input.quantity, in: Ranges.callOffQuantity, "quantity", "a whole number of units")
         let (callOff, contract, replay) = try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: input.quantity, note: input.note ?? "")
         struct Output: Encodable { var calloff: PostgresReserves.CallOff; var contract: PostgresReserves.Contract; var replay: Bool }
         return try JSON.response(Output(calloff: callOff, contract: contract, replay: replay), status: replay ? .ok : .created)
@@ -159,8 +168,8 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let scope = try context.require(StockpileAPI.planners, to: "manage capacity pledges")
         let code = try context.parameters.require("code")
         let input = try JSON.decode(PledgeInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        try require(input.dailyCapacity >= 0, "daily_capacity", "0 or more")
-        try require((0...3650).contains(input.rampUpDays), "ramp_up_days", "whole days from 0 to 3650")
+        try require(input.dailyCapacity, in: Ranges.dailyCapacity, "daily_capacity", "units per day")
+        try require(input.rampUpDays, in: Ranges.leadDays, "ramp_up_days", "whole days")
         let (from, to) = try validity(input.validFrom, input.validTo)
         let pledge = PostgresReserves.Pledge(code: code, facility: try nonEmpty(input.facility, "facility"),
                                              manufacturer: try nonEmpty(input.manufacturer, "manufacturer"), item: try nonEmpty(input.item, "item"),
@@ -186,7 +195,8 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
             let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
             let reason = body.readableBytes > 0 ? (try JSON.decode(HoldInput.self, from: body).reason ?? "") : ""
             if held { try require(!reason.trimmingCharacters(in: .whitespaces).isEmpty, "reason", "say why the lot is held (质检, 召回…)") }
-            let lotHold = try await PostgresReserves(database, scope: scope).setHold(item: item, lot: lot, held: held, reason: reason)
+            let reserves = PostgresReserves(database, scope: scope)
+            let lotHold = held ? try await reserves.hold(item: item, lot: lot, reason: reason) : try await reserves.release(item: item, lot: lot)
             return try JSON.response(lotHold, status: .created)
         }
     }
@@ -202,8 +212,11 @@ struct PlanInput: Decodable {
 
     func request(_ scope: AccessScope, timeZone: TimeZone) throws -> PlanRequest {
         let asOf = try asOf.map { try validDate($0, field: "as_of") } ?? LocalDate(Date(), in: timeZone)
-        if let km = maxDistanceKm { try require(km.isFinite && km > 0, "max_distance_km", "a distance in km above 0") }
-        if let minimum = minOrder { try require(minimum >= 0, "min_order", "0 or more") }
+        if let km = maxDistanceKm {
+            try require(km, in: Ranges.maxDistanceKm, "max_distance_km", "a distance in km above 0")
+            try require(km > 0, "max_distance_km", "a distance in km above 0")
+        }
+        if let minimum = minOrder { try require(minimum, in: Ranges.minOrder, "min_order", "a whole number of units") }
         return PlanRequest(asOf: asOf, region: scope.region(region), item: item, maxDistanceKm: maxDistanceKm, minOrder: minOrder ?? 0)
     }
 }
@@ -302,7 +315,7 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
         if let lines = input.lines {
             received = [:]
             for line in lines {
-                try require(line.received >= 0, "lines", "received: 0 or more")
+                try require(line.received, in: Ranges.received, "lines", "received: a whole number of units")
                 try require(received![line.lot] == nil, "lines", "lot \(line.lot) appears twice")
                 received![line.lot] = line.received
             }

@@ -29,11 +29,13 @@ public struct CoverRollupRow: Sendable, Codable, Equatable {
         var total = CoverRollupRow(code: code, name: name, facilities: 0, positions: 0, dailyDemand: 0, physicalQty: 0, expiringQty: 0,
                                    contractQty: 0, capacityQty: 0, shortfallQty: 0, contractShortfallQty: 0,
                                    bands: Dictionary(uniqueKeysWithValues: CoverBand.allCases.map { ($0.rawValue, 0) }))
+        // Saturating: sums over a city must not stop the service, whatever was stored (Ranges.swift).
         for row in rows {
-            total.facilities += row.facilities; total.positions += row.positions; total.dailyDemand += row.dailyDemand
-            total.physicalQty += row.physicalQty; total.expiringQty += row.expiringQty; total.contractQty += row.contractQty
-            total.capacityQty += row.capacityQty; total.shortfallQty += row.shortfallQty
-            total.contractShortfallQty += row.contractShortfallQty
+            total.facilities += row.facilities; total.positions += row.positions  // counts of rows: no overflow
+            total.dailyDemand += row.dailyDemand; total.expiringQty += row.expiringQty
+            total.physicalQty = total.physicalQty.saturatingAdd(row.physicalQty); total.contractQty = total.contractQty.saturatingAdd(row.contractQty)
+            total.capacityQty = total.capacityQty.saturatingAdd(row.capacityQty); total.shortfallQty = total.shortfallQty.saturatingAdd(row.shortfallQty)
+            total.contractShortfallQty = total.contractShortfallQty.saturatingAdd(row.contractShortfallQty)
             for (band, count) in row.bands { total.bands[band, default: 0] += count }
         }
         return total
@@ -60,20 +62,20 @@ enum CoverRollupSQL {
     static func perPosition(_ grouping: CoverGrouping) -> String {
         """
         \(grouping == .item ? "count(*)" : "count(DISTINCT cp.facility_id)") AS facilities, count(*) AS positions, coalesce(sum(cp.daily_demand), 0) AS daily_demand,
-        coalesce(sum(cp.physical_qty), 0)::bigint AS physical_qty, coalesce(sum(cp.expiring_qty), 0) AS expiring_qty,
-        coalesce(sum(cp.contract_qty), 0)::bigint AS contract_qty, coalesce(sum(cp.capacity_qty), 0)::bigint AS capacity_qty,
-        coalesce(sum(cp.shortfall_qty), 0)::bigint AS shortfall_qty, coalesce(sum(cp.contract_shortfall_qty), 0)::bigint AS contract_shortfall_qty,
+        stockpile_clamp(coalesce(sum(cp.physical_qty), 0)) AS physical_qty, coalesce(sum(cp.expiring_qty), 0) AS expiring_qty,
+        stockpile_clamp(coalesce(sum(cp.contract_qty), 0)) AS contract_qty, stockpile_clamp(coalesce(sum(cp.capacity_qty), 0)) AS capacity_qty,
+        stockpile_clamp(coalesce(sum(cp.shortfall_qty), 0)) AS shortfall_qty, stockpile_clamp(coalesce(sum(cp.contract_shortfall_qty), 0)) AS contract_shortfall_qty,
         \(zip(bandColumns, CoverBand.allCases).map { "count(*) FILTER (WHERE cp.band = '\($1.rawValue)') AS \($0)" }.joined(separator: ", "))
         """
     }
 
     /// The same over per-facility sums (`s`).
     static let perFacilitySums = """
-        count(DISTINCT s.facility_id) AS facilities, sum(s.positions)::bigint AS positions, sum(s.daily_demand) AS daily_demand,
-        sum(s.physical_qty)::bigint AS physical_qty, sum(s.expiring_qty) AS expiring_qty, sum(s.contract_qty)::bigint AS contract_qty,
-        sum(s.capacity_qty)::bigint AS capacity_qty, sum(s.shortfall_qty)::bigint AS shortfall_qty,
-        sum(s.contract_shortfall_qty)::bigint AS contract_shortfall_qty,
-        \(bandColumns.map { "sum(s.\($0))::bigint AS \($0)" }.joined(separator: ", "))
+        count(DISTINCT s.facility_id) AS facilities, stockpile_clamp(sum(s.positions)) AS positions, sum(s.daily_demand) AS daily_demand,
+        stockpile_clamp(sum(s.physical_qty)) AS physical_qty, sum(s.expiring_qty) AS expiring_qty, stockpile_clamp(sum(s.contract_qty)) AS contract_qty,
+        stockpile_clamp(sum(s.capacity_qty)) AS capacity_qty, stockpile_clamp(sum(s.shortfall_qty)) AS shortfall_qty,
+        stockpile_clamp(sum(s.contract_shortfall_qty)) AS contract_shortfall_qty,
+        \(bandColumns.map { "stockpile_clamp(sum(s.\($0))) AS \($0)" }.joined(separator: ", "))
         """
 
     /// Regions below the one asked for ($4; the roots when absent), each labelled with the child it falls under.
@@ -91,9 +93,9 @@ enum CoverRollupSQL {
         """
         INSERT INTO cover_facility_sums (facility_id, category, positions, daily_demand, physical_qty, expiring_qty, contract_qty,
                                          capacity_qty, shortfall_qty, contract_shortfall_qty, \(bandColumns.joined(separator: ", ")))
-        SELECT cp.facility_id, i.category, count(*), sum(cp.daily_demand), sum(cp.physical_qty)::bigint, sum(cp.expiring_qty),
-               sum(cp.contract_qty)::bigint, sum(cp.capacity_qty)::bigint, sum(cp.shortfall_qty)::bigint,
-               sum(cp.contract_shortfall_qty)::bigint,
+        SELECT cp.facility_id, i.category, count(*), sum(cp.daily_demand), stockpile_clamp(sum(cp.physical_qty)), sum(cp.expiring_qty),
+               stockpile_clamp(sum(cp.contract_qty)), stockpile_clamp(sum(cp.capacity_qty)), stockpile_clamp(sum(cp.shortfall_qty)),
+               stockpile_clamp(sum(cp.contract_shortfall_qty)),
                \(CoverBand.allCases.map { "count(*) FILTER (WHERE cp.band = '\($0.rawValue)')" }.joined(separator: ", "))
         FROM cover_positions cp JOIN items i ON i.id = cp.item_id
         \(only ? "WHERE cp.facility_id = ANY ($1::int[])" : "")

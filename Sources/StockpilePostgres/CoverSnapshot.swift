@@ -56,6 +56,9 @@ public struct CoverPage: Sendable {
 
 /// The set-based path: the formulas of sql/0005_cover.sql run over many positions in one statement.
 enum CoverSQL {
+    /// Whether lot `l` is held at balance `b`'s facility: the flag first, so only lots with an
+    /// active hold pay for looking its scope up (sql/0015).
+    static let held = "(l.quarantined AND stockpile_lot_held(l.id, b.facility_id))"
     /// SPEC.md's demand window, T−28 … T−1 (stockpile_observed_demand walks the same 28 days).
     static let windowDays = 28
     static let lockKey = 7_262_001
@@ -83,7 +86,7 @@ enum CoverSQL {
         func only(_ alias: String) -> String {
             restricted ? "AND (\(alias).facility_id, \(alias).item_id) IN (SELECT facility_id, item_id FROM positions)" : ""
         }
-        let usable = "(NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date))"
+        let usable = "(NOT \(held) AND (l.expiry IS NULL OR l.expiry > $1::date))"
         return """
             pos AS (
                 SELECT p.facility_id, p.item_id, f.code AS facility_code, i.code AS item_code,
@@ -92,7 +95,7 @@ enum CoverSQL {
                 LEFT JOIN category_targets ct ON ct.category = i.category
             ),
             stock AS (
-                SELECT b.facility_id, b.item_id, sum(b.quantity)::bigint AS on_hand,
+                SELECT b.facility_id, b.item_id, stockpile_clamp(sum(b.quantity)) AS on_hand,
                        array_agg(b.quantity ORDER BY l.expiry NULLS LAST, l.id) FILTER (WHERE \(usable)) AS lot_q,
                        array_agg(l.expiry - $1::date ORDER BY l.expiry NULLS LAST, l.id) FILTER (WHERE \(usable)) AS lot_e
                 FROM balances b JOIN lots l ON l.id = b.lot_id
@@ -103,9 +106,9 @@ enum CoverSQL {
                 -- Day 0..27 of the window; 28 gathers everything from as_of on.
                 SELECT m.facility_id, m.item_id,
                        least((m.occurred_at AT TIME ZONE $2)::date - ($1::date - \(windowDays)), \(windowDays)) AS day,
-                       sum(m.quantity)::bigint AS net,
-                       coalesce(sum(m.quantity) FILTER (WHERE m.kind IN ('receipt', 'transfer_in')), 0)::bigint AS received,
-                       coalesce(-sum(m.quantity) FILTER (WHERE m.kind = 'issue'), 0)::bigint AS issued
+                       stockpile_clamp(sum(m.quantity)) AS net,
+                       stockpile_clamp(coalesce(sum(m.quantity) FILTER (WHERE m.kind IN ('receipt', 'transfer_in')), 0)) AS received,
+                       stockpile_clamp(coalesce(-sum(m.quantity) FILTER (WHERE m.kind = 'issue'), 0)) AS issued
                 FROM movements m
                 WHERE m.occurred_at >= ($1::date - \(windowDays))::timestamp AT TIME ZONE $2 \(only("m"))
                 GROUP BY 1, 2, 3
@@ -116,13 +119,13 @@ enum CoverSQL {
                 FROM buckets GROUP BY 1, 2
             ),
             contract_totals AS (
-                SELECT k.facility_id, k.item_id, sum(greatest(0, k.committed - k.called_off))::bigint AS qty
+                SELECT k.facility_id, k.item_id, stockpile_clamp(sum(greatest(0, k.committed - k.called_off))) AS qty
                 FROM contracts k JOIN pos ON pos.facility_id = k.facility_id AND pos.item_id = k.item_id
                 WHERE k.valid_from <= $1::date AND $1::date <= k.valid_to AND k.lead_time_days <= pos.target_days
                 GROUP BY 1, 2
             ),
             capacity_totals AS (
-                SELECT c.facility_id, c.item_id, sum(c.daily_capacity * greatest(0, pos.target_days - c.ramp_up_days))::bigint AS qty
+                SELECT c.facility_id, c.item_id, stockpile_clamp(sum(c.daily_capacity::numeric * greatest(0, pos.target_days - c.ramp_up_days))) AS qty
                 FROM capacity_pledges c JOIN pos ON pos.facility_id = c.facility_id AND pos.item_id = c.item_id
                 WHERE c.certified AND c.valid_from <= $1::date AND $1::date <= c.valid_to
                 GROUP BY 1, 2
@@ -156,7 +159,7 @@ enum CoverSQL {
     /// What is in transit to a position (`alias` has facility_id and item_id).
     static func inbound(_ alias: String) -> String {
         """
-        (SELECT coalesce(sum(t.quantity), 0)::bigint FROM in_transit t
+        (SELECT stockpile_clamp(coalesce(sum(t.quantity), 0)) FROM in_transit t
          WHERE t.to_facility_id = \(alias).facility_id AND t.item_id = \(alias).item_id AND t.quantity > 0) AS inbound_qty
         """
     }
@@ -231,7 +234,7 @@ enum CoverSQL {
         let column = band.map { CoverRollupSQL.bandColumns[CoverBand.allCases.firstIndex(of: $0)!] } ?? "positions"
         return """
             WITH RECURSIVE \(subtree)
-            SELECT coalesce(sum(s.\(column)), 0)::bigint AS total, \(snapshotCurrent) AS current
+            SELECT stockpile_clamp(coalesce(sum(s.\(column)), 0)) AS total, \(snapshotCurrent) AS current
             FROM cover_facility_sums s JOIN facilities f ON f.id = s.facility_id
             WHERE stockpile_in_scope(f.id) AND ($4::text IS NULL OR f.region_id IN (SELECT id FROM subtree))
               AND $5::text IS NULL AND $6::text IS NULL AND ($7::text IS NULL OR s.category = $7)

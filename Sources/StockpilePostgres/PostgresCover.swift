@@ -93,7 +93,7 @@ public struct PostgresCover: Sendable {
             c.daily, c.ramp, c.c_from, c.c_to, c.certified
         FROM positions p
         LEFT JOIN LATERAL (
-            SELECT array_agg(b.quantity) AS quantities, array_agg(coalesce(l.expiry::text, '')) AS expiries, array_agg(l.quarantined) AS held
+            SELECT array_agg(b.quantity) AS quantities, array_agg(coalesce(l.expiry::text, '')) AS expiries, array_agg(\(CoverSQL.held)) AS held
             FROM balances b JOIN lots l ON l.id = b.lot_id
             WHERE b.facility_id = p.facility_id AND b.item_id = p.item_id AND b.quantity > 0
         ) lots ON true

@@ -118,8 +118,12 @@ public struct PostgresLedger: Sendable {
         do {
             rows = try connection.query(recordBatchSQL, parameters).rows
         } catch let error as PQError where error.sqlState?.hasPrefix("SP") == true {
-            // The function names the movement at fault in its HINT: "batch index N".
-            let index = error.hint.flatMap { Int($0.replacingOccurrences(of: "batch index ", with: "")) } ?? 0
+            // The function names the movement at fault in its HINT, "batch index N"; the ledger's
+            // triggers (holds, sql/0015) name it by id, "movement <uuid>".
+            let hint = error.hint ?? ""
+            let index = hint.hasPrefix("movement ")
+                ? movements.firstIndex { $0.id.uuidString.lowercased() == hint.dropFirst("movement ".count).lowercased() } ?? 0
+                : Int(hint.replacingOccurrences(of: "batch index ", with: "")) ?? 0
             throw BatchError(index: index, underlying: error)
         }
         return try zip(rows, movements).map { try recorded($0, request: $1) }

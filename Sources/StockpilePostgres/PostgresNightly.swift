@@ -447,7 +447,7 @@ enum NightlySQL {
         SELECT \(described), l.lot_number AS lot, l.expiry::text AS expiry, b.quantity
         FROM \(joined)
         JOIN balances b ON b.facility_id = nc.facility_id AND b.item_id = nc.item_id JOIN lots l ON l.id = b.lot_id
-        WHERE b.quantity > 0 AND NOT l.quarantined AND l.expiry > $1::date AND l.expiry <= $1::date + $2::int
+        WHERE b.quantity > 0 AND NOT \(CoverSQL.held) AND l.expiry > $1::date AND l.expiry <= $1::date + $2::int
           AND (nc.daily_demand = 0 OR nc.expiring_qty > 0)
         ORDER BY f.code, i.code, l.expiry, l.lot_number
         """

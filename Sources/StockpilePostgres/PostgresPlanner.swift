@@ -89,7 +89,7 @@ public struct PostgresPlanner: Sendable {
         WITH RECURSIVE \(CoverSQL.subtree)
         SELECT b.item_id, b.facility_id, b.lot_id, b.quantity
         FROM balances b JOIN lots l ON l.id = b.lot_id JOIN facilities f ON f.id = b.facility_id JOIN items i ON i.id = b.item_id
-        WHERE b.quantity > 0 AND NOT l.quarantined AND (l.expiry IS NULL OR l.expiry > $1::date)
+        WHERE b.quantity > 0 AND NOT \(CoverSQL.held) AND (l.expiry IS NULL OR l.expiry > $1::date)
           AND f.latitude IS NOT NULL AND f.longitude IS NOT NULL AND \(CoverSQL.filterClause)
           AND $2::text IS NOT NULL AND $3::float8 > 0  -- the cover queries' parameters; time zone and surge do not bear on lots
         """

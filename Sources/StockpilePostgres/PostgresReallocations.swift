@@ -206,10 +206,22 @@ public struct PostgresReallocations: Sendable {
         try await step(id, side: .sender) { c, order, scope in
             if order.status == "dispatched" || order.status == "received" { return false }
             guard order.status == "approved" else { throw Self.illegal(order, "dispatched (approve it first)") }
+            // A lot held at the donor does not leave (the ledger's trigger refuses it too, sql/0015).
+            if let held = try c.query("""
+                SELECT l.lot_number, h.id, h.reason, h.placed_by FROM reallocation_orders o
+                JOIN reallocation_lines rl ON rl.order_id = o.id JOIN lots l ON l.id = rl.lot_id,
+                LATERAL stockpile_lot_hold(rl.lot_id, o.from_facility_id) h
+                WHERE o.id = $1 AND h.id IS NOT NULL ORDER BY rl.line_no LIMIT 1
+                """, [id]).rows.first {
+                throw Refusal(kind: .held, field: "lot", description: """
+                    lot \(try held.decode("lot_number", as: String.self)) is held at the sending facility (hold \(try held.decode("id", as: Int64.self)): \
+                    \(try held.decode("reason", as: String.self)), placed by \(try held.decode("placed_by", as: String.self))); \
+                    order \(id) cannot be dispatched until it is released
+                    """)
+            }
             for line in order.lines {
                 try c.query("""
-                    SELECT record_transfer(md5('stockpile/dispatch/' || $1::bigint || '/' || $2::int)::uuid, o.from_facility_id, rl.lot_id, 'transfer_out',
-                                           rl.quantity, 'reallocation ' || $1::bigint, $3)
+                    SELECT record_transfer($1, $2, 'transfer_out', o.from_facility_id, rl.lot_id, rl.quantity, 'reallocation ' || $1::bigint, $3)
                     FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
                     """, [id, line.line, scope.actor])
                 try c.query("""
@@ -257,8 +269,7 @@ public struct PostgresReallocations: Sendable {
             for (line, quantity) in zip(order.lines, wanted) {
                 if quantity > 0 {
                     try c.query("""
-                        SELECT record_transfer(md5('stockpile/receipt/' || $1::bigint || '/' || $2::int)::uuid, o.to_facility_id, rl.lot_id, 'transfer_in',
-                                               $3, 'reallocation ' || $1::bigint, $4)
+                        SELECT record_transfer($1, $2, 'transfer_in', o.to_facility_id, rl.lot_id, $3, 'reallocation ' || $1::bigint, $4)
                         FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
                         """, [id, line.line, quantity, scope.actor])
                     try c.query("INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES ($1, $2, 'receipt', $3, $4)",
@@ -291,14 +302,27 @@ public struct PostgresReallocations: Sendable {
         }
     }
 
-    /// The transit ledger sums to in-transit, line by line (the check of `stockpile check`).
-    public func transitMismatches() async throws -> Int {
+    /// One broken fact of conservation (`stockpile_integrity_violations`, sql/0012): its kind
+    /// (ledger, transit, dispatch, receipt, not_shipped, lot; range: a stored value outside its
+    /// documented range, sql/0016), what it is about, and the figures.
+    public struct Violation: Sendable, Equatable, CustomStringConvertible {
+        public var kind: String
+        public var subject: String
+        public var detail: String
+        public var description: String { "\(kind): \(subject): \(detail)" }
+    }
+
+    /// What `stockpile check` proves: each ledger sums to its balance, every order line's dispatch,
+    /// receipt, loss and transit agree with each other and with the transfers at both ends, and every
+    /// lot's movements of both ledgers sum to on hand plus in transit. Empty when the stock is conserved.
+    public static func integrityViolations(_ database: StockpileDatabase) async throws -> [Violation] {
         try await database.withConnection(.system("check")) { c in
             try c.query("""
-                SELECT count(*) AS n FROM in_transit t
-                LEFT JOIN (SELECT order_id, line_no, sum(quantity) AS total FROM transit_movements GROUP BY 1, 2) m USING (order_id, line_no)
-                WHERE t.quantity <> coalesce(m.total, 0)
-                """).rows[0].decode("n")
+                SELECT kind, subject, detail FROM stockpile_integrity_violations()
+                UNION ALL SELECT kind, subject, detail FROM stockpile_range_violations() ORDER BY 1, 2
+                """).rows.map {
+                Violation(kind: try $0.decode("kind"), subject: try $0.decode("subject"), detail: try $0.decode("detail"))
+            }
         }
     }
 }

@@ -358,7 +358,17 @@ public struct PostgresReserves: Sendable {
 
     // MARK: holds
 
+    /// A lot and its active holds. `quarantined`, `reason`, `since` and `by` describe the widest
+    /// active hold (an administrator's before a region's); `holds` lists every active one.
     public struct LotHold: Sendable, Codable, Equatable {
+        public struct Hold: Sendable, Codable, Equatable {
+            public var id: Int64
+            /// The region whose subtree the hold covers; nil: everywhere.
+            public var region: String?
+            public var reason: String
+            public var since: Date
+            public var by: String
+        }
         public var item: String
         public var lot: String
         public var expiry: String?
@@ -366,48 +376,117 @@ public struct PostgresReserves: Sendable {
         public var reason: String?
         public var since: Date?
         public var by: String?
+        public var holds: [Hold]
     }
 
     static let lotSelect = """
         SELECT i.code AS item, l.lot_number AS lot, l.expiry::text AS expiry, l.quarantined, l.quarantine_reason AS reason,
-               l.quarantined_at AS since, l.quarantined_by AS by
+               l.quarantined_at AS since, l.quarantined_by AS by,
+               (SELECT coalesce(json_agg(json_build_object('id', h.id, 'region', r.code, 'reason', h.reason,
+                                                           'since', extract(epoch FROM h.placed_at), 'by', h.placed_by)
+                                         ORDER BY h.region_id NULLS FIRST, h.id), '[]')::text
+                FROM lot_holds h LEFT JOIN regions r ON r.id = h.region_id
+                WHERE h.lot_id = l.id AND h.released_at IS NULL) AS holds
         FROM lots l JOIN items i ON i.id = l.item_id
         """
 
     static func lot(_ row: PQRow) throws -> LotHold {
-        LotHold(item: try row.decode("item"), lot: try row.decode("lot"), expiry: try row.decode("expiry"),
-                quarantined: try row.decode("quarantined"), reason: try row.decode("reason"), since: try row.decode("since"),
-                by: try row.decode("by"))
+        struct Stored: Decodable { var id: Int64; var region: String?; var reason: String; var since: Double; var by: String }
+        let stored = try JSONDecoder().decode([Stored].self, from: Data(try row.decode("holds", as: String.self).utf8))
+        return LotHold(item: try row.decode("item"), lot: try row.decode("lot"), expiry: try row.decode("expiry"),
+                       quarantined: try row.decode("quarantined"), reason: try row.decode("reason"), since: try row.decode("since"),
+                       by: try row.decode("by"),
+                       holds: stored.map { .init(id: $0.id, region: $0.region, reason: $0.reason,
+                                                 since: Date(timeIntervalSince1970: $0.since), by: $0.by) })
     }
 
+    /// Lots, with their holds. A token that does not see everything sees the lots its facilities
+    /// hold or have held (balances answers only for its scope), not every lot in the city.
     public func lots(item: String?, held: Bool?) async throws -> [LotHold] {
-        try await database.withConnection(scope) { c in
-            try c.query("\(Self.lotSelect) WHERE ($1::text IS NULL OR i.code = $1) AND ($2::boolean IS NULL OR l.quarantined = $2) ORDER BY i.code, l.lot_number LIMIT 10000",
-                        [item, held]).rows.map(Self.lot)
+        let scope = self.scope
+        return try await database.withConnection(scope) { c in
+            try c.query("""
+                \(Self.lotSelect) WHERE ($1::text IS NULL OR i.code = $1) AND ($2::boolean IS NULL OR l.quarantined = $2)
+                  AND ($3 OR EXISTS (SELECT 1 FROM balances b WHERE b.lot_id = l.id))
+                ORDER BY i.code, l.lot_number LIMIT 10000
+                """, [item, held, scope.facilities == .all]).rows.map(Self.lot)
         }
     }
 
-    /// Puts a lot on hold everywhere (quality inspection, recall), or releases it. Held stock is
-    /// not usable: cover leaves it out. Holding a held lot again keeps the first hold's time.
-    public func setHold(item: String, lot: String, held: Bool, reason: String) async throws -> LotHold {
+    /// Puts a lot on hold (quality inspection, recall) in this token's scope: an administrator's
+    /// everywhere, a command token's in its region's subtree. Held stock is not usable there: cover
+    /// and the planner leave it out, issues and dispatches are refused. Holding again where a hold
+    /// of the same scope is active keeps the first. Audited for every facility the hold covers.
+    public func hold(item: String, lot: String, reason: String) async throws -> LotHold {
         let scope = self.scope
         return try await database.transaction(scope) { c in
-            guard try c.query("""
-                UPDATE lots l SET quarantined = $3,
-                    quarantine_reason = CASE WHEN $3 THEN $4 END,
-                    quarantined_at = CASE WHEN $3 THEN coalesce(CASE WHEN l.quarantined THEN l.quarantined_at END, now()) END,
-                    quarantined_by = CASE WHEN $3 THEN coalesce(CASE WHEN l.quarantined THEN l.quarantined_by END, $5) END
-                FROM items i WHERE i.id = l.item_id AND i.code = $1 AND l.lot_number = $2
-                """, [item, lot, held, reason, scope.actor]).affectedRows == 1 else {
-                throw Refusal(kind: .notFound, field: "lot", description: "no lot \(lot) of item \(item)")
+            let (lotID, regionID) = try Self.holdTarget(c, item: item, lot: lot, scope: scope)
+            let placed = try c.query("""
+                INSERT INTO lot_holds (lot_id, region_id, reason, placed_by) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (lot_id, coalesce(region_id, 0)) WHERE released_at IS NULL DO NOTHING
+                """, [lotID, regionID, reason, scope.actor]).affectedRows == 1
+            if placed {
+                try PostgresTokens.audit(c, scope: scope, action: "lot.hold", target: "\(item)/\(lot)",
+                                         detail: "\(scope.regionCode.map { "region \($0)" } ?? "everywhere"): \(reason)",
+                                         facilityIDs: try Self.facilities(c, within: regionID))
             }
-            let facilities: [Int] = try c.query("""
-                SELECT DISTINCT b.facility_id FROM balances b JOIN lots l ON l.id = b.lot_id JOIN items i ON i.id = l.item_id
-                WHERE i.code = $1 AND l.lot_number = $2 AND b.quantity > 0
-                """, [item, lot]).rows.map { try $0.decode("facility_id") }
-            try PostgresTokens.audit(c, scope: scope, action: held ? "lot.hold" : "lot.release", target: "\(item)/\(lot)",
-                                     detail: reason.isEmpty ? nil : reason, facilityIDs: facilities)
-            return try Self.lot(try c.query("\(Self.lotSelect) WHERE i.code = $1 AND l.lot_number = $2", [item, lot]).rows[0])
+            return try Self.lot(try c.query("\(Self.lotSelect) WHERE l.id = $1", [lotID]).rows[0])
         }
+    }
+
+    /// Lifts the active holds on a lot that this token's scope covers: an administrator lifts any,
+    /// a command token those of its own subtree. A hold of a wider scope stays, and when nothing
+    /// this token may lift is held the answer is 403 naming it. Audited where each lifted hold applied.
+    public func release(item: String, lot: String) async throws -> LotHold {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            let (lotID, regionID) = try Self.holdTarget(c, item: item, lot: lot, scope: scope)
+            let lifted = try c.query("""
+                UPDATE lot_holds h SET released_at = now(), released_by = $3
+                WHERE h.lot_id = $1 AND h.released_at IS NULL
+                  AND ($2::int IS NULL OR (h.region_id IS NOT NULL AND stockpile_region_within(h.region_id, $2::int)))
+                RETURNING h.id, h.region_id, h.reason
+                """, [lotID, regionID, scope.actor]).rows
+            if lifted.isEmpty {
+                if let wider = try c.query("""
+                    SELECT h.id, coalesce(r.code, 'everywhere') AS region, h.reason, h.placed_by FROM lot_holds h
+                    LEFT JOIN regions r ON r.id = h.region_id WHERE h.lot_id = $1 AND h.released_at IS NULL
+                    ORDER BY h.region_id NULLS FIRST LIMIT 1
+                    """, [lotID]).rows.first {
+                    throw Refusal(kind: .forbidden, field: "lot", description: """
+                        lot \(lot) is held by hold \(try wider.decode("id", as: Int64.self)) (\(try wider.decode("reason", as: String.self)), \
+                        scope \(try wider.decode("region", as: String.self)), placed by \(try wider.decode("placed_by", as: String.self))); \
+                        only that scope or a wider one may release it
+                        """)
+                }
+            }
+            for hold in lifted {
+                let holdRegion: Int? = try hold.decode("region_id")
+                try PostgresTokens.audit(c, scope: scope, action: "lot.release", target: "\(item)/\(lot)",
+                                         detail: "hold \(try hold.decode("id", as: Int64.self)): \(try hold.decode("reason", as: String.self))",
+                                         facilityIDs: try Self.facilities(c, within: holdRegion))
+            }
+            return try Self.lot(try c.query("\(Self.lotSelect) WHERE l.id = $1", [lotID]).rows[0])
+        }
+    }
+
+    /// The lot, and the region a hold of this token covers (nil: everywhere, for administrators).
+    static func holdTarget(_ c: PQConnection, item: String, lot: String, scope: AccessScope) throws -> (lot: Int, region: Int?) {
+        guard let row = try c.query("SELECT l.id FROM lots l JOIN items i ON i.id = l.item_id WHERE i.code = $1 AND l.lot_number = $2",
+                                    [item, lot]).rows.first else {
+            throw Refusal(kind: .notFound, field: "lot", description: "no lot \(lot) of item \(item)")
+        }
+        guard scope.role != .admin else { return (try row.decode("id"), nil) }
+        guard let code = scope.regionCode,
+              let region = try c.query("SELECT id FROM regions WHERE code = $1", [code]).rows.first else {
+            throw Refusal(kind: .forbidden, field: nil, description: "only administrators and command tokens place or lift holds")
+        }
+        return (try row.decode("id"), try region.decode("id"))
+    }
+
+    /// The facilities a hold of `region` covers (nil: every facility), for the audit log.
+    static func facilities(_ c: PQConnection, within region: Int?) throws -> [Int] {
+        try c.query("SELECT f.id FROM facilities f WHERE $1::int IS NULL OR stockpile_region_within(f.region_id, $1::int) ORDER BY f.id",
+                    [region]).rows.map { try $0.decode("id") }
     }
 }

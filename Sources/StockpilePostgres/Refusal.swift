@@ -1,7 +1,11 @@
 /// A request the data says no to, with the field it is about: the HTTP layer's error middleware
-/// maps `kind` to 404/409/403/400, the command line prints it.
+/// maps `kind` to 404/409/403/400 (and 409 lot_held), the command line prints it.
 public struct Refusal: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case notFound, conflict, forbidden, invalid }
+    public enum Kind: Sendable {
+        case notFound, conflict, forbidden, invalid
+        /// A lot on hold where the step would take it (409 lot_held).
+        case held
+    }
     public var kind: Kind
     public var field: String?
     public var description: String

@@ -29,7 +29,7 @@ import Testing
         }
         @Sendable func ledgerIsExact() async throws {
             #expect(try await PostgresLedger(database, scope: .system("test")).mismatches().isEmpty)
-            #expect(try await PostgresReallocations(database, scope: .system("test")).transitMismatches() == 0)
+            #expect(try await PostgresReallocations.integrityViolations(database) == [])
         }
         try await app.test(.router) { base in
             let client = AuthorizedClient(base: base, token: admin)
