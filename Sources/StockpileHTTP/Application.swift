@@ -225,7 +225,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         }
         do {
             let (secret, token) = try await PostgresTokens(database, scope: scope).create(
-                name: name, role: role, region: input.region, facilities: input.facilities ?? [], validDays: input.validDays ?? 365)
+                name: name, role: role, region: input.region, facilities: input.facilities ?? [], validDays: try input.validDays.map { try whole($0, in: Ranges.tokenDays, "valid_days", "days") } ?? 365)
             return try JSON.response(CreatedToken(token: token, secret: secret), status: .created)
         } catch let error as PostgresTokens.TokenError {
             switch error {

@@ -103,10 +103,6 @@ enum JSON {
         } catch let DecodingError.valueNotFound(expected, context) {
             let field = fieldName(context.codingPath)
             throw APIError(.badRequest, "invalid", "\(field): expected \(describe(expected)), got null", field: field)
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            // A number too large for its field (2^64, 1e308 where a whole number is expected).
-            let field = fieldName(context.codingPath)
-            throw APIError(.badRequest, "invalid", "\(field): out of range", field: field)
         } catch let DecodingError.keyNotFound(key, context) {
             let field = fieldName(context.codingPath + [key])
             throw APIError(.badRequest, "invalid", "\(field): required", field: field)
@@ -141,7 +137,8 @@ struct TokenInput: Decodable, Sendable {
     var role: String?
     var region: String?
     var facilities: [String]?
-    var validDays: Int?
+    /// A Double, checked as a whole number where it is used (see `whole(_:in:…)`).
+    var validDays: Double?
     enum CodingKeys: String, CodingKey { case name, role, region, facilities, validDays = "valid_days" }
 }
 

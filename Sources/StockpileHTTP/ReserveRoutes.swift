@@ -10,19 +10,21 @@ struct DemandInput: Decodable { var fullLoadDaily: Double?
     enum CodingKeys: String, CodingKey { case fullLoadDaily = "full_load_daily" } }
 struct DeriveInput: Decodable { var item: String; var perBedDay: Double; var region: String?
     enum CodingKeys: String, CodingKey { case item, region, perBedDay = "per_bed_day" } }
-struct TargetInput: Decodable { var targetDays: Int
+// Whole numbers arrive as Double: the decoder cannot say which field held 1e308 or 2⁶⁴ (it calls
+// the whole body invalid JSON), so `whole(_:in:…)` checks and names it.
+struct TargetInput: Decodable { var targetDays: Double
     enum CodingKeys: String, CodingKey { case targetDays = "target_days" } }
 struct ContractInput: Decodable {
-    var facility: String, supplier: String, item: String, quantity: Int64, leadTimeDays: Int, validFrom: String, validTo: String
+    var facility: String, supplier: String, item: String, quantity: Double, leadTimeDays: Double, validFrom: String, validTo: String
     var local: Bool?
     enum CodingKeys: String, CodingKey {
         case facility, supplier, item, quantity, local
         case leadTimeDays = "lead_time_days", validFrom = "valid_from", validTo = "valid_to"
     }
 }
-struct CallOffInput: Decodable { var id: String; var quantity: Int64; var note: String? }
+struct CallOffInput: Decodable { var id: String; var quantity: Double; var note: String? }
 struct PledgeInput: Decodable {
-    var facility: String, manufacturer: String, item: String, dailyCapacity: Int64, rampUpDays: Int, validFrom: String, validTo: String
+    var facility: String, manufacturer: String, item: String, dailyCapacity: Double, rampUpDays: Double, validFrom: String, validTo: String
     var certified: Bool?, local: Bool?
     enum CodingKeys: String, CodingKey {
         case facility, manufacturer, item, certified, local
@@ -68,6 +70,13 @@ func require<T: Comparable>(_ value: T, in range: ClosedRange<T>, _ field: Strin
 
 func require(_ value: Double, in range: ClosedRange<Double>, _ field: String, _ what: String) throws {
     try require(value.isFinite && range.contains(value), field, "\(what) from \(range.lowerBound) to \(range.upperBound)")
+}
+
+/// A whole number within its range, sent as any JSON number.
+func whole<T: FixedWidthInteger>(_ value: Double, in range: ClosedRange<T>, _ field: String, _ what: String) throws -> T {
+    try require(value.isFinite && value == value.rounded() && value >= Double(range.lowerBound) && value <= Double(range.upperBound),
+                field, "\(what): a whole number from \(range.lowerBound) to \(range.upperBound)")
+    return T(value)
 }
 
 func nonEmpty(_ text: String, _ field: String) throws -> String {
@@ -121,8 +130,8 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
             throw APIError(.notFound, "not_found", "category: one of \(ItemCategory.allCases.map(\.rawValue).joined(separator: ", "))", field: "category")
         }
         let input = try JSON.decode(TargetInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        try require(input.targetDays, in: Ranges.targetDays, "target_days", "whole days")
-        return try JSON.response(try await PostgresReserves(database, scope: scope).setTarget(category: category, days: input.targetDays))
+        let days = try whole(input.targetDays, in: Ranges.targetDays, "target_days", "days")
+        return try JSON.response(try await PostgresReserves(database, scope: scope).setTarget(category: category, days: days))
     }
 
     api.get("contracts") { request, context in
@@ -134,12 +143,12 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let scope = try context.require(StockpileAPI.planners, to: "manage contracts")
         let code = try context.parameters.require("code")
         let input = try JSON.decode(ContractInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        try require(input.quantity, in: Ranges.contractQuantity, "quantity", "a whole number of units")
-        try require(input.leadTimeDays, in: Ranges.leadDays, "lead_time_days", "whole days")
+        let quantity = try whole(input.quantity, in: Ranges.contractQuantity, "quantity", "units")
+        let leadTimeDays = try whole(input.leadTimeDays, in: Ranges.leadDays, "lead_time_days", "days")
         let (from, to) = try validity(input.validFrom, input.validTo)
         let (contract, created) = try await PostgresReserves(database, scope: scope).putContract(
             code: code, facility: try nonEmpty(input.facility, "facility"), supplier: try nonEmpty(input.supplier, "supplier"),
-            item: try nonEmpty(input.item, "item"), quantity: input.quantity, leadTimeDays: input.leadTimeDays,
+            item: try nonEmpty(input.item, "item"), quantity: quantity, leadTimeDays: leadTimeDays,
             validFrom: from, validTo: to, local: input.local ?? false)
         return try JSON.response(contract, status: created ? .created : .ok)
     }
@@ -153,8 +162,8 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let code = try context.parameters.require("code")
         let input = try JSON.decode(CallOffInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         guard let id = UUID(uuidString: input.id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
-        try require(input.quantity, in: Ranges.callOffQuantity, "quantity", "a whole number of units")
-        let (callOff, contract, replay) = try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: input.quantity, note: input.note ?? "")
+        let quantity = try whole(input.quantity, in: Ranges.callOffQuantity, "quantity", "units")
+        let (callOff, contract, replay) = try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: quantity, note: input.note ?? "")
         struct Output: Encodable { var calloff: PostgresReserves.CallOff; var contract: PostgresReserves.Contract; var replay: Bool }
         return try JSON.response(Output(calloff: callOff, contract: contract, replay: replay), status: replay ? .ok : .created)
     }
@@ -168,12 +177,12 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
         let scope = try context.require(StockpileAPI.planners, to: "manage capacity pledges")
         let code = try context.parameters.require("code")
         let input = try JSON.decode(PledgeInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
-        try require(input.dailyCapacity, in: Ranges.dailyCapacity, "daily_capacity", "units per day")
-        try require(input.rampUpDays, in: Ranges.leadDays, "ramp_up_days", "whole days")
+        let dailyCapacity = try whole(input.dailyCapacity, in: Ranges.dailyCapacity, "daily_capacity", "units per day")
+        let rampUpDays = try whole(input.rampUpDays, in: Ranges.leadDays, "ramp_up_days", "days")
         let (from, to) = try validity(input.validFrom, input.validTo)
         let pledge = PostgresReserves.Pledge(code: code, facility: try nonEmpty(input.facility, "facility"),
                                              manufacturer: try nonEmpty(input.manufacturer, "manufacturer"), item: try nonEmpty(input.item, "item"),
-                                             dailyCapacity: input.dailyCapacity, rampUpDays: input.rampUpDays, validFrom: from.description,
+                                             dailyCapacity: dailyCapacity, rampUpDays: rampUpDays, validFrom: from.description,
                                              validTo: to.description, certified: input.certified ?? false, local: input.local ?? false)
         let (stored, created) = try await PostgresReserves(database, scope: scope).putPledge(pledge)
         return try JSON.response(stored, status: created ? .created : .ok)
@@ -205,7 +214,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
 /// The body of a plan, and of creating orders from one (which adds the client's `id`).
 struct PlanInput: Decodable {
     var id: String?
-    var asOf: String?, region: String?, item: String?, maxDistanceKm: Double?, minOrder: Int64?
+    var asOf: String?, region: String?, item: String?, maxDistanceKm: Double?, minOrder: Double?
     enum CodingKeys: String, CodingKey {
         case id, region, item, asOf = "as_of", maxDistanceKm = "max_distance_km", minOrder = "min_order"
     }
@@ -216,8 +225,8 @@ struct PlanInput: Decodable {
             try require(km, in: Ranges.maxDistanceKm, "max_distance_km", "a distance in km above 0")
             try require(km > 0, "max_distance_km", "a distance in km above 0")
         }
-        if let minimum = minOrder { try require(minimum, in: Ranges.minOrder, "min_order", "a whole number of units") }
-        return PlanRequest(asOf: asOf, region: scope.region(region), item: item, maxDistanceKm: maxDistanceKm, minOrder: minOrder ?? 0)
+        let minimum = try minOrder.map { try whole($0, in: Ranges.minOrder, "min_order", "units") } ?? 0
+        return PlanRequest(asOf: asOf, region: scope.region(region), item: item, maxDistanceKm: maxDistanceKm, minOrder: minimum)
     }
 }
 
@@ -241,7 +250,7 @@ func addPlanRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stockp
 }
 
 struct ReceiveInput: Decodable {
-    struct Line: Decodable { var lot: String; var received: Int64 }
+    struct Line: Decodable { var lot: String; var received: Double }
     var lines: [Line]?
     var reason: String?
 }
@@ -314,10 +323,10 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
         var received: [String: Int64]?
         if let lines = input.lines {
             received = [:]
-            for line in lines {
-                try require(line.received, in: Ranges.received, "lines", "received: a whole number of units")
-                try require(received![line.lot] == nil, "lines", "lot \(line.lot) appears twice")
-                received![line.lot] = line.received
+            for (i, line) in lines.enumerated() {
+                let quantity = try whole(line.received, in: Ranges.received, "lines[\(i)].received", "units")
+                try require(received![line.lot] == nil, "lines[\(i)].lot", "lot \(line.lot) appears twice")
+                received![line.lot] = quantity
             }
         }
         return try JSON.response(try await PostgresReallocations(database, scope: scope).receive(id, received: received, reason: input.reason ?? ""))

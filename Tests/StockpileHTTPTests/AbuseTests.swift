@@ -153,3 +153,177 @@ import Testing
         #expect(try await PostgresReallocations.integrityViolations(service.database) == [])
     }
 }
+
+/// Point 2: every number a client sends has a documented range; its extremes never make a 5xx,
+/// never stop the process, and a refusal changes nothing.
+@Suite(.serialized) struct RangeAbuseTests {
+    /// 0, −1, 2⁵³, 2⁶³−1, 1e308 and NaN, as JSON values and as query or path text.
+    static var extremes: [(json: Any, text: String)] {
+        [(0, "0"), (-1, "-1"), (Int64(1) << 53, "9007199254740992"), (Int64.max, "9223372036854775807"), (1e308, "1e308"), ("NaN", "NaN")]
+    }
+
+    /// The request AccessTests makes for the route, with `input` set to `value`.
+    static func request(_ input: NumericInput, _ value: (json: Any, text: String), n: Int) -> (uri: String, body: ByteBuffer?) {
+        var (uri, body) = AccessTests.request(input.method, input.path, n: n)
+        switch input.place {
+        case .query:
+            uri += (uri.contains("?") ? "&" : "?") + "\(input.name)=\(value.text)"
+        case .path:
+            uri = input.path.replacingOccurrences(of: "{id}", with: value.text)
+        case .body:
+            var object = body.flatMap { try? JSONSerialization.jsonObject(with: Data(buffer: $0)) as? [String: Any] } ?? [:]
+            switch input.path {
+            case "/api/v1/movements/batch":
+                object = ["movements": [movement("receipt", value.json, lot: "X\(n)")]]
+            case "/api/v1/reallocations/{id}/receive":
+                object = ["lines": [["lot": "KEPT", input.name: value.json]], "reason": "范围"]
+            case "/api/v1/movements":
+                object = movement("receipt", value.json, lot: "X\(n)")
+            default:
+                object[input.name] = value.json
+            }
+            body = json(object)
+        }
+        return (uri, body)
+    }
+
+    @Test func theExtremesOfEveryNumericInputOfEveryRoute() async throws {
+        let service = try await TestService(reserves: true)
+        let tried = try await service.test { admin in
+            var tried = 0
+            // Order 1 dispatched, so that its receipt's figures are weighed.
+            #expect(try await admin.post("/api/v1/reallocations/1/approve", [:]).status == .ok)
+            #expect(try await admin.post("/api/v1/reallocations/1/dispatch", [:]).status == .ok)
+            for route in StockpileAPI.routes {
+                for input in StockpileAPI.numericInputs where input.method == route.method && input.path == route.path {
+                    for value in Self.extremes {
+                        tried += 1
+                        let (uri, body) = Self.request(input, value, n: tried)
+                        let before = try service.ledgerState()
+                        let response = try await admin.execute(uri: uri, method: .init(rawValue: route.method)!,
+                                                               headers: [.contentType: "application/json"], body: body)
+                        let what = "\(route.method) \(uri) \(input.name)=\(value.text): \(response.status.code) \(String(buffer: response.body).prefix(200))"
+                        #expect(response.status.code < 500, "\(what)")
+                        if response.status.code >= 400 {
+                            #expect(try service.ledgerState() == before, "\(what) changed the ledger")
+                            #expect(errorOf(response).code != nil, "\(what)")
+                        }
+                        // Outside the range is 400 naming the field (an order id outside it is simply not there: 404).
+                        let number = Double(value.text)!
+                        if !number.isNaN && (number < input.minimum || number > input.maximum) {
+                            let want: HTTPResponse.Status = input.place == .path ? .notFound : .badRequest
+                            #expect(response.status == want, "\(what)")
+                            if input.place != .path { #expect(errorOf(response).field?.hasSuffix(input.name) == true, "\(what)") }
+                        }
+                    }
+                }
+            }
+            // The process is alive, and cover reads as before.
+            #expect(try await admin.execute(uri: "/healthz", method: .get).status == .ok)
+            #expect(try await admin.execute(uri: "/api/v1/cover?surge=1.5&facility=H", method: .get).status == .ok)
+            return tried
+        }
+        #expect(tried >= StockpileAPI.numericInputs.count * Self.extremes.count)
+        #expect(try await PostgresReallocations.integrityViolations(service.database) == [])
+    }
+
+    /// The reported attack: a pledge of 2⁶³−1 a day is refused; one that an older version let in
+    /// no longer breaks any read of the city, and `stockpile check` names it.
+    @Test func anAbsurdPledgeIsRefusedAndOneFromBeforeIsReportedNotFatal() async throws {
+        let service = try await TestService(reserves: true)
+        let pledge = json(["facility": "H", "manufacturer": "本地企业", "item": "N95", "daily_capacity": Int64.max,
+                                     "ramp_up_days": 3, "valid_from": "2026-01-01", "valid_to": "2027-12-31", "certified": true])
+        try await service.test { admin in
+            let refused = try await admin.execute(uri: "/api/v1/capacity/P-MAX", method: .put, headers: [.contentType: "application/json"],
+                                                  body: pledge)
+            #expect(refused.status == .badRequest && errorOf(refused).field == "daily_capacity")
+        }
+        #expect(try service.scalar("SELECT count(*) AS n FROM capacity_pledges") == 0)
+        // As an older version stored it, past the constraint that now keeps it out.
+        try TestDatabase.ownerConnection(service.location).execute("""
+            ALTER TABLE capacity_pledges DROP CONSTRAINT capacity_pledges_in_range;
+            ALTER TABLE contracts DROP CONSTRAINT contracts_in_range;
+            INSERT INTO capacity_pledges (code, facility_id, item_id, manufacturer, daily_capacity, ramp_up_days, valid_from, valid_to, certified)
+            SELECT 'P-MAX', f.id, i.id, '旧版本', 9223372036854775807, 3, '2026-01-01', '2027-12-31', true FROM facilities f, items i
+            WHERE f.code = 'H' AND i.code = 'N95';
+            INSERT INTO capacity_pledges (code, facility_id, item_id, manufacturer, daily_capacity, ramp_up_days, valid_from, valid_to, certified)
+            SELECT 'P-MAX2', f.id, i.id, '旧版本', 9223372036854775807, 0, '2026-01-01', '2027-12-31', true FROM facilities f, items i
+            WHERE f.code = 'H' AND i.code = 'N95';
+            UPDATE contracts SET committed = 9223372036854775807 WHERE code = 'KH';
+            """)
+        try await service.test { admin in
+            for uri in ["/api/v1/cover", "/api/v1/cover?facility=H&surge=1.5", "/api/v1/cover?facility=H&as_of=2026-11-20",
+                        "/api/v1/cover?surge=100", "/api/v1/cover/rollup", "/api/v1/cover/rollup?group=item&surge=1.5",
+                        "/api/v1/cover?format=csv", "/api/v1/capacity", "/api/v1/contracts"] {
+                let response = try await admin.execute(uri: uri, method: .get)
+                #expect(response.status == .ok, "\(uri): \(String(buffer: response.body).prefix(300))")
+            }
+            let plan = try await admin.post("/api/v1/reallocations/plan", ["item": "N95"])
+            #expect(plan.status == .ok)
+            let cover = body(try await admin.execute(uri: "/api/v1/cover?facility=H&item=N95", method: .get))
+            let row = (cover["rows"] as? [[String: Any]])?.first
+            #expect((row?["capacity_qty"] as? Int64 ?? (row?["capacity_qty"] as? Int).map(Int64.init)) == Int64.max)
+        }
+        _ = try await PostgresNightly(service.database, scope: .system("test")).run(asOf: LocalDate("2026-11-22")!, region: nil)
+        let violations = try await PostgresReallocations.integrityViolations(service.database)
+        #expect(violations.filter { $0.kind == "range" }.map(\.subject).sorted() == ["capacity pledge P-MAX", "capacity pledge P-MAX2", "contract KH"])
+    }
+}
+
+/// Point 2: every number the OpenAPI document says a request carries is in the table of ranges,
+/// and the document gives each one's minimum and maximum.
+@Suite struct DocumentedRangesTests {
+    static func format(_ value: Double) -> String {
+        if value >= 9.2e18 { return "9223372036854775807" }
+        return value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) : String(value)
+    }
+
+    @Test func everyNumericRequestFieldHasItsRangeInTheDocument() throws {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let yaml = try String(contentsOf: source.appendingPathComponent("Sources/StockpileHTTP/openapi.yaml"), encoding: .utf8)
+        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func indent(_ line: String) -> Int { line.prefix { $0 == " " }.count }
+        /// The lines under `header` (at `depth` spaces) inside lines[from...].
+        func block(_ header: String, in range: Range<Int>) -> Range<Int>? {
+            guard let start = range.first(where: { lines[$0] == header }) else { return nil }
+            let depth = indent(header)
+            let end = (start + 1..<range.upperBound).first { !lines[$0].trimmingCharacters(in: .whitespaces).isEmpty && indent(lines[$0]) <= depth }
+            return start + 1..<(end ?? range.upperBound)
+        }
+        let all = 0..<lines.count
+        /// A method's request: its lines before `responses:`, and the request schemas it refers to.
+        func request(_ method: String, _ path: String) -> [String] {
+            guard let pathBlock = block("  \(path):", in: all), let methodBlock = block("    \(method.lowercased()):", in: pathBlock) else { return [] }
+            var found = Array(lines[methodBlock].prefix { !$0.hasPrefix("      responses:") })
+            for line in found {
+                guard let ref = line.range(of: "#/components/schemas/") else { continue }
+                let name = line[ref.upperBound...].prefix { $0.isLetter || $0.isNumber }
+                if let schema = block("    \(name):", in: all) { found += lines[schema] }
+            }
+            return found
+        }
+        /// The numbers a line of the document declares: `name: {type: integer…` (also inline, in a
+        /// one-line schema), `{name: limit, in: query, schema: {type: integer…`, or a block key
+        /// whose next line says `type: integer`.
+        func numericNames(_ line: String) -> [(name: String, spec: String)] {
+            if let named = line.firstMatch(of: /\{name: (\w+), in: \w+.*type: (?:integer|number)(.*)/) {
+                return [(String(named.1), String(named.2))]
+            }
+            return line.matches(of: /(\w+): \{type: (?:integer|number)([^}]*)\}/).map { (String($0.1), String($0.2)) }
+        }
+        for route in StockpileAPI.routes {
+            let requestLines = request(route.method, route.path)
+            let inputs = StockpileAPI.numericInputs.filter { $0.method == route.method && $0.path == route.path }
+            let declared = requestLines.flatMap(numericNames)
+            for (name, _) in declared {
+                #expect(inputs.contains { $0.name == name }, "\(route.method) \(route.path): \(name) is a number in openapi.yaml but not in StockpileAPI.numericInputs")
+            }
+            for input in inputs {
+                let documented = declared.first { $0.name == input.name }?.spec
+                #expect(documented?.contains("minimum: \(Self.format(input.minimum))") == true
+                        && documented?.contains("maximum: \(Self.format(input.maximum))") == true,
+                        "\(route.method) \(route.path) \(input.name): openapi.yaml says \(documented ?? "nothing"), the service \(input.minimum)…\(input.maximum)")
+            }
+        }
+    }
+}
