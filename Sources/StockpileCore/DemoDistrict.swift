@@ -73,9 +73,11 @@ public enum DemoDistrict {
             }
         }
 
-        var itemRows = [Item.csvColumns.joined(separator: ",")]
+        // The optional expires column: the demo's lots expire exactly when the item has a shelf life
+        // (goggles are PPE that do not).
+        var itemRows = [(Item.csvColumns + ["expires"]).joined(separator: ",")]
         for item in items {
-            itemRows.append("\(item.code),\(item.name),\(item.category.rawValue),\(item.unit),\(item.targetDays.map(String.init) ?? ""),\(item.shelfLifeDays.map(String.init) ?? "")")
+            itemRows.append("\(item.code),\(item.name),\(item.category.rawValue),\(item.unit),\(item.targetDays.map(String.init) ?? ""),\(item.shelfLifeDays.map(String.init) ?? ""),\(item.shelfLifeDays != nil)")
         }
 
         // History: an opening receipt 60 days ago, daily issues, a mid-period delivery, the odd loss.

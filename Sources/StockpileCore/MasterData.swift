@@ -48,13 +48,17 @@ public struct Item: Sendable, Equatable, Codable {
     public var unit: String
     public var targetDays: Int?
     public var shelfLifeDays: Int?
+    /// Whether its lots expire; nil follows the rule (a shelf life, or a category that expires:
+    /// ppe, drug, test_kit, disinfectant, consumable). A lot of an item that expires needs its
+    /// expiry when it is first brought in (sql/0017).
+    public var expires: Bool?
     enum CodingKeys: String, CodingKey {
-        case code, name, category, unit
+        case code, name, category, unit, expires
         case targetDays = "target_days", shelfLifeDays = "shelf_life_days"
     }
-    public init(code: String, name: String, category: ItemCategory, unit: String, targetDays: Int?, shelfLifeDays: Int?) {
+    public init(code: String, name: String, category: ItemCategory, unit: String, targetDays: Int?, shelfLifeDays: Int?, expires: Bool? = nil) {
         self.code = code; self.name = name; self.category = category; self.unit = unit
-        self.targetDays = targetDays; self.shelfLifeDays = shelfLifeDays
+        self.targetDays = targetDays; self.shelfLifeDays = shelfLifeDays; self.expires = expires
     }
 }
 
@@ -166,7 +170,9 @@ extension Item {
     public init(csv f: CSVFields) throws(FieldError) {
         self.init(code: try f.code("code"), name: try f.required("name"), category: try f.choice("category", ItemCategory.self),
                   unit: try f.required("unit"), targetDays: try f.optionalInt("target_days", in: Ranges.targetDays),
-                  shelfLifeDays: try f.optionalInt("shelf_life_days", in: Ranges.shelfLifeDays))
+                  shelfLifeDays: try f.optionalInt("shelf_life_days", in: Ranges.shelfLifeDays),
+                  // An optional column beyond the SPEC's six: say false for an item of an expiring category whose lots do not expire.
+                  expires: f.text("expires").isEmpty ? nil : try f.bool("expires"))
     }
 }
 

@@ -32,6 +32,8 @@ struct PledgeInput: Decodable {
     }
 }
 struct HoldInput: Decodable { var reason: String? }
+/// A lot's corrected expiry: a date, or null for a lot that does not expire.
+struct LotInput: Decodable { var expiry: String? }
 
 extension StockpileAPI {
     static let planners: Set<Role> = [.command, .admin]
@@ -43,7 +45,7 @@ extension StockpileAPI {
         ("GET", "/api/v1/contracts/{code}/calloffs", readers), ("POST", "/api/v1/contracts/{code}/calloffs", planners),
         ("GET", "/api/v1/capacity", readers), ("PUT", "/api/v1/capacity/{code}", planners),
         ("GET", "/api/v1/lots", readers), ("POST", "/api/v1/lots/{item}/{lot}/hold", planners),
-        ("POST", "/api/v1/lots/{item}/{lot}/release", planners),
+        ("POST", "/api/v1/lots/{item}/{lot}/release", planners), ("PUT", "/api/v1/lots/{item}/{lot}", admins),
     ]
 }
 
@@ -196,6 +198,13 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
             held = value == "true"
         }
         return try JSON.response(["lots": try await PostgresReserves(database, scope: scope).lots(item: text(request, "item"), held: held)])
+    }
+    api.put("lots/{item}/{lot}") { request, context in
+        let scope = try context.require(StockpileAPI.admins, to: "correct lots")
+        let item = try context.parameters.require("item"), lot = try context.parameters.require("lot")
+        let input = try JSON.decode(LotInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        let expiry = try input.expiry.map { try validDate($0, field: "expiry") }
+        return try JSON.response(try await PostgresReserves(database, scope: scope).correctExpiry(item: item, lot: lot, expiry: expiry))
     }
     for (action, held) in [("hold", true), ("release", false)] {
         api.post("lots/{item}/{lot}/\(action)") { request, context in

@@ -255,18 +255,18 @@ public struct CSVImporter: Sendable {
 
     static func loadItems(_ items: [(Int, Item)], on c: PQConnection) throws -> ImportSummary.FileSummary {
         try stage(c, table: "stage_items",
-                  columns: "row_no int, code text, name text, category text, unit text, target_days int, shelf_life_days int",
+                  columns: "row_no int, code text, name text, category text, unit text, target_days int, shelf_life_days int, expires boolean",
                   rows: items.map { (row, i) in
                       [String(row), i.code, i.name, i.category.rawValue, i.unit, i.targetDays.map { String($0) },
-                       i.shelfLifeDays.map { String($0) }]
+                       i.shelfLifeDays.map { String($0) }, i.expires.map { String($0) }]
                   })
         let changed = try c.query("""
-            INSERT INTO items (code, name, category, unit, target_days, shelf_life_days)
-            SELECT code, name, category, unit, target_days, shelf_life_days FROM stage_items
+            INSERT INTO items (code, name, category, unit, target_days, shelf_life_days, expires)
+            SELECT code, name, category, unit, target_days, shelf_life_days, expires FROM stage_items
             ON CONFLICT (code) DO UPDATE SET name = excluded.name, category = excluded.category, unit = excluded.unit,
-                target_days = excluded.target_days, shelf_life_days = excluded.shelf_life_days, updated_at = now()
-            WHERE (items.name, items.category, items.unit, items.target_days, items.shelf_life_days)
-                IS DISTINCT FROM (excluded.name, excluded.category, excluded.unit, excluded.target_days, excluded.shelf_life_days)
+                target_days = excluded.target_days, shelf_life_days = excluded.shelf_life_days, expires = excluded.expires, updated_at = now()
+            WHERE (items.name, items.category, items.unit, items.target_days, items.shelf_life_days, items.expires)
+                IS DISTINCT FROM (excluded.name, excluded.category, excluded.unit, excluded.target_days, excluded.shelf_life_days, excluded.expires)
             """).affectedRows
         return .init(rows: items.count, changed: changed, unchanged: items.count - changed)
     }

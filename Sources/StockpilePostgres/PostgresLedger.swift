@@ -119,11 +119,16 @@ public struct PostgresLedger: Sendable {
             rows = try connection.query(recordBatchSQL, parameters).rows
         } catch let error as PQError where error.sqlState?.hasPrefix("SP") == true {
             // The function names the movement at fault in its HINT, "batch index N"; the ledger's
-            // triggers (holds, sql/0015) name it by id, "movement <uuid>".
+            // triggers name it by id, "movement <uuid>" (sql/0015–0017), or by its lot, "lot:{item, lot}".
             let hint = error.hint ?? ""
-            let index = hint.hasPrefix("movement ")
-                ? movements.firstIndex { $0.id.uuidString.lowercased() == hint.dropFirst("movement ".count).lowercased() } ?? 0
-                : Int(hint.replacingOccurrences(of: "batch index ", with: "")) ?? 0
+            let index: Int
+            if hint.hasPrefix("movement ") {
+                index = movements.firstIndex { $0.id.uuidString.lowercased() == hint.dropFirst("movement ".count).lowercased() } ?? 0
+            } else if hint.hasPrefix("lot:"), let named = try? JSONDecoder().decode([String: String].self, from: Data(hint.dropFirst(4).utf8)) {
+                index = movements.firstIndex { $0.item == named["item"] && $0.lot == named["lot"] } ?? 0
+            } else {
+                index = Int(hint.replacingOccurrences(of: "batch index ", with: "")) ?? 0
+            }
             throw BatchError(index: index, underlying: error)
         }
         return try zip(rows, movements).map { try recorded($0, request: $1) }

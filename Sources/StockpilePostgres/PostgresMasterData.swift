@@ -44,10 +44,10 @@ public struct PostgresMasterData: Sendable {
 
     public func items() async throws -> [Item] {
         try await database.withConnection(scope) { c in
-            try c.query("SELECT code, name, category, unit, target_days, shelf_life_days FROM items ORDER BY code").rows.map { row in
+            try c.query("SELECT code, name, category, unit, target_days, shelf_life_days, expires FROM items ORDER BY code").rows.map { row in
                 Item(code: try row.decode("code"), name: try row.decode("name"),
                      category: ItemCategory(rawValue: try row.decode("category"))!, unit: try row.decode("unit"),
-                     targetDays: try row.decode("target_days"), shelfLifeDays: try row.decode("shelf_life_days"))
+                     targetDays: try row.decode("target_days"), shelfLifeDays: try row.decode("shelf_life_days"), expires: try row.decode("expires"))
             }
         }
     }

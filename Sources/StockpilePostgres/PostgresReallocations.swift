@@ -304,7 +304,8 @@ public struct PostgresReallocations: Sendable {
 
     /// One broken fact of conservation (`stockpile_integrity_violations`, sql/0012): its kind
     /// (ledger, transit, dispatch, receipt, not_shipped, lot; range: a stored value outside its
-    /// documented range, sql/0016), what it is about, and the figures.
+    /// documented range, sql/0016; lot_expiry: a lot of an expiring item without an expiry, sql/0017),
+    /// what it is about, and the figures.
     public struct Violation: Sendable, Equatable, CustomStringConvertible {
         public var kind: String
         public var subject: String
@@ -319,7 +320,8 @@ public struct PostgresReallocations: Sendable {
         try await database.withConnection(.system("check")) { c in
             try c.query("""
                 SELECT kind, subject, detail FROM stockpile_integrity_violations()
-                UNION ALL SELECT kind, subject, detail FROM stockpile_range_violations() ORDER BY 1, 2
+                UNION ALL SELECT kind, subject, detail FROM stockpile_range_violations()
+                UNION ALL SELECT kind, subject, detail FROM stockpile_lot_violations() ORDER BY 1, 2
                 """).rows.map {
                 Violation(kind: try $0.decode("kind"), subject: try $0.decode("subject"), detail: try $0.decode("detail"))
             }

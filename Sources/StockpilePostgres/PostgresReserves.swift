@@ -470,6 +470,33 @@ public struct PostgresReserves: Sendable {
         }
     }
 
+    /// An administrator's correction of a lot's expiry (nil: it does not expire, refused for an
+    /// item that expires). Cover and the snapshot follow (the cover_mark_lot trigger); audited for
+    /// every facility that holds the lot, with the old date and the new.
+    public func correctExpiry(item: String, lot: String, expiry: LocalDate?) async throws -> LotHold {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            guard let row = try c.query("""
+                SELECT l.id, l.expiry::text AS expiry, stockpile_item_expires(i) AS expires FROM lots l JOIN items i ON i.id = l.item_id
+                WHERE i.code = $1 AND l.lot_number = $2 FOR UPDATE OF l
+                """, [item, lot]).rows.first else {
+                throw Refusal(kind: .notFound, field: "lot", description: "no lot \(lot) of item \(item)")
+            }
+            let lotID: Int = try row.decode("id"), before: String? = try row.decode("expiry"), expires: Bool = try row.decode("expires")
+            if expiry == nil && expires {
+                throw Refusal(kind: .invalid, field: "expiry", description: "item \(item) expires: its lots need an expiry date")
+            }
+            if before != expiry?.description {
+                try c.query("UPDATE lots SET expiry = $2::date WHERE id = $1", [lotID, expiry?.description])
+                let facilities: [Int] = try c.query("SELECT DISTINCT b.facility_id FROM balances b WHERE b.lot_id = $1", [lotID])
+                    .rows.map { try $0.decode("facility_id") }
+                try PostgresTokens.audit(c, scope: scope, action: "lot.expiry", target: "\(item)/\(lot)",
+                                         detail: "\(before ?? "never") → \(expiry?.description ?? "never")", facilityIDs: facilities)
+            }
+            return try Self.lot(try c.query("\(Self.lotSelect) WHERE l.id = $1", [lotID]).rows[0])
+        }
+    }
+
     /// The lot, and the region a hold of this token covers (nil: everywhere, for administrators).
     static func holdTarget(_ c: PQConnection, item: String, lot: String, scope: AccessScope) throws -> (lot: Int, region: Int?) {
         guard let row = try c.query("SELECT l.id FROM lots l JOIN items i ON i.id = l.item_id WHERE i.code = $1 AND l.lot_number = $2",

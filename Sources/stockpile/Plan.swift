@@ -14,6 +14,16 @@ struct Plan: AsyncParsableCommand {
     @Option(help: "Smallest order, in units.") var minOrder: Int64 = 0
     @Flag(help: "Print the plan as JSON instead of a table.") var json = false
 
+    /// The same ranges as the API's (StockpileCore/Ranges.swift).
+    func validate() throws {
+        if let km = maxDistanceKm, !(km > 0 && Ranges.maxDistanceKm.contains(km)) {
+            throw ValidationError("--max-distance-km: a distance in km above 0, at most \(Ranges.maxDistanceKm.upperBound)")
+        }
+        guard Ranges.minOrder.contains(minOrder) else {
+            throw ValidationError("--min-order: whole units from \(Ranges.minOrder.lowerBound) to \(Ranges.minOrder.upperBound)")
+        }
+    }
+
     func run() async throws {
         guard let date = asOf.map({ LocalDate($0) }) ?? Environment.today else { throw ValidationError("--as-of: a date YYYY-MM-DD") }
         let started = ContinuousClock.now

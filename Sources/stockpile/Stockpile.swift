@@ -70,6 +70,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Database connections (STOCKPILE_POOL_SIZE).") var poolSize = Int(ProcessInfo.processInfo.environment["STOCKPILE_POOL_SIZE"] ?? "") ?? 16
     @Flag(help: "Do not load the demo district into an empty database.") var noDemo = false
 
+    func validate() throws {
+        guard (0...65_535).contains(port) else { throw ValidationError("--port: from 0 to 65535") }
+        guard (1...1000).contains(poolSize) else { throw ValidationError("--pool-size: from 1 to 1000 connections") }
+    }
+
     func run() async throws {
         let logger = makeLogger()
         let registry = PrometheusCollectorRegistry()

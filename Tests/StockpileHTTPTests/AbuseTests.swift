@@ -327,3 +327,77 @@ import Testing
         }
     }
 }
+
+/// Point 4: lot data a careless clerk cannot spoil, and an administrator can correct.
+@Suite(.serialized) struct LotAbuseTests {
+    @Test func expiringLotsNeedAnExpiryAndZeroCountsMakeNoLot() async throws {
+        let service = try await TestService(reserves: true)
+        _ = try await CSVImporter(service.database, scope: .system("test")).importFiles([
+            "items": "code,name,category,unit,target_days,shelf_life_days,expires\nTHERMO,体温计,device,支,,,\nGOGGLE,护目镜,ppe,副,,,false\n"])
+        try await service.test { admin in
+            let clerkH = admin.with(service.clerkH)
+            let before = try service.ledgerState()
+            // N95 is PPE: a new lot without its expiry is refused, alone or in a batch.
+            let noExpiry = try await clerkH.post("/api/v1/movements", movement("receipt", 5, lot: "NEW1", extra: ["expiry": ""]))
+            #expect(noExpiry.status == .badRequest && errorOf(noExpiry).field == "expiry")
+            let batch = try await clerkH.post("/api/v1/movements/batch", ["movements": [
+                movement("receipt", 2, lot: "NEW2"), movement("count", 7, lot: "NEW3")]])
+            #expect(batch.status == .badRequest && errorOf(batch).field == "movements[1].expiry")
+            // A count of 0 of a lot nothing brought in makes no lot.
+            for (item, lot) in [("N95", "GHOST"), ("THERMO", "GHOST")] {
+                let zero = try await clerkH.post("/api/v1/movements", movement("count", 0, lot: lot, item: item, extra: ["expiry": "2028-01-31"]))
+                #expect(zero.status == .unprocessableContent && errorOf(zero).field == "lot", "\(item): \(String(buffer: zero.body))")
+            }
+            let zeroInBatch = try await clerkH.post("/api/v1/movements/batch", ["movements": [
+                movement("receipt", 2, lot: "NEW4"), movement("count", 0, lot: "GHOST2", extra: ["expiry": "2028-01-31"])]])
+            #expect(zeroInBatch.status == .unprocessableContent && errorOf(zeroInBatch).field == "movements[1].lot")
+            #expect(try service.ledgerState() == before)
+            // A count of 0 of a lot that exists is a count.
+            #expect(try await clerkH.post("/api/v1/movements", movement("count", 0, lot: "KEPT")).status == .created)
+            // Items whose lots do not expire take none.
+            for item in ["THERMO", "GOGGLE"] {
+                let ok = try await clerkH.post("/api/v1/movements", movement("count", 3, lot: "D1", item: item))
+                #expect(ok.status == .created, "\(item): \(String(buffer: ok.body))")
+            }
+        }
+        #expect(try await PostgresReallocations.integrityViolations(service.database) == [])
+    }
+
+    @Test func anAdministratorCorrectsALotsExpiry() async throws {
+        let service = try await TestService(reserves: true)
+        // As an older version let it in: an N95 lot with no expiry, 20 on hand at H.
+        try TestDatabase.ownerConnection(service.location).execute("""
+            ALTER TABLE lots DISABLE TRIGGER lots_expiry_required;
+            INSERT INTO lots (item_id, lot_number) SELECT id, 'OLD' FROM items WHERE code = 'N95';
+            ALTER TABLE lots ENABLE TRIGGER lots_expiry_required;
+            """)
+        let counted = try await service.test { admin in try await admin.post("/api/v1/movements", movement("count", 20, lot: "OLD")).status }
+        #expect(counted == .created)
+        #expect(try await PostgresReallocations.integrityViolations(service.database).map(\.kind) == ["lot_expiry"])
+        try await service.test { admin in
+            let right = movement("receipt", 5, lot: "OLD", extra: ["expiry": "2026-12-15"])
+            let refused = try await admin.post("/api/v1/movements", right)
+            #expect(refused.status == .unprocessableContent && errorOf(refused).code == "expiry_mismatch")
+            let put = { (token: String, body: [String: Any]) in
+                try await admin.with(token).execute(uri: "/api/v1/lots/N95/OLD", method: .put, headers: [.contentType: "application/json"], body: json(body))
+            }
+            for token in [service.commandD, service.clerkH] { #expect(try await put(token, ["expiry": "2026-12-15"]).status == .forbidden) }
+            let never = try await put(service.admin, ["expiry": NSNull()])
+            #expect(never.status == .badRequest && errorOf(never).field == "expiry")
+            let bad = try await put(service.admin, ["expiry": "2026-13-01"])
+            #expect(bad.status == .badRequest && errorOf(bad).field == "expiry")
+            #expect(try await admin.execute(uri: "/api/v1/lots/N95/NOPE", method: .put, headers: [.contentType: "application/json"],
+                                            body: json(["expiry": "2026-12-15"])).status == .notFound)
+            let fixed = try await put(service.admin, ["expiry": "2026-12-15"])
+            #expect(fixed.status == .ok && body(fixed)["expiry"] as? String == "2026-12-15")
+            #expect(try await admin.post("/api/v1/movements", right).status == .created)
+            // Cover follows: as of 2026-12-20 the lot has expired and no longer counts.
+            let cover = body(try await admin.execute(uri: "/api/v1/cover?facility=H&item=N95&as_of=2026-12-20", method: .get))
+            let row = (cover["rows"] as? [[String: Any]])?.first
+            #expect((row?["physical_qty"] as? Int) == 40)
+            let audit = body(try await admin.execute(uri: "/api/v1/audit?limit=5", method: .get))["entries"] as? [[String: Any]] ?? []
+            #expect(audit.first?["action"] as? String == "lot.expiry" && (audit.first?["detail"] as? String)?.contains("never → 2026-12-15") == true)
+        }
+        #expect(try await PostgresReallocations.integrityViolations(service.database) == [])
+    }
+}

@@ -50,6 +50,8 @@ import Testing
             return (uri, json(["id": UUID().uuidString]))
         case ("POST", "/api/v1/lots/{item}/{lot}/hold"):
             return (uri, json(["reason": "质检"]))
+        case ("PUT", "/api/v1/lots/{item}/{lot}"):
+            return (uri, json(["expiry": "2028-01-31"]))
         default:
             return (uri, nil)
         }
