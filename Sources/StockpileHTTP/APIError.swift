@@ -60,7 +60,11 @@ extension APIError {
         case "SP409": return APIError(.conflict, "insufficient_stock", message, field: field)
         case "SP422": return APIError(.unprocessableContent, "expiry_mismatch", message, field: field)
         case "SP423": return APIError(.conflict, "lot_held", message, field: field)
-        case "57014": return APIError(.serviceUnavailable, "busy", "the service is busy; retry shortly")
+        case "57014", "55P03": return APIError(.serviceUnavailable, "busy", "the service is busy; retry shortly")
+        // Row-level security refused a row outside the token's scope (the service's checks should come first).
+        case "42501": return APIError(.forbidden, "forbidden", "outside this token's scope", field: field)
+        // A value too long for an index (a text field past its bound).
+        case "54000": return APIError(.badRequest, "invalid", "a value is too long", field: field)
         case "40001", "40P01": return APIError(.serviceUnavailable, "busy", "a conflicting write got there first; retry with the same id")
         // Validation should catch these first; if a value still reaches the database malformed or
         // out of range (class 22) or breaks a constraint (class 23), it is the client's input.

@@ -14,9 +14,14 @@ struct AuthMiddleware: RouterMiddleware {
     let limiter: RateLimiter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/api/") else {
+        // One spelling per route: the router drops empty segments, so "//api/…" would reach the API
+        // handlers while a prefix test took it for a page (cookie-signed, not rate-limited). Refuse it.
+        let path = request.uri.path
+        guard !path.contains("//") else { throw APIError(.notFound, "not_found", "no such resource: \(path)") }
+        let first = path.split(separator: "/").first
+        guard first == "api" else {
             // Pages (PageRoutes) are signed in by the session cookie the login form sets; the API never reads it.
-            guard !request.uri.path.hasPrefix("/static/"), let secret = PageSession.secret(request) else { return try await next(request, context) }
+            guard first != "static", let secret = PageSession.secret(request) else { return try await next(request, context) }
             var context = context
             context.scope = try await PostgresTokens.authenticate(secret, clientAddress: context.remoteAddress.flatMap { $0.ipAddress }, database: database)
             if let scope = context.scope { context.logger[metadataKey: "token"] = .string(scope.actor) }

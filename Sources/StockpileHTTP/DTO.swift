@@ -217,8 +217,18 @@ struct CoverParameters {
 
 /// A UTF-8 CSV download with a byte-order mark, so spreadsheet programs show Chinese.
 enum CSVDownload {
-    static func field(_ text: String) -> String {
-        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+    /// Text a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @ TAB CR first.
+    static let formulaStart: Set<Unicode.Scalar> = ["=", "+", "-", "@", "\t", "\r"]
+
+    /// One cell. Clerks choose lot numbers and command tokens supplier names, so a text cell that a
+    /// spreadsheet would evaluate gets a leading apostrophe; a plain number (-5, -0.25) stays a number.
+    /// Every CSV the service writes (cover, roll-up, nightly sections by API, page and --out) goes through here.
+    static func field(_ raw: String) -> String {
+        var text = raw
+        if let first = text.unicodeScalars.first, formulaStart.contains(first), text.wholeMatch(of: /-?[0-9]+(\.[0-9]+)?/) == nil {
+            text = "'" + text
+        }
+        return text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
             ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 

@@ -133,7 +133,11 @@ func signedIn(_ request: Request, _ context: StockpileRequestContext, roles: Set
 
 /// Where a login may send the browser on: a path on this site only (not `//other.example`).
 func safeNext(_ next: String?) -> String? {
-    guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\"), !next.contains("\r"), !next.contains("\n") else { return nil }
+    // No control character, space, DEL or C1 anywhere: browsers strip tabs and newlines before
+    // parsing a Location, so "/\t/evil.example" would become "//evil.example".
+    guard let next, next.utf8.count <= 2048,
+          !next.unicodeScalars.contains(where: { $0.value <= 0x20 || (0x7F...0x9F).contains($0.value) }),
+          next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\") else { return nil }
     return next
 }
 

@@ -197,19 +197,30 @@ public struct PostgresReserves: Sendable {
                     throw Refusal(kind: .conflict, field: "quantity", description: "\(calledOff) already called off; the quantity cannot be less")
                 }
             }
-            let row = try c.query("""
+            let row = try Self.codeTaken("contract", code) { try c.query("""
                 INSERT INTO contracts AS k (code, facility_id, item_id, supplier, committed, called_off, lead_time_days, valid_from, valid_to, local)
                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7::date, $8::date, $9)
                 ON CONFLICT (code) DO UPDATE SET facility_id = EXCLUDED.facility_id, item_id = EXCLUDED.item_id, supplier = EXCLUDED.supplier,
                     committed = EXCLUDED.committed, lead_time_days = EXCLUDED.lead_time_days, valid_from = EXCLUDED.valid_from,
                     valid_to = EXCLUDED.valid_to, local = EXCLUDED.local, updated_at = now()
                 RETURNING (xmax = 0) AS created
-                """, [code, facilityID, itemID, supplier, quantity, leadTimeDays, validFrom.description, validTo.description, local]).rows[0]
+                """, [code, facilityID, itemID, supplier, quantity, leadTimeDays, validFrom.description, validTo.description, local]).rows[0] }
             let created: Bool = try row.decode("created")
             try PostgresTokens.audit(c, scope: scope, action: created ? "contract.create" : "contract.update", target: code,
                                      detail: "\(facility)/\(item) quantity=\(quantity) lead=\(leadTimeDays) \(validFrom)…\(validTo)",
                                      facilityIDs: [facilityID])
             return (try Self.contract(code, c), created)
+        }
+    }
+
+    /// Runs an upsert by code. Codes are unique city-wide, and row-level security hides another
+    /// region's row, so the upsert meets it as a policy violation (42501): that is 409 "in use",
+    /// not a 500 (which told a command token no more, but said it as a failure).
+    static func codeTaken<T>(_ what: String, _ code: String, _ upsert: () throws -> T) throws -> T {
+        do {
+            return try upsert()
+        } catch let error as PQError where error.sqlState == "42501" {
+            throw Refusal(kind: .conflict, field: "code", description: "\(what) code \(code) is already in use outside this token's scope; choose another")
         }
     }
 
@@ -338,7 +349,7 @@ public struct PostgresReserves: Sendable {
                !(try existing.decode("mine", as: Bool.self)) {
                 throw Refusal(kind: .conflict, field: "code", description: "pledge \(p.code) belongs to a facility outside this token's scope")
             }
-            let created: Bool = try c.query("""
+            let created: Bool = try Self.codeTaken("pledge", p.code) { try c.query("""
                 INSERT INTO capacity_pledges (code, facility_id, item_id, manufacturer, daily_capacity, ramp_up_days, valid_from, valid_to, certified, local)
                 VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8::date, $9, $10)
                 ON CONFLICT (code) DO UPDATE SET facility_id = EXCLUDED.facility_id, item_id = EXCLUDED.item_id,
@@ -347,7 +358,7 @@ public struct PostgresReserves: Sendable {
                     updated_at = now()
                 RETURNING (xmax = 0) AS created
                 """, [p.code, facilityID, itemID, p.manufacturer, p.dailyCapacity, p.rampUpDays, p.validFrom, p.validTo, p.certified, p.local])
-                .rows[0].decode("created")
+                .rows[0].decode("created") }
             try PostgresTokens.audit(c, scope: scope, action: created ? "capacity.create" : "capacity.update", target: p.code,
                                      detail: "\(p.facility)/\(p.item) daily=\(p.dailyCapacity) ramp=\(p.rampUpDays) certified=\(p.certified)",
                                      facilityIDs: [facilityID])

@@ -28,10 +28,10 @@ public enum NightlyDistrict {
 
             """,
         "items": """
-            code,name,category,unit,target_days,shelf_life_days
-            N95,N95口罩,ppe,只,30,
-            GOWN,医用防护服,ppe,件,30,
-            GLOVE,医用手套,consumable,副,30,
+            code,name,category,unit,target_days,shelf_life_days,expires
+            N95,N95口罩,ppe,只,30,,false
+            GOWN,医用防护服,ppe,件,30,,false
+            GLOVE,医用手套,consumable,副,30,,false
 
             """,
         "demand": """

@@ -216,8 +216,9 @@ enum RandomDistrict {
         try file("regions.csv", ["code,name,parent_code", "C,市,", "D1,一区,C", "D2,二区,C"])
         try file("facilities.csv", ["code,name,kind,region_code,beds,latitude,longitude,designated"]
             + facilities.enumerated().map { "\($1),医院\($0),hospital,D\($0 % 2 + 1),100,30.0,114.0,\($0 == 0)" })
-        try file("items.csv", ["code,name,category,unit,target_days,shelf_life_days"]
-            + items.map { "\($0),物资\($0),\(categories[random.int(categories.count)]),个,\(random.int(3) == 0 ? String(7 + random.int(50)) : ""),"})
+        // expires=false: the random lots include some without an expiry (never expiring), of any category.
+        try file("items.csv", ["code,name,category,unit,target_days,shelf_life_days,expires"]
+            + items.map { "\($0),物资\($0),\(categories[random.int(categories.count)]),个,\(random.int(3) == 0 ? String(7 + random.int(50)) : ""),,false"})
         var movements = ["id,facility_code,item_code,lot,expiry,kind,quantity,occurred_at,reason"]
         var demand = ["facility_code,item_code,full_load_daily"], contracts = [String](), capacity = [String]()
         let start = base.adding(days: -45)

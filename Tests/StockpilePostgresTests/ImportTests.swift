@@ -156,7 +156,7 @@ import Testing
     }
 
     @Test func reimportingCountsIsAReplayEvenAfterStockMoved() async throws {
-        let stock = "facility_code,item_code,lot,expiry,quantity\nH,N95,S1,2027-03-31,50\nH,N95,S2,,0\n"
+        let stock = "facility_code,item_code,lot,expiry,quantity\nH,N95,S1,2027-03-31,50\nH,N95,S2,2027-04-30,5\n"
         let importer = CSVImporter(database, scope: .system("test"))
         let first = try await importer.importFiles(["regions": regions, "facilities": facilities, "items": items, "stock": stock])
         #expect(first.files["stock.csv"] == ImportSummary.FileSummary(rows: 2, changed: 2, unchanged: 0))

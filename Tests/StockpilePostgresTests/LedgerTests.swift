@@ -57,8 +57,8 @@ import Testing
         let zero = try await record(movement(.count, 0, lot: lot, expiry: nil), batch: batch)
         #expect(zero.quantity == -60 && zero.balanceAfter == 0)
         #expect(try await onHand(lot: lot) == 0)
-        // Found stock may introduce a lot; a loss may not.
-        let newLot = try await record(movement(.adjustment, 4, lot: lot + "-F", expiry: nil, reason: "found"), batch: batch)
+        // Found stock may introduce a lot (with its expiry, N95 being PPE); a loss may not.
+        let newLot = try await record(movement(.adjustment, 4, lot: lot + "-F", expiry: "2027-09-30", reason: "found"), batch: batch)
         #expect(newLot.balanceAfter == 4)
         let error = await #expect(throws: (any Error).self) {
             try await record(movement(.adjustment, 1, lot: lot + "-L", expiry: nil, reason: "loss"), batch: batch)
