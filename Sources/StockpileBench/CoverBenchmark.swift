@@ -16,6 +16,8 @@ public struct CoverBenchmark: Sendable {
         public var changes = 100
         /// Rebuild the snapshot first (timed): minutes at millions of positions.
         public var rebuild = false
+        /// Run even on a database `stockpile generate` did not make (it records issues into its ledger).
+        public var allowRealData = false
         public init() {}
     }
 
@@ -42,7 +44,8 @@ public struct CoverBenchmark: Sendable {
     public func run(print say: @escaping @Sendable (String) -> Void) async throws -> [Measurement] {
         let system = AccessScope.system("bench")
         let cover = PostgresCover(database, scope: system, timeZone: timeZone)
-        let snapshot = try await Self.generatedSnapshot(database, timeZone: timeZone)
+        let snapshot = try await Self.generatedSnapshot(database, timeZone: timeZone, allowRealData: options.allowRealData, benchmark: "bench cover",
+                                                        writes: "record \(options.repeats * options.changes) issues into its ledger and create a token")
         let asOf = snapshot.asOf
         let (facilities, items, city): ([String], [String], String) = try await database.withConnection(system) { c in
             (try c.query("SELECT code FROM facilities ORDER BY id").rows.map { try $0.decode("code") },
@@ -143,7 +146,11 @@ public struct CoverBenchmark: Sendable {
     static func failure(_ text: String) -> Error { LoopbackClient.Failure(description: text) }
 
     /// The cover snapshot `stockpile generate` leaves behind: every benchmark runs as of its date.
-    static func generatedSnapshot(_ database: StockpileDatabase, timeZone: TimeZone) async throws -> PostgresCover.Snapshot {
+    /// First of all, the guard: a database generate did not make is refused (`SyntheticDistrict.NotGenerated`)
+    /// unless `allowRealData`, before the benchmark writes anything.
+    static func generatedSnapshot(_ database: StockpileDatabase, timeZone: TimeZone, allowRealData: Bool, benchmark: String,
+                                  writes: String) async throws -> PostgresCover.Snapshot {
+        try await SyntheticDistrict.requireGenerated(database, allowRealData: allowRealData, benchmark: benchmark, writes: writes)
         guard let snapshot = try await PostgresCover(database, scope: .system("bench"), timeZone: timeZone).snapshot() else {
             throw failure("no cover snapshot: run `stockpile generate` (it builds one) first")
         }

@@ -10,6 +10,8 @@ public struct NightlyBenchmark: Sendable {
     public struct Options: Sendable {
         public var rounds = 1
         public var region: String?
+        /// Run even on a database `stockpile generate` did not make (it deletes that date's report and its orders).
+        public var allowRealData = false
         public init() {}
     }
 
@@ -24,7 +26,9 @@ public struct NightlyBenchmark: Sendable {
     }
 
     public func run(print say: @escaping @Sendable (String) -> Void) async throws {
-        let snapshot = try await CoverBenchmark.generatedSnapshot(database, timeZone: timeZone)
+        let snapshot = try await CoverBenchmark.generatedSnapshot(database, timeZone: timeZone, allowRealData: options.allowRealData,
+                                                                  benchmark: "bench nightly",
+                                                                  writes: "delete the nightly report of its cover snapshot's date and that report's orders")
         let date = snapshot.asOf, region = options.region
         let key = region ?? "*"
         let facilities: Int = try await database.withConnection(.system("bench")) { c in
@@ -33,12 +37,18 @@ public struct NightlyBenchmark: Sendable {
         say("nightly report of \(date)\(region.map { ", region \($0)" } ?? ""): \(facilities) facilities, \(snapshot.positions) positions in the cover snapshot")
         for round in 1...max(1, options.rounds) {
             let removed: Int = try await database.asOwner { owner in
-                let run = PostgresNightly.runName(asOf: date, region: region)
+                // Row-level security binds the owner too (FORCE) unless it is a superuser.
+                try owner.query("SELECT set_config('stockpile.scope', 'all', false)")
+                // Every generation's orders (replaces included), and those of a first run that died before storing.
+                var requests: [String] = try owner.query("SELECT request_id::text AS id FROM nightly_reports WHERE as_of = $1::date AND scope = $2",
+                                                         [date.description, key]).rows.map { try $0.decode("id") }
+                requests.append(try PostgresNightly.requestID(owner, asOf: date, region: region, generation: 1).uuidString.lowercased())
+                let ids = "{" + requests.joined(separator: ",") + "}"
                 try owner.query("DELETE FROM nightly_lines WHERE as_of = $1::date AND scope = $2", [date.description, key])
                 try owner.query("DELETE FROM nightly_reports WHERE as_of = $1::date AND scope = $2", [date.description, key])
-                try owner.query("DELETE FROM reallocation_lines WHERE order_id IN (SELECT id FROM reallocation_orders WHERE request_id = md5($1)::uuid)",
-                                [run])
-                return try owner.query("DELETE FROM reallocation_orders WHERE request_id = md5($1)::uuid", [run]).affectedRows
+                try owner.query("DELETE FROM reallocation_lines WHERE order_id IN (SELECT id FROM reallocation_orders WHERE request_id = ANY ($1::uuid[]))",
+                                [ids])
+                return try owner.query("DELETE FROM reallocation_orders WHERE request_id = ANY ($1::uuid[])", [ids]).affectedRows
             }
             let started = ContinuousClock.now
             let result = try await PostgresNightly(database, scope: .system("bench"), timeZone: timeZone).run(asOf: date, region: region) { p in
@@ -47,8 +57,8 @@ public struct NightlyBenchmark: Sendable {
             let seconds = (ContinuousClock.now - started).inSeconds
             let size: Int = try await database.withConnection(.system("bench")) { c in
                 try c.query("""
-                    SELECT (SELECT length(report::text) FROM nightly_reports WHERE as_of = $1::date AND scope = $2)
-                           + (SELECT coalesce(sum(length(lines)), 0) FROM nightly_lines WHERE as_of = $1::date AND scope = $2) AS n
+                    SELECT (SELECT length(report::text) FROM nightly_reports WHERE as_of = $1::date AND scope = $2 AND generation = 1)
+                           + (SELECT coalesce(sum(length(lines)), 0) FROM nightly_lines WHERE as_of = $1::date AND scope = $2 AND generation = 1) AS n
                     """, [date.description, key]).rows[0].decode("n")
             }
             let r = result.report

@@ -16,6 +16,8 @@ public struct PlanBenchmark: Sendable {
         public var inputsFile: String?
         /// Time only these items (and skip the whole city).
         public var only: [String] = []
+        /// Run even on a database `stockpile generate` did not make.
+        public var allowRealData = false
         public init() {}
     }
 
@@ -30,7 +32,9 @@ public struct PlanBenchmark: Sendable {
     }
 
     public func run(print say: @escaping @Sendable (String) -> Void) async throws {
-        let snapshot = try await CoverBenchmark.generatedSnapshot(database, timeZone: timeZone)
+        // It only reads, but as of the generated city's date and over every item of it.
+        let snapshot = try await CoverBenchmark.generatedSnapshot(database, timeZone: timeZone, allowRealData: options.allowRealData,
+                                                                  benchmark: "bench plan", writes: "plan every item of it as of its cover snapshot's date")
         let loadStarted = ContinuousClock.now
         let inputs: PostgresPlanner.Inputs
         if let file = options.inputsFile, FileManager.default.fileExists(atPath: file) {

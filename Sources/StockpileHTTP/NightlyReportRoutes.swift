@@ -5,12 +5,50 @@ import StockpileCore
 import StockpilePostgres
 
 // The nightly reorder report as stored by `stockpile nightly` (or serve's scheduler): JSON, a CSV
-// per section, or the printable page. Reading never runs the report.
+// per section, or the printable page. Reading never runs the report; replacing it (admins) does.
 
 extension StockpileAPI {
     static let nightlyRoutes: [(method: String, path: String, roles: Set<Role>)] = [
         ("GET", "/api/v1/reports/nightly/{date}", planners),
+        ("POST", "/api/v1/reports/nightly/{date}/replace", admins),
     ]
+}
+
+/// What POST /api/v1/reports/nightly/{date}/replace answers: the new report's summary (the report
+/// itself is GET's: a city's is gigabytes) and what became of the superseded one's orders.
+struct NightlyReplaceOutput: Encodable {
+    struct Superseded: Encodable {
+        var generation: Int
+        var requestID: String
+        var cancelledOrders: Int
+        var keptOrders: [String: Int]
+        var reason: String
+        enum CodingKeys: String, CodingKey {
+            case generation, reason
+            case requestID = "request_id", cancelledOrders = "cancelled_orders", keptOrders = "kept_orders"
+        }
+    }
+    var asOf: String
+    var region: String?
+    var generation: Int
+    var replay: Bool
+    var requestID: String
+    var positions: Int
+    var orders: Int
+    var procurement: Int64
+    var superseded: Superseded?
+    enum CodingKeys: String, CodingKey {
+        case region, generation, replay, positions, orders, procurement, superseded
+        case asOf = "as_of", requestID = "request_id"
+    }
+
+    init(_ run: NightlyRun) {
+        let r = run.report
+        asOf = r.asOf.description; region = r.region; generation = run.generation; replay = run.replay
+        requestID = r.requestID; positions = r.positions; orders = r.orders.count; procurement = r.procurementTotal
+        superseded = run.replaced.map { Superseded(generation: $0.supersededGeneration, requestID: $0.supersededRequestID,
+                                                   cancelledOrders: $0.cancelledOrders, keptOrders: $0.keptOrders, reason: $0.reason) }
+    }
 }
 
 func addNightlyRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
@@ -43,5 +81,14 @@ func addNightlyRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Sto
                             body: .init(byteBuffer: ByteBuffer(string: NightlyReportTables.html(report))))
         }
         return try JSON.response(report)
+    }
+
+    // Runs the report again for a date whose data has been corrected (PostgresNightly.replace): as
+    // long as a run takes, a minute or more for a city.
+    api.post("reports/nightly/{date}/replace") { request, context in
+        let scope = try context.require(StockpileAPI.admins, to: "replace a nightly report")
+        let date = try validDate(try context.parameters.require("date"), field: "date")
+        let run = try await PostgresNightly(database, scope: scope, timeZone: services.timeZone).replace(asOf: date, region: text(request, "region"))
+        return try JSON.response(NightlyReplaceOutput(run), status: run.replay ? .ok : .created)
     }
 }

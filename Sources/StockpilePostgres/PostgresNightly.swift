@@ -19,13 +19,44 @@ public struct NightlyRun: Sendable {
     public var report: NightlyReport
     /// True when the report had already been made for this date and scope (nothing was run).
     public var replay: Bool
+    /// The report's generation: 1, then one more for each replace (`PostgresNightly.replace`).
+    public var generation: Int = 1
+    /// Set when this run superseded a stored report.
+    public var replaced: NightlyReplacement?
+}
+
+/// What a replace did to the report it superseded and to that run's orders.
+public struct NightlyReplacement: Sendable, Equatable {
+    public var supersededGeneration: Int
+    /// The request id the superseded run's orders were created under.
+    public var supersededRequestID: String
+    /// Its orders still proposed, now cancelled with `reason`.
+    public var cancelledOrders: Int
+    /// Its orders already past proposed (approved, dispatched, received), by status: kept as they are.
+    public var keptOrders: [String: Int]
+    public var reason: String
+    public var keptTotal: Int { keptOrders.values.reduce(0, +) }
+}
+
+/// What serve's scheduler did about a date (`PostgresNightly.scheduled`).
+public enum NightlyScheduledOutcome: Sendable {
+    /// Nothing run: the database has nothing to report on (the reason says why).
+    case skipped(reason: String)
+    /// The catch-up found the report already stored.
+    case alreadyStored
+    case ran(NightlyRun)
 }
 
 /// The nightly reorder report over the database: exactly once per date and scope. The run holds a
 /// transaction-scoped advisory lock on (date, scope) on a connection of its own from the first
 /// step to the last, and stores the report in that transaction; tonight's reallocation orders are
-/// created under a request id derived from (date, scope), so a run that died after creating them
-/// replays them on the next try instead of planning a second set.
+/// created under a request id derived from (date, scope, generation) and a secret of the database
+/// (sql/0013), so a run that died after creating them replays them on the next try instead of
+/// planning a second set, and no client can create orders under that id first.
+///
+/// A replace supersedes the stored report under the same lock: the next generation is run, and in
+/// the transaction that stores it the old report is marked superseded (it stays, readable by its
+/// generation) and the old run's orders still proposed are cancelled.
 public struct PostgresNightly: Sendable {
     let database: StockpileDatabase
     let scope: AccessScope
@@ -40,35 +71,88 @@ public struct PostgresNightly: Sendable {
     /// The key a report is stored under: the region's code, or "*" for everything.
     static func scopeKey(_ region: String?) -> String { region ?? "*" }
 
-    /// The run's name for a date and scope: its advisory lock and its orders' request id
-    /// (`md5(name)::uuid`) both come from it, so a rerun finds the orders of the first.
+    /// The run's name for a date and scope: its advisory lock, which every run and replace of that
+    /// date and scope takes, and (with the generation) its orders' request id come from it.
     public static func runName(asOf: LocalDate, region: String?) -> String { "stockpile/nightly/\(asOf)/\(scopeKey(region))" }
+
+    /// The request id of a generation's orders: the same on every try of that generation (a rerun
+    /// finds the orders of a run that died), but keyed with the database's secret (sql/0013), so a
+    /// client cannot compute it and POST /api/v1/reallocations under it first — which, with the old
+    /// `md5(name)`, made the nightly run take that client's orders for its own.
+    public static func requestID(_ c: PQConnection, asOf: LocalDate, region: String?, generation: Int) throws -> UUID {
+        try c.query("SELECT nightly_request_id($1) AS id", ["\(runName(asOf: asOf, region: region))/\(generation)"]).rows[0].decode("id")
+    }
+
+    /// The field of the refusal a run gives when there is nothing to report on.
+    public static let nothingToReportField = "positions"
+
+    /// Why a run for `region` (nil: everything) would be a report of nothing, or nil when it would
+    /// not: no stock ever recorded (a balance row is made by the first movement and stays) and no
+    /// demand plan in the scope. Two index probes, however large the city.
+    static func nothingToReport(_ c: PQConnection, asOf: LocalDate, region: String?) throws -> String? {
+        let any: Bool = try c.query("""
+            WITH RECURSIVE subtree AS (
+                SELECT id FROM regions WHERE $1::text IS NULL OR code = $1::text
+                UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+            )
+            SELECT EXISTS (SELECT 1 FROM balances b JOIN facilities f ON f.id = b.facility_id WHERE f.region_id IN (SELECT id FROM subtree))
+                OR EXISTS (SELECT 1 FROM demand_plans d JOIN facilities f ON f.id = d.facility_id WHERE f.region_id IN (SELECT id FROM subtree))
+                AS any
+            """, [region]).rows[0].decode("any")
+        guard !any else { return nil }
+        return "nothing to report for \(asOf)\(region.map { " in region \($0)" } ?? ""): no stock has been recorded and there are no "
+            + "demand plans\(region == nil ? "" : " there"); import data first (stockpile import DIR), then run it"
+    }
 
     /// The stored report of a date and scope, if the run has completed. A command token may read
     /// only reports of its own subtree (403 above it; row-level security says the same again).
     /// `lines`: only these sections' lines ("reorders", "contract_gaps", "expiring_lots", "stale";
     /// nil: all), for a reader that wants one section of a city's report, not millions of other lines.
-    public func stored(asOf: LocalDate, region: String?, lines: Set<String>? = nil) async throws -> NightlyReport? {
+    /// `generation`: a superseded report, by its generation (nil: the current one).
+    public func stored(asOf: LocalDate, region: String?, generation: Int? = nil, lines: Set<String>? = nil) async throws -> NightlyReport? {
         let scope = self.scope
         return try await database.withConnection(scope) { c in
             try Self.requireRegion(c, region, scope: scope)
-            return try Self.load(c, date: asOf.description, key: Self.scopeKey(region), lines: lines)
+            return try Self.load(c, date: asOf.description, key: Self.scopeKey(region), generation: generation, lines: lines)?.report
         }
     }
 
-    /// The report stored under (date, scope): its header with every section's lines put back in order.
+    /// Whether a current report is stored for the date and scope (its header only: a city's lines
+    /// take over a minute and gigabytes to read).
+    public func isStored(asOf: LocalDate, region: String?) async throws -> Bool {
+        let scope = self.scope
+        return try await database.withConnection(scope) { c in
+            try Self.requireRegion(c, region, scope: scope)
+            return try Self.current(c, date: asOf.description, key: Self.scopeKey(region)) != nil
+        }
+    }
+
+    /// The generation and request id of the current (not superseded) report of a date and scope.
+    static func current(_ c: PQConnection, date: String, key: String) throws -> (generation: Int, requestID: UUID)? {
+        try c.query("""
+            SELECT generation, request_id FROM nightly_reports WHERE as_of = $1::date AND scope = $2::text AND superseded_at IS NULL
+            """, [date, key]).rows.first.map { (try $0.decode("generation"), try $0.decode("request_id")) }
+    }
+
+    /// The report stored under (date, scope) — the current one, or `generation` — with its
+    /// generation and request id: its header with every section's lines put back in order.
     /// Tonight's orders are read whatever `lines` asks for: they were part of the header until 0010.
-    static func load(_ c: PQConnection, date: String, key: String, lines: Set<String>? = nil) throws -> NightlyReport? {
-        guard let header = try c.query("SELECT report::text AS report FROM nightly_reports WHERE as_of = $1::date AND scope = $2::text",
-                                       [date, key]).rows.first else { return nil }
+    static func load(_ c: PQConnection, date: String, key: String, generation wanted: Int? = nil,
+                     lines: Set<String>? = nil) throws -> (report: NightlyReport, generation: Int, requestID: UUID)? {
+        guard let header = try c.query("""
+            SELECT report::text AS report, generation, request_id FROM nightly_reports
+            WHERE as_of = $1::date AND scope = $2::text AND (CASE WHEN $3::int IS NULL THEN superseded_at IS NULL ELSE generation = $3::int END)
+            """, [date, key, wanted]).rows.first else { return nil }
         var report = try JSONDecoder().decode(NightlyReport.self, from: Data(try header.decode("report", as: String.self).utf8))
+        let generation: Int = try header.decode("generation"), requestID: UUID = try header.decode("request_id")
         let decoder = JSONDecoder()
         let sections = lines.map { "{" + $0.sorted().joined(separator: ",") + "}" }
         for row in try c.query("""
             SELECT section, lines FROM nightly_lines
-            WHERE as_of = $1::date AND scope = $2 AND ($3::text[] IS NULL OR section = ANY ($3::text[]) OR section = 'orders')
+            WHERE as_of = $1::date AND scope = $2 AND generation = $4
+              AND ($3::text[] IS NULL OR section = ANY ($3::text[]) OR section = 'orders')
             ORDER BY section, n
-            """, [date, key, sections]).rows {
+            """, [date, key, sections, generation]).rows {
             let run = Data(try row.decode("lines", as: String.self).utf8)
             switch try row.decode("section", as: String.self) {
             case "orders": report.orders += try decoder.decode([NightlyOrder].self, from: run)
@@ -78,14 +162,15 @@ public struct PostgresNightly: Sendable {
             default: report.stale += try decoder.decode([StaleLine].self, from: run)
             }
         }
-        return report
+        return (report, generation, requestID)
     }
 
     /// Lines a row of nightly_lines holds.
     static let linesPerRun = 1_000
 
     /// Stores a report in the caller's transaction: the header row, then its lines, a run of them a row.
-    static func store(_ c: PQConnection, _ report: NightlyReport, date: String, key: String, requestID: UUID, actor: String) throws {
+    static func store(_ c: PQConnection, _ report: NightlyReport, date: String, key: String, generation: Int, requestID: UUID,
+                      actor: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var header = report
@@ -95,23 +180,24 @@ public struct PostgresNightly: Sendable {
                 SELECT id FROM regions WHERE $2::text = '*' OR code = $2::text
                 UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
             )
-            INSERT INTO nightly_reports (as_of, scope, request_id, facility_ids, report, positions, orders, reorder_lines,
+            INSERT INTO nightly_reports (as_of, scope, generation, request_id, facility_ids, report, positions, orders, reorder_lines,
                                          procurement_qty, created_by)
-            SELECT $1::date, $2, $3, coalesce((SELECT array_agg(f.id ORDER BY f.id) FROM facilities f
-                                               WHERE f.region_id IN (SELECT id FROM subtree)), '{}'),
+            SELECT $1::date, $2, $10, $3, coalesce((SELECT array_agg(f.id ORDER BY f.id) FROM facilities f
+                                                    WHERE f.region_id IN (SELECT id FROM subtree)), '{}'),
                    $4::jsonb, $5, $6, $7, $8, $9
             """, [date, key, requestID, String(decoding: try encoder.encode(header), as: UTF8.self), report.positions,
-                  report.orders.count, report.reorders.filter { $0.need > 0 }.count, report.procurementTotal, actor])
-        try storeLines(c, "orders", report.orders, date: date, key: key)
-        try storeLines(c, "reorders", report.reorders, date: date, key: key)
-        try storeLines(c, "contract_gaps", report.contractGaps, date: date, key: key)
-        try storeLines(c, "expiring_lots", report.expiringLots, date: date, key: key)
-        try storeLines(c, "stale", report.stale, date: date, key: key)
+                  report.orders.count, report.reorders.filter { $0.need > 0 }.count, report.procurementTotal, actor, generation])
+        try storeLines(c, "orders", report.orders, date: date, key: key, generation: generation)
+        try storeLines(c, "reorders", report.reorders, date: date, key: key, generation: generation)
+        try storeLines(c, "contract_gaps", report.contractGaps, date: date, key: key, generation: generation)
+        try storeLines(c, "expiring_lots", report.expiringLots, date: date, key: key, generation: generation)
+        try storeLines(c, "stale", report.stale, date: date, key: key, generation: generation)
     }
 
     /// One section's lines, `linesPerRun` a row. A city's lines are gigabytes of JSON: they are
     /// encoded on every core, a batch of runs at a time (so they are never all in memory at once).
-    static func storeLines<Line: NightlyLineEncodable>(_ c: PQConnection, _ section: String, _ lines: [Line], date: String, key: String) throws {
+    static func storeLines<Line: NightlyLineEncodable>(_ c: PQConnection, _ section: String, _ lines: [Line], date: String, key: String,
+                                                       generation: Int) throws {
         let runs = stride(from: 0, to: lines.count, by: linesPerRun).map { lines[$0..<min($0 + linesPerRun, lines.count)] }
         let batch = 64
         for first in stride(from: 0, to: runs.count, by: batch) {
@@ -122,8 +208,8 @@ public struct PostgresNightly: Sendable {
                 encoded.withLock { $0[i] = run }
             }
             for (i, run) in encoded.withLock({ $0 }).enumerated() {
-                try c.query("INSERT INTO nightly_lines (as_of, scope, section, n, lines) VALUES ($1::date, $2, $3, $4, $5)",
-                            [date, key, section, first + i, try run!.get()])
+                try c.query("INSERT INTO nightly_lines (as_of, scope, generation, section, n, lines) VALUES ($1::date, $2, $6, $3, $4, $5)",
+                            [date, key, section, first + i, try run!.get(), generation])
             }
         }
     }
@@ -152,8 +238,56 @@ public struct PostgresNightly: Sendable {
 
     /// Runs the report for `asOf` over `region` (nil: everything in scope), or returns the stored one.
     /// `progress` is told at the start of every phase; if it throws, the run stops there and stores nothing.
+    /// Refuses (409, field `positions`) a scope with nothing to report on: no stock, no demand plans.
     public func run(asOf: LocalDate, region: String?,
                     progress: @escaping @Sendable (NightlyProgress) throws -> Void = { _ in }) async throws -> NightlyRun {
+        try await perform(asOf: asOf, region: region, replacing: nil, progress: progress)
+    }
+
+    /// Supersedes the stored report of `asOf` and `region` with a new run (the next generation), for
+    /// when the data it was made from has been corrected. Under the run's lock, so it is exactly
+    /// once: a replace that finds, once it holds the lock, that another replace has superseded the
+    /// report it was asked to replace returns that one's report (replay) instead of running again.
+    /// The new report, the old one's superseded mark, the cancellation of the old run's orders that
+    /// are still proposed and the audit entry commit together; orders already approved, dispatched
+    /// or received are kept, and counted. No stored report: 404 (it replaces; it does not make the
+    /// first one — `run` does). Admins and jobs only.
+    public func replace(asOf: LocalDate, region: String?,
+                        progress: @escaping @Sendable (NightlyProgress) throws -> Void = { _ in }) async throws -> NightlyRun {
+        let scope = self.scope
+        guard scope.role == .admin, scope.facilities == .all else {
+            throw Refusal(kind: .forbidden, field: nil, description: "only an admin may replace a nightly report")
+        }
+        let date = asOf.description, key = Self.scopeKey(region)
+        // The report this replace is about: the current one as the request arrives, read before
+        // waiting for the lock, so a replace that completes while this one waits is not replaced again.
+        let asked: Int? = try await database.withConnection(scope) { c in
+            try Self.requireRegion(c, region, scope: scope)
+            return try Self.current(c, date: date, key: key)?.generation
+        }
+        guard let asked else {
+            throw Refusal(kind: .notFound, field: "date",
+                          description: "no nightly report for \(date)\(region.map { " in region \($0)" } ?? "") to replace; run it first (stockpile nightly --date \(date))")
+        }
+        return try await perform(asOf: asOf, region: region, replacing: asked, progress: progress)
+    }
+
+    /// serve's run of a date (`region` everything): with `onlyIfMissing` (the catch-up at start) it
+    /// does nothing when the report is stored; it skips, storing nothing, a database with nothing
+    /// to report on — a fresh one, before its first import — so that day's report is not frozen empty.
+    public func scheduled(asOf: LocalDate, onlyIfMissing: Bool,
+                          progress: @escaping @Sendable (NightlyProgress) throws -> Void = { _ in }) async throws -> NightlyScheduledOutcome {
+        if onlyIfMissing, try await isStored(asOf: asOf, region: nil) { return .alreadyStored }
+        do {
+            return .ran(try await run(asOf: asOf, region: nil, progress: progress))
+        } catch let refusal as Refusal where refusal.field == Self.nothingToReportField {
+            return .skipped(reason: refusal.description)
+        }
+    }
+
+    /// A run: `replacing` is the generation a replace supersedes (nil: a plain run).
+    func perform(asOf: LocalDate, region: String?, replacing asked: Int?,
+                 progress: @escaping @Sendable (NightlyProgress) throws -> Void) async throws -> NightlyRun {
         let started = ContinuousClock.now
         var phases: [String: Double] = [:]
         var phaseStarted = started
@@ -177,22 +311,50 @@ public struct PostgresNightly: Sendable {
         // for the whole run while the planner and the order creation use pooled connections.
         let connection = try await onOwnThread { try PQConnection(parameters: self.database.location.serviceParameters) }
         let run = RunConnection(connection)
-        let earlier: NightlyReport? = try await run.blocking { c in
+        enum Start: Sendable {
+            case stored(NightlyReport, generation: Int)
+            case empty(String)
+            case fresh(generation: Int, superseding: (generation: Int, requestID: UUID)?, requestID: UUID)
+        }
+        let start: Start = try await run.blocking { c in
             try c.query(AccessScope.applySQL, scope.applyParameters)
             try Self.requireRegion(c, region, scope: scope)
             try c.execute("BEGIN")
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [Self.runName(asOf: asOf, region: region)])
-            return try Self.load(c, date: date, key: key)
+            let standing = try Self.current(c, date: date, key: key)
+            var superseding: (generation: Int, requestID: UUID)?
+            if let asked {
+                // Another replace got the lock first and superseded the report this one was asked to: its report stands.
+                guard let standing, standing.generation == asked else {
+                    guard let stored = try Self.load(c, date: date, key: key) else {
+                        throw Refusal(kind: .notFound, field: "date", description: "no nightly report for \(date) to replace")
+                    }
+                    return .stored(stored.report, generation: stored.generation)
+                }
+                superseding = standing
+            } else if standing != nil, let stored = try Self.load(c, date: date, key: key) {
+                return .stored(stored.report, generation: stored.generation)
+            }
+            if let why = try Self.nothingToReport(c, asOf: asOf, region: region) { return .empty(why) }
+            let generation = try superseding.map { $0.generation + 1 } ?? c.query("""
+                SELECT coalesce(max(generation), 0) + 1 AS g FROM nightly_reports WHERE as_of = $1::date AND scope = $2
+                """, [date, key]).rows[0].decode("g", as: Int.self)
+            return .fresh(generation: generation, superseding: superseding,
+                          requestID: try Self.requestID(c, asOf: asOf, region: region, generation: generation))
         }
-        if let earlier {
+        let generation: Int, superseding: (generation: Int, requestID: UUID)?, requestID: UUID
+        switch start {
+        case .stored(let report, let stored):
             _ = try await run.blocking { c in try c.execute("COMMIT") }
-            return NightlyRun(report: earlier, replay: true)
+            return NightlyRun(report: report, replay: true, generation: stored)
+        case .empty(let why):
+            _ = try await run.blocking { c in try c.execute("ROLLBACK") }
+            throw Refusal(kind: .conflict, field: Self.nothingToReportField, description: why)
+        case .fresh(let g, let s, let id):
+            (generation, superseding, requestID) = (g, s, id)
         }
 
         try enter(.orders)
-        let requestID: UUID = try await run.blocking { c in
-            try c.query("SELECT md5($1)::uuid AS id", [Self.runName(asOf: asOf, region: region)]).rows[0].decode("id")
-        }
         let created = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
             .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
         let orders = created.orders.map { o in
@@ -256,13 +418,53 @@ public struct PostgresNightly: Sendable {
                                    requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders,
                                    reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale, phases: phases)
         let lines = reorders.filter { $0.need > 0 }.count
-        try await run.blocking { c in
-            try Self.store(c, report, date: date, key: key, requestID: requestID, actor: scope.actor)
+        let replaced: NightlyReplacement? = try await run.blocking { c in
+            var replaced: NightlyReplacement?
+            if let superseding {
+                // Last before the new report, so the old one's orders are locked only for the moment
+                // it takes: an approval racing this either lands first (and its order is kept) or
+                // finds the order cancelled.
+                replaced = try Self.supersede(c, date: date, key: key, generation: superseding.generation,
+                                              requestID: superseding.requestID, by: generation, scope: scope, zone: zone)
+            }
+            try Self.store(c, report, date: date, key: key, generation: generation, requestID: requestID, actor: scope.actor)
             try PostgresTokens.audit(c, scope: scope, action: "nightly.report", target: "\(date) \(key)",
-                                     detail: "\(orders.count) orders, \(lines) reorder lines, procurement \(report.procurementTotal)")
+                                     detail: "generation \(generation): \(orders.count) orders, \(lines) reorder lines, procurement \(report.procurementTotal)")
             _ = try c.execute("COMMIT")
+            return replaced
         }
-        return NightlyRun(report: report, replay: false)
+        return NightlyRun(report: report, replay: false, generation: generation, replaced: replaced)
+    }
+
+    /// Marks the report of `generation` superseded and cancels its run's orders that are still
+    /// proposed, in the caller's transaction; audited as `nightly.replace` with who did it.
+    static func supersede(_ c: PQConnection, date: String, key: String, generation: Int, requestID: UUID, by next: Int,
+                          scope: AccessScope, zone: String) throws -> NightlyReplacement {
+        try c.query("""
+            UPDATE nightly_reports SET superseded_at = now(), superseded_by = $4
+            WHERE as_of = $1::date AND scope = $2 AND generation = $3 AND superseded_at IS NULL
+            """, [date, key, generation, scope.actor])
+        let reason: String = try c.query("""
+            SELECT 'superseded by the nightly report rerun of ' || $1 || ' at ' || to_char(now() AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS')
+                   || ' (generation ' || $3::int || ')' AS reason
+            """, [date, zone, next]).rows[0].decode("reason")
+        let cancelled = try c.query("""
+            UPDATE reallocation_orders SET status = 'cancelled', cancelled_at = now(), cancelled_by = $2, cancel_reason = $3
+            WHERE request_id = $1 AND status = 'proposed'
+            """, [requestID, scope.actor, reason]).affectedRows
+        var kept: [String: Int] = [:]
+        for row in try c.query("""
+            SELECT status, count(*) AS n FROM reallocation_orders
+            WHERE request_id = $1 AND status IN ('approved', 'dispatched', 'received') GROUP BY status
+            """, [requestID]).rows {
+            kept[try row.decode("status")] = try row.decode("n")
+        }
+        let replacement = NightlyReplacement(supersededGeneration: generation, supersededRequestID: requestID.uuidString.lowercased(),
+                                             cancelledOrders: cancelled, keptOrders: kept, reason: reason)
+        try PostgresTokens.audit(c, scope: scope, action: "nightly.replace", target: "\(date) \(key)",
+                                 detail: "generation \(generation) → \(next): \(cancelled) proposed orders cancelled, \(replacement.keptTotal) kept"
+                                     + (kept.isEmpty ? "" : " (" + kept.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
+        return replacement
     }
 }
 

@@ -37,13 +37,37 @@ public struct SyntheticDistrict: Sendable {
     }
 
     public enum GenerateError: Error, CustomStringConvertible {
-        case alreadyGenerated, invalid(String)
+        case alreadyGenerated, notEmpty, invalid(String)
         public var description: String {
             switch self {
             case .alreadyGenerated: return "this database already has synthetic data (region G); generate into an empty one"
+            case .notEmpty: return "this database already has facilities (real data?); generate writes only into an empty database"
             case .invalid(let why): return why
             }
         }
+    }
+
+    /// The refusal of a benchmark pointed at a database `generate` did not make.
+    public struct NotGenerated: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Whether `generate` made this database: it writes the `synthetic_city` row (sql/0013) in the
+    /// transaction of its first rows, and only into a database without facilities.
+    public static func isGenerated(_ database: StockpileDatabase) async throws -> Bool {
+        try await database.withConnection(.system("bench")) { c in
+            try c.query("SELECT EXISTS (SELECT 1 FROM synthetic_city) AS generated").rows[0].decode("generated")
+        }
+    }
+
+    /// The guard of the benchmarks that write into the database they are given (`bench cover`
+    /// records issues into the ledger, `bench nightly` deletes the date's report and its orders,
+    /// `bench plan` reads only but runs as of the generated date): unless `allowRealData`, refuses
+    /// a database `generate` did not make, before anything is written.
+    public static func requireGenerated(_ database: StockpileDatabase, allowRealData: Bool, benchmark: String, writes: String) async throws {
+        guard !allowRealData, try await !isGenerated(database) else { return }
+        throw NotGenerated(description: "\(benchmark): refusing a database `stockpile generate` did not make (no synthetic_city row): "
+                           + "it would \(writes). Point --data-dir or DATABASE_URL at a generated database, or pass --allow-real-data if you mean it.")
     }
 
     var districts: Int { max(1, facilities / 500) }
@@ -57,10 +81,14 @@ public struct SyntheticDistrict: Sendable {
         }
         let scope = AccessScope.system("generate")
         let asOf = self.asOf.description, zone = timeZone.identifier
-        let districts = self.districts, facilities = self.facilities, items = self.items
+        let districts = self.districts, facilities = self.facilities, items = self.items, historyDays = self.days, seed = self.seed
         progress(Progress(phase: "master data", done: 0, total: 1))
         try await database.transaction(scope) { c in
             guard try c.query("SELECT 1 FROM regions WHERE code = 'G'").rows.isEmpty else { throw GenerateError.alreadyGenerated }
+            guard try c.query("SELECT 1 FROM facilities LIMIT 1").rows.isEmpty else { throw GenerateError.notEmpty }
+            // The mark the benchmarks look for before they write into a database (sql/0013).
+            try c.query("INSERT INTO synthetic_city (facilities, items, days, seed, as_of) VALUES ($1, $2, $3, $4, $5::date)",
+                        [facilities, items, historyDays, seed, asOf])
             try c.query("INSERT INTO regions (code, name) VALUES ('G', '合成市')")
             try c.query("""
                 INSERT INTO regions (code, name, parent_id)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PQ
 import StockpileBench
+import StockpilePostgres
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmarks, each against a baseline measured in the same run.",
@@ -41,15 +42,19 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Repeats of each query; median and p95 are reported.") var repeats = 30
         @Option(help: "Movements recorded before each repeat of the after-changes query.") var changes = 100
         @Flag(help: "Rebuild the cover snapshot first, and time it (minutes at 10,000 × 300).") var rebuild = false
+        @OptionGroup var realData: RealDataFlag
 
         func run() async throws {
             var options = CoverBenchmark.Options()
             options.repeats = repeats
             options.changes = changes
             options.rebuild = rebuild
+            options.allowRealData = realData.allowRealData
             let logger = makeLogger()
-            try await database.withDatabase(poolSize: 4) { db in
-                _ = try await CoverBenchmark(database: db, timeZone: Environment.timeZone, options: options, logger: logger).run { print($0) }
+            try await refusingRealData {
+                try await database.withDatabase(poolSize: 4) { db in
+                    _ = try await CoverBenchmark(database: db, timeZone: Environment.timeZone, options: options, logger: logger).run { print($0) }
+                }
             }
         }
     }
@@ -66,6 +71,7 @@ struct Bench: AsyncParsableCommand {
         var inputs: String?
         @Option(name: .customLong("item"), help: "Time only this item (repeatable); the whole city is then skipped.")
         var only: [String] = []
+        @OptionGroup var realData: RealDataFlag
 
         func run() async throws {
             var options = PlanBenchmark.Options()
@@ -73,9 +79,30 @@ struct Bench: AsyncParsableCommand {
             options.referenceUpTo = referenceUpTo
             options.inputsFile = inputs
             options.only = only
-            try await database.withDatabase(poolSize: 2) { db in
-                try await PlanBenchmark(database: db, timeZone: Environment.timeZone, options: options).run { print($0) }
+            options.allowRealData = realData.allowRealData
+            try await refusingRealData {
+                try await database.withDatabase(poolSize: 2) { db in
+                    try await PlanBenchmark(database: db, timeZone: Environment.timeZone, options: options).run { print($0) }
+                }
             }
         }
+    }
+}
+
+/// The benchmarks that run on the database they are pointed at (cover, plan, nightly) refuse one
+/// `stockpile generate` did not make, unless told this flag.
+struct RealDataFlag: ParsableArguments {
+    @Flag(name: .customLong("allow-real-data"),
+          help: "Run even on a database `stockpile generate` did not make: the benchmark writes into it.")
+    var allowRealData = false
+}
+
+/// Runs a benchmark; its refusal of real data is a message and exit status 2, not a stack of errors.
+func refusingRealData(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as SyntheticDistrict.NotGenerated {
+        FileHandle.standardError.write(Data("\(error)\n".utf8))
+        throw ExitCode(2)
     }
 }

@@ -10,11 +10,17 @@ import StockpilePostgres
 struct Nightly: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The nightly reorder report (夜间补货报告): reallocation orders, contract call-offs, capacity activation, procurement, contract gaps, expiring lots, stale positions.",
-        discussion: "Once per date and region: a rerun prints the stored report and creates nothing. Read it later with GET /api/v1/reports/nightly/{date}.")
+        discussion: """
+            Once per date and region: a rerun prints the stored report and creates nothing. Read it later with GET \
+            /api/v1/reports/nightly/{date}. A database with no stock and no demand plans is refused (exit 2), nothing stored. \
+            After a data correction, --replace supersedes the stored report: the superseded run's proposed orders are cancelled, \
+            its approved, dispatched and received ones kept, and the old report stays readable as an earlier generation.
+            """)
     @OptionGroup var database: DatabaseOptions
     @Option(help: "The date the report is for (default today).") var date: String?
     @Option(help: "A region code: the report for its subtree (default everything).") var region: String?
     @Option(help: "Also write a CSV per section and the printable HTML page into this folder.") var out: String?
+    @Flag(help: "Supersede the stored report of the date and region with a new run (audited as nightly.replace).") var replace = false
 
     func run() async throws {
         guard let day = date.map({ LocalDate($0) }) ?? Environment.today else { throw ValidationError("--date: a date YYYY-MM-DD") }
@@ -28,15 +34,25 @@ struct Nightly: AsyncParsableCommand {
         let result: NightlyRun
         do {
             // One connection holds the run's lock; the planner reads positions and lots on two at once.
+            // A replace by hand is audited under the operating-system user who ran it.
+            let scope: AccessScope = replace ? .system("cli:\(ProcessInfo.processInfo.environment["SUDO_USER"] ?? NSUserName())") : .system("nightly")
             result = try await database.withDatabase(poolSize: 3) { db in
-                try await NightlyJob.run(db, date: day, region: region, timeZone: Environment.timeZone, logger: logger, progress: progress)
+                try await NightlyJob.run(db, date: day, region: region, replace: replace, scope: scope, timeZone: Environment.timeZone,
+                                         logger: logger, progress: progress)
             }
         } catch let error as Refusal {
+            if isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             FileHandle.standardError.write(Data("nightly: \(error)\n".utf8))
             throw ExitCode(2)
         }
         let report = result.report
-        print("夜间补货报告 nightly report \(report.asOf)\(report.region.map { ", region \($0)" } ?? "")\(result.replay ? " (stored earlier; nothing run)" : "")")
+        let note = !result.replay ? "" : replace ? " (another replace superseded it meanwhile; nothing run)" : " (stored earlier; nothing run)"
+        print("夜间补货报告 nightly report \(report.asOf)\(report.region.map { ", region \($0)" } ?? ""), generation \(result.generation)\(note)")
+        if let replaced = result.replaced {
+            let kept = replaced.keptOrders.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print("replaced generation \(replaced.supersededGeneration): \(replaced.cancelledOrders) of its proposed orders cancelled "
+                  + "(\"\(replaced.reason)\"), \(replaced.keptTotal) kept\(kept.isEmpty ? "" : " (\(kept))")")
+        }
         print("item        shortfall  reallocated  in transit  called off  activated  procurement")
         for s in report.items {
             print(s.item.padding(toLength: 10, withPad: " ", startingAt: 0)
@@ -59,29 +75,42 @@ struct Nightly: AsyncParsableCommand {
 
 /// One nightly run, for the command and for serve's scheduler, ending in one summary log line.
 enum NightlyJob {
-    static func run(_ db: StockpileDatabase, date: LocalDate, region: String?, timeZone: TimeZone, logger: Logger,
-                    progress: (@Sendable (NightlyProgress) throws -> Void)? = nil) async throws -> NightlyRun {
+    static func run(_ db: StockpileDatabase, date: LocalDate, region: String?, replace: Bool = false, scope: AccessScope = .system("nightly"),
+                    timeZone: TimeZone, logger: Logger, progress: (@Sendable (NightlyProgress) throws -> Void)? = nil) async throws -> NightlyRun {
         let started = ContinuousClock.now
-        let result = try await PostgresNightly(db, scope: .system("nightly"), timeZone: timeZone)
-            .run(asOf: date, region: region, progress: progress ?? { _ in })
-        let r = result.report
+        let nightly = PostgresNightly(db, scope: scope, timeZone: timeZone)
+        let result = replace ? try await nightly.replace(asOf: date, region: region, progress: progress ?? { _ in })
+                             : try await nightly.run(asOf: date, region: region, progress: progress ?? { _ in })
         // The progress line gives way to the summary.
         if progress != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        logger.info("nightly report", metadata: [
-            "date": "\(date)", "region": "\(region ?? "*")", "replay": "\(result.replay)", "positions": "\(r.positions)",
-            "orders": "\(r.orders.count)", "reorder_lines": "\(r.reorders.filter { $0.need > 0 }.count)",
+        log(result, date: date, region: region, seconds: (ContinuousClock.now - started).inSeconds, logger: logger)
+        return result
+    }
+
+    /// The one summary line of a run.
+    static func log(_ result: NightlyRun, date: LocalDate, region: String?, seconds: Double, logger: Logger) {
+        let r = result.report
+        var metadata: Logger.Metadata = [
+            "date": "\(date)", "region": "\(region ?? "*")", "replay": "\(result.replay)", "generation": "\(result.generation)",
+            "positions": "\(r.positions)", "orders": "\(r.orders.count)", "reorder_lines": "\(r.reorders.filter { $0.need > 0 }.count)",
             "called_off": "\(r.callOffTotal)", "activated": "\(r.activationTotal)", "procurement": "\(r.procurementTotal)",
             "contract_gaps": "\(r.contractGaps.count)", "expiring_lots": "\(r.expiringLots.count)", "stale": "\(r.stale.count)",
-            "seconds": "\(String(format: "%.2f", (ContinuousClock.now - started).inSeconds))",
-        ])
-        return result
+            "seconds": "\(String(format: "%.2f", seconds))",
+        ]
+        if let replaced = result.replaced {
+            metadata["replaced_generation"] = "\(replaced.supersededGeneration)"
+            metadata["cancelled_orders"] = "\(replaced.cancelledOrders)"
+            metadata["kept_orders"] = "\(replaced.keptTotal)"
+        }
+        logger.info("nightly report", metadata: metadata)
     }
 }
 
 /// serve's own nightly run at STOCKPILE_NIGHTLY_AT (local time): at start, the last due date's
 /// report if it is missing (the service was down then; earlier missed nights are not run), then
 /// every day at that time. Another run of the same date (the systemd timer) waits on the lock and
-/// finds the report made.
+/// finds the report made. While the database has nothing to report on (a fresh one, before its
+/// first import) a date is skipped, with a log line saying why, rather than stored empty for good.
 struct NightlyScheduler: Service {
     let database: StockpileDatabase
     let schedule: NightlySchedule
@@ -104,10 +133,20 @@ struct NightlyScheduler: Service {
             let nightly = PostgresNightly(database, scope: .system("nightly"), timeZone: schedule.timeZone)
             if missed {
                 // Whether it exists, not its lines: a city's take over a minute and gigabytes to read.
-                guard try await nightly.stored(asOf: date, region: nil, lines: []) == nil else { return }
+                guard try await !nightly.isStored(asOf: date, region: nil) else { return }
                 logger.info("the nightly report of \(date) is missing (the service was not running at its time); running it now")
             }
-            _ = try await NightlyJob.run(database, date: date, region: nil, timeZone: schedule.timeZone, logger: logger)
+            let started = ContinuousClock.now
+            // A database with nothing in it yet (serve on a fresh one, before the first import) is
+            // skipped, not reported on: a report of 0 positions would stand for that date for good.
+            switch try await nightly.scheduled(asOf: date, onlyIfMissing: missed) {
+            case .skipped(let reason):
+                logger.notice("nightly report skipped", metadata: ["date": "\(date)", "reason": "\(reason)"])
+            case .alreadyStored:
+                return
+            case .ran(let result):
+                NightlyJob.log(result, date: date, region: nil, seconds: (ContinuousClock.now - started).inSeconds, logger: logger)
+            }
         } catch is CancellationError {
             return
         } catch {
@@ -125,13 +164,17 @@ extension Bench {
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Runs; each one from scratch.") var rounds = 1
         @Option(help: "A region code (default everything).") var region: String?
+        @OptionGroup var realData: RealDataFlag
 
         func run() async throws {
             var options = NightlyBenchmark.Options()
             options.rounds = rounds
             options.region = region
-            try await database.withDatabase(poolSize: 4) { db in
-                try await NightlyBenchmark(database: db, timeZone: Environment.timeZone, options: options).run { print($0) }
+            options.allowRealData = realData.allowRealData
+            try await refusingRealData {
+                try await database.withDatabase(poolSize: 4) { db in
+                    try await NightlyBenchmark(database: db, timeZone: Environment.timeZone, options: options).run { print($0) }
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ import FoundationXML
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import PQ
 import StockpileCore
 import StockpileHTTP
 import StockpilePostgres
@@ -37,6 +38,23 @@ import Testing
         try await buildApplication(StockpileServices(database: f.database), settings: HTTPSettings(host: "127.0.0.1", port: 0)).test(.router) { client in
             try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer \(token)"])
         }
+    }
+
+    func post(_ f: Fixture, _ uri: String, token: String, body: [String: Any]? = nil) async throws -> TestResponse {
+        let buffer = body.map { ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: $0)) }
+        return try await buildApplication(StockpileServices(database: f.database), settings: HTTPSettings(host: "127.0.0.1", port: 0)).test(.router) { client in
+            try await client.execute(uri: uri, method: .post, headers: [.authorization: "Bearer \(token)", .contentType: "application/json"], body: buffer)
+        }
+    }
+
+    /// What a replace changes: the reports (and which are current), the orders' statuses, the audit of replaces.
+    func replaceState(_ f: Fixture) throws -> [String] {
+        try TestDatabase.ownerConnection(f.database.location).query("""
+            SELECT 'report ' || as_of || ' ' || scope || ' ' || generation || ' ' || (superseded_at IS NULL) AS s FROM nightly_reports
+            UNION ALL SELECT 'order ' || id || ' ' || status FROM reallocation_orders
+            UNION ALL SELECT 'audit ' || count(*) FROM audit_log WHERE action = 'nightly.replace'
+            ORDER BY 1
+            """).rows.map { try $0.decode("s") }
     }
 
     func json(_ response: TestResponse) -> [String: Any] {
@@ -132,5 +150,62 @@ import Testing
         #expect(reader.cells.contains("K2") && reader.cells.contains("800") && reader.cells.contains("X") && reader.cells.contains("GX"))
         #expect(page.contains("夜间补货报告 · 2026-11-22 · 全部辖区"))
         await f.database.shutdown()
+    }
+
+    @Test func replaceIsForAdminsAndSupersedesTheStoredReport() async throws {
+        let f = try await Self.fixture()
+        let path = "/api/v1/reports/nightly/2026-11-22/replace"
+        let before = try replaceState(f)
+        // A command token (even for its own region) and a clerk may not; nothing changes.
+        #expect(try await post(f, path, token: f.commandD).status == .forbidden)
+        #expect(try await post(f, path + "?region=D", token: f.commandD).status == .forbidden)
+        #expect(try await post(f, path, token: f.clerk).status == .forbidden)
+        // A date without a report is not made by a replace; a date that is no date is refused.
+        #expect(try await post(f, "/api/v1/reports/nightly/2026-11-23/replace", token: f.admin).status == .notFound)
+        #expect(try await post(f, "/api/v1/reports/nightly/2026-13-01/replace", token: f.admin).status == .badRequest)
+        #expect(try await post(f, path + "?region=NOPE", token: f.admin).status == .notFound)
+        #expect(try replaceState(f) == before)
+
+        // The admin replaces the city's report: generation 2, the first run's 2 proposed orders cancelled.
+        let replaced = try await post(f, path, token: f.admin)
+        #expect(replaced.status == .created)
+        let out = json(replaced)
+        #expect(out["generation"] as? Int == 2 && out["replay"] as? Bool == false && out["positions"] as? Int == 15)
+        let superseded = out["superseded"] as? [String: Any] ?? [:]
+        #expect(superseded["generation"] as? Int == 1 && superseded["cancelled_orders"] as? Int == 2)
+        #expect((superseded["reason"] as? String)?.hasPrefix("superseded by the nightly report rerun of 2026-11-22 at ") == true)
+        #expect(out["request_id"] as? String != superseded["request_id"] as? String)
+        // GET reads the new one; region D's report is untouched.
+        let city = json(try await get(f, "/api/v1/reports/nightly/2026-11-22", token: f.admin))
+        #expect(city["request_id"] as? String == out["request_id"] as? String)
+        let after = try replaceState(f)
+        #expect(after.contains("report 2026-11-22 * 1 false") && after.contains("report 2026-11-22 * 2 true") && after.contains("report 2026-11-22 D 1 true"))
+        #expect(after.contains("audit 1"))
+        // Audited under the admin token's name.
+        let audit = try TestDatabase.ownerConnection(f.database.location)
+            .query("SELECT token_name FROM audit_log WHERE action = 'nightly.replace'").rows.map { try $0.decode("token_name", as: String.self) }
+        #expect(audit == ["admin"])
+        await f.database.shutdown()
+    }
+
+    @Test func aClientPostingTheOldNightlyIdFirstDoesNotBecomeTheNightlysOrders() async throws {
+        let database = try TestDatabase.fresh(poolSize: 4)
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles(NightlyDistrict.files)
+        let command = try await PostgresTokens(database, scope: .system("test"))
+            .create(name: "command-d", role: .command, region: "D", facilities: [], validDays: 1).secret
+        let f = Fixture(database: database, admin: command, commandD: command, clerk: command)
+        // The old run's request id was md5 of its name: anyone could compute it.
+        let guessed: String = try TestDatabase.ownerConnection(database.location)
+            .query("SELECT md5('stockpile/nightly/2026-11-22/D')::uuid::text AS id").rows[0].decode("id")
+        let posted = try await post(f, "/api/v1/reallocations", token: command,
+                                    body: ["id": guessed, "as_of": "2026-11-22", "region": "D", "max_distance_km": 10])
+        #expect(posted.status == .created)
+        let clientOrders = (json(posted)["orders"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int64 ?? ($0["id"] as? Int).map(Int64.init) }
+        #expect(clientOrders.count == 1)
+        let run = try await PostgresNightly(database, scope: .system("nightly")).run(asOf: LocalDate(NightlyDistrict.asOf)!, region: "D")
+        #expect(!run.replay && run.report.requestID != guessed)
+        #expect(Set(run.report.orders.map { "\($0.from)>\($0.to) \($0.quantity)" }) == ["W>H1 300", "H2>H1 100"])
+        #expect(Set(run.report.orders.map(\.id)).isDisjoint(with: clientOrders))
+        await database.shutdown()
     }
 }

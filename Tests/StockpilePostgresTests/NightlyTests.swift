@@ -163,4 +163,152 @@ import Testing
         #expect(try await nightly.stored(asOf: asOf, region: "E") == nil)
         await database.shutdown()
     }
+
+    // MARK: issue 14 — an empty database is not reported on; a report can be replaced
+
+    @Test func aFreshDatabaseIsSkippedStoringNothingAndReportedOnceItHasData() async throws {
+        let database = try TestDatabase.fresh(poolSize: 4)
+        let nightly = PostgresNightly(database, scope: .system("test"))
+        // serve's catch-up at start, and its run at the scheduled time: skipped, with the reason.
+        for onlyIfMissing in [true, false] {
+            guard case .skipped(let reason) = try await nightly.scheduled(asOf: asOf, onlyIfMissing: onlyIfMissing) else {
+                Issue.record("an empty database was reported on")
+                return
+            }
+            #expect(reason.contains("nothing to report for 2026-11-22") && reason.contains("no stock"))
+        }
+        // By hand: refused, with the same reason.
+        let refusal = await #expect(throws: Refusal.self) { try await nightly.run(asOf: asOf, region: nil) }
+        #expect(refusal?.field == PostgresNightly.nothingToReportField && refusal?.kind == .conflict)
+        // Master data alone (no stock, no plans) is still nothing to report on.
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles(NightlyDistrict.files.filter { ["regions", "facilities", "items"].contains($0.key) })
+        guard case .skipped = try await nightly.scheduled(asOf: asOf, onlyIfMissing: true) else {
+            Issue.record("master data alone was reported on")
+            return
+        }
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 0)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == 0)
+        #expect(try await nightly.isStored(asOf: asOf, region: nil) == false)
+
+        // The first import: the same date's catch-up now makes the real report, and only once.
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles(NightlyDistrict.files)
+        guard case .ran(let run) = try await nightly.scheduled(asOf: asOf, onlyIfMissing: true) else {
+            Issue.record("the catch-up did not run once there was data")
+            return
+        }
+        #expect(!run.replay && run.generation == 1 && run.report.positions == 15)
+        #expect(run.report.items.map { "\($0.item) \($0.procurement)" } == ["GLOVE 420", "N95 50"])
+        guard case .alreadyStored = try await nightly.scheduled(asOf: asOf, onlyIfMissing: true) else {
+            Issue.record("the catch-up ran a stored date again")
+            return
+        }
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 1)
+        await database.shutdown()
+    }
+
+    @Test func aReplaceSupersedesTheReportCancelsProposedOrdersAndKeepsApprovedOnes() async throws {
+        let database = try await district()
+        let nightly = PostgresNightly(database, scope: .system("test"))
+        let orders = PostgresReallocations(database, scope: .system("test"))
+        let first = try await nightly.run(asOf: asOf, region: "D")
+        let fromW = try #require(first.report.orders.first { $0.from == "W" })
+        let fromH2 = try #require(first.report.orders.first { $0.from == "H2" })
+        _ = try await orders.approve(fromW.id)
+
+        // The correction: H1's full-load plan was 100 a day, it is 50.
+        _ = try await CSVImporter(database, scope: .system("test")).importFiles(["demand": "facility_code,item_code,full_load_daily\nH1,N95,50\n"])
+        let second = try await PostgresNightly(database, scope: .system("ops")).replace(asOf: asOf, region: "D")
+        #expect(!second.replay && second.generation == 2)
+        // The new report reflects it: 30 × 50 − 500 = 1000 short (it was 2500).
+        let h1 = try #require(second.report.reorders.first { $0.position.facility == "H1" && $0.position.item == "N95" })
+        #expect(h1.position.dailyDemand == 50 && h1.position.shortfallQty == 1000)
+        // Its orders are new ones, under a new request id (the old id would have replayed the old orders).
+        #expect(second.report.requestID != first.report.requestID)
+        #expect(!second.report.orders.isEmpty)
+        #expect(Set(second.report.orders.map(\.id)).isDisjoint(with: first.report.orders.map(\.id)))
+
+        // The old run's proposed order is cancelled with the reason; the approved one is kept, and counted.
+        let replaced = try #require(second.replaced)
+        #expect(replaced.supersededGeneration == 1 && replaced.supersededRequestID == first.report.requestID)
+        #expect(replaced.cancelledOrders == 1 && replaced.keptOrders == ["approved": 1])
+        let cancelled = try await orders.order(fromH2.id)
+        #expect(cancelled.status == "cancelled" && cancelled.cancelledBy == "ops")
+        #expect(cancelled.cancelReason == replaced.reason)
+        #expect(replaced.reason.hasPrefix("superseded by the nightly report rerun of 2026-11-22 at "))
+        #expect(try await orders.order(fromW.id).status == "approved")
+
+        // The new report is the one read; the superseded one is still there, by its generation.
+        #expect(try await nightly.stored(asOf: asOf, region: "D") == second.report)
+        #expect(try await nightly.stored(asOf: asOf, region: "D", generation: 1) == first.report)
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports WHERE superseded_at IS NOT NULL AND superseded_by = 'ops'") == 1)
+        // A plain rerun returns the new report and runs nothing.
+        let again = try await nightly.run(asOf: asOf, region: "D")
+        #expect(again.replay && again.generation == 2 && again.report == second.report)
+
+        // Audited, with who.
+        let audit = try TestDatabase.ownerConnection(database.location)
+            .query("SELECT token_name, target, detail FROM audit_log WHERE action = 'nightly.replace'").rows
+        #expect(audit.count == 1)
+        #expect(try audit.first?.decode("token_name", as: String.self) == "ops")
+        #expect(try audit.first?.decode("target", as: String.self) == "2026-11-22 D")
+        #expect(try audit.first?.decode("detail", as: String.self) == "generation 1 → 2: 1 proposed orders cancelled, 1 kept (approved 1)")
+
+        // A date with no report is not replaced (404): replace supersedes, it does not make the first report.
+        let missing = await #expect(throws: Refusal.self) { try await nightly.replace(asOf: asOf.adding(days: 1), region: "D") }
+        #expect(missing?.kind == .notFound)
+        await database.shutdown()
+    }
+
+    @Test func twoReplacesAtOnceMakeOneNewReportAndOneSetOfOrders() async throws {
+        let database = try await district()
+        let nightly = PostgresNightly(database, scope: .system("test"))
+        _ = try await nightly.run(asOf: asOf, region: "D")
+        // Hold the run's lock so both replaces are asked while generation 1 is current, then let them go.
+        let owner = try TestDatabase.ownerConnection(database.location)
+        try owner.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [PostgresNightly.runName(asOf: asOf, region: "D")])
+        async let a = nightly.replace(asOf: asOf, region: "D")
+        async let b = nightly.replace(asOf: asOf, region: "D")
+        let waiting = ContinuousClock.now
+        while try count(database, """
+            SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """) < 2 {
+            guard ContinuousClock.now - waiting < .seconds(60) else {
+                Issue.record("the two replaces never both waited for the lock")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try owner.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [PostgresNightly.runName(asOf: asOf, region: "D")])
+        let (x, y) = try await (a, b)
+        #expect([x.replay, y.replay].sorted { !$0 && $1 } == [false, true])
+        #expect(x.generation == 2 && y.generation == 2 && x.report == y.report)
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 2)
+        // The first run's 2 orders cancelled, one new set of 2 proposed.
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders WHERE status = 'cancelled'") == 2)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders WHERE status = 'proposed'") == 2)
+        #expect(try count(database, "SELECT count(*) AS n FROM audit_log WHERE action = 'nightly.replace'") == 1)
+        await database.shutdown()
+    }
+
+    @Test func aClientCannotCreateOrdersUnderTheNightlyRunsIdFirst() async throws {
+        let database = try await district()
+        let owner = try TestDatabase.ownerConnection(database.location)
+        // The id the run used to take (md5 of its name): a client creates its own orders under it first,
+        // for W's 300 N95 only (within 10 km).
+        let guessed: UUID = try owner.query("SELECT md5($1)::uuid AS id", [PostgresNightly.runName(asOf: asOf, region: "D")]).rows[0].decode("id")
+        let client = try await PostgresReallocations(database, scope: .system("client"))
+            .create(requestID: guessed, plan: PlanRequest(asOf: asOf, region: "D", maxDistanceKm: 10))
+        #expect(!client.replay && client.orders.map { "\($0.from)>\($0.to) \($0.quantity)" } == ["W>H1 300"])
+        // The nightly run plans its own orders under an id no client can compute.
+        let run = try await PostgresNightly(database, scope: .system("test")).run(asOf: asOf, region: "D")
+        #expect(run.report.requestID != guessed.uuidString.lowercased())
+        #expect(Set(run.report.orders.map { "\($0.from)>\($0.to) \($0.quantity)" }) == ["W>H1 300", "H2>H1 100"])
+        #expect(Set(run.report.orders.map(\.id)).isDisjoint(with: client.orders.map(\.id)))
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders WHERE request_id = md5('\(PostgresNightly.runName(asOf: asOf, region: "D"))')::uuid") == 1)
+        // Nor can the service role read the secret the id is made with.
+        let service = try PQConnection(parameters: database.location.serviceParameters)
+        #expect(throws: PQError.self) { try service.query("SELECT secret FROM nightly_secret") }
+        await database.shutdown()
+    }
 }
