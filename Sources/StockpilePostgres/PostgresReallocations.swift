@@ -161,9 +161,19 @@ public struct PostgresReallocations: Sendable {
     enum Side: Sendable { case sender, receiver }
 
     static func locked(_ c: PQConnection, _ id: Int64, scope: AccessScope, side: Side?) throws -> ReallocationOrder {
-        guard try c.query("SELECT 1 FROM reallocation_orders WHERE id = $1 FOR UPDATE", [id]).rows.count == 1,
+        guard let ends = try c.query("""
+                SELECT stockpile_in_scope(from_facility_id) AS sender, stockpile_in_scope(to_facility_id) AS receiver
+                FROM reallocation_orders WHERE id = $1 FOR UPDATE
+                """, [id]).rows.first,
               let order = try orders(c, where: "o.id = $1", [id]).first else {
             throw Refusal(kind: .notFound, field: "id", description: "no order \(id) in this token's scope")
+        }
+        // Reading an order takes either end in scope; approving or cancelling it, both: approving
+        // commits the donor's stock, and a district that could cancel what leaves it could hold it back (截留).
+        if side == nil, scope.role == .command, !(try ends.decode("sender", as: Bool.self) && ends.decode("receiver", as: Bool.self)) {
+            throw Refusal(kind: .forbidden, field: nil, description: """
+                order \(id) runs from \(order.from) to \(order.to); a command token approves or cancels only orders wholly inside its region
+                """)
         }
         if let side, scope.role == .warehouse {
             let facility = side == .sender ? order.from : order.to

@@ -401,3 +401,136 @@ import Testing
         #expect(try await PostgresReallocations.integrityViolations(service.database) == [])
     }
 }
+
+/// Point 6: the edges of the HTTP surface.
+@Suite(.serialized) struct EdgeAbuseTests {
+    /// A second district E with facility X, and an order X → H (order 2) proposed.
+    static func withSecondDistrict(_ service: TestService) async throws -> String {
+        _ = try await CSVImporter(service.database, scope: .system("test")).importFiles([
+            "regions": "code,name,parent_code\nE,第二区,C\n",
+            "facilities": "code,name,kind,region_code,beds,latitude,longitude,designated\nX,第二区储备库,warehouse,E,0,30.50,114.50,false\n",
+            "stock": "facility_code,item_code,lot,expiry,quantity\nX,N95,XLOT,2028-03-31,100\n"])
+        try TestDatabase.ownerConnection(service.location).execute("""
+            SELECT set_config('stockpile.scope', 'all', false);
+            INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
+            SELECT 2, gen_random_uuid(), i.id, x.id, h.id, 10, 50, current_date, 'test'
+            FROM items i, facilities x, facilities h WHERE i.code = 'N95' AND x.code = 'X' AND h.code = 'H';
+            INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity) SELECT 2, 1, l.id, 10 FROM lots l WHERE l.lot_number = 'XLOT';
+            """)
+        return try await PostgresTokens(service.database, scope: .system("test"))
+            .create(name: "command-c", role: .command, region: "C", facilities: [], validDays: 1).secret
+    }
+
+    @Test func doubleSlashPathsNeverReachTheAPIAsPages() async throws {
+        let service = try await TestService()
+        try await service.test(rateLimit: 1) { client in
+            let anonymous = client.with(nil)
+            let before = try service.ledgerState()
+            for uri in ["//api/v1/movements", "//api//v1/movements", "/api//v1/movements"] {
+                for headers: HTTPFields in [[.cookie: "sp_session=\(service.admin)", .contentType: "text/plain"],
+                                            [.authorization: "Bearer \(service.admin)", .contentType: "application/json"]] {
+                    let response = try await anonymous.execute(uri: uri, method: .post, headers: headers, body: json(movement("receipt", 5, lot: "SL")))
+                    #expect(response.status == .notFound, "\(uri)")
+                }
+            }
+            #expect(try service.ledgerState() == before)
+            var seen: [HTTPResponse.Status] = []
+            for _ in 0..<5 {
+                seen.append(try await anonymous.execute(uri: "//api/v1/items", method: .get, headers: [.cookie: "sp_session=\(service.admin)"]).status)
+            }
+            #expect(!seen.contains(.ok))
+        }
+    }
+
+    @Test func csvCellsASpreadsheetWouldRunAreNeutralised() async throws {
+        let service = try await TestService()
+        _ = try await CSVImporter(service.database, scope: .system("test")).importFiles([
+            "items": "code,name,category,unit,target_days,shelf_life_days\nEVIL,\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",ppe,@SUM(A1),,\n",
+            "facilities": "code,name,kind,region_code,beds,latitude,longitude,designated\nHX,+cmd|' /C calc'!A0,hospital,D,10,30.1,114.2,false\n",
+            "demand": "facility_code,item_code,full_load_daily\nHX,EVIL,5\n"])
+        try await service.test { admin in
+            for uri in ["/api/v1/cover?format=csv", "/api/v1/cover/rollup?group=item&format=csv", "/api/v1/cover/rollup?format=csv"] {
+                let response = try await admin.execute(uri: uri, method: .get)
+                #expect(response.status == .ok)
+                let text = String(buffer: response.body)
+                // Every cell: a text cell never starts with = + - @ (a number may be negative).
+                for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+                    for cell in line.split(separator: ",", omittingEmptySubsequences: false) {
+                        let bare = cell.hasPrefix("\"") ? cell.dropFirst() : cell[...]
+                        if let first = bare.unicodeScalars.first, "=+-@".unicodeScalars.contains(first) {
+                            #expect(bare.wholeMatch(of: /-?[0-9]+(\.[0-9]+)?/) != nil, "\(uri): \(cell)")
+                        }
+                    }
+                }
+                if uri.contains("cover?") { #expect(text.contains("'=HYPERLINK(") && text.contains("'+cmd")) }
+            }
+        }
+    }
+
+    @Test func theLoginNeverSendsTheBrowserOffTheSite() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            for evil in ["/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "//evil.example", "/\\evil.example",
+                         "https://evil.example", " //evil.example", "/\u{7F}/evil.example"] {
+                var browser = PageTests.Browser(client)
+                let page = try await browser.request("/login?next=\(evil.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+                #expect(PageTests.hidden("next", in: PageTests.html(page)) == nil, "\(evil.debugDescription)")
+                let signedIn = try await browser.request("/login", method: .post, form: ["csrf": browser.csrf, "token": service.admin, "next": evil])
+                #expect(signedIn.headers[.location] == "/", "\(evil.debugDescription)")
+            }
+            var browser = PageTests.Browser(client)
+            _ = try await browser.request("/login")
+            let ok = try await browser.request("/login", method: .post, form: ["csrf": browser.csrf, "token": service.admin, "next": "/facilities/H"])
+            #expect(ok.headers[.location] == "/facilities/H")
+        }
+    }
+
+    @Test func whatEachRoleMaySeeAndDoAcrossRegions() async throws {
+        let service = try await TestService(reserves: true)
+        let commandC = try await Self.withSecondDistrict(service)
+        try await service.test { admin in
+            let commandD = admin.with(service.commandD)
+            // A contract code in use in E: 409 to D's command centre, not a 500, and E's contract unchanged.
+            let contract: [String: Any] = ["facility": "X", "supplier": "第二区供应商", "item": "N95", "quantity": 500, "lead_time_days": 7,
+                                           "valid_from": "2026-01-01", "valid_to": "2027-12-31"]
+            #expect(try await admin.execute(uri: "/api/v1/contracts/KX", method: .put, headers: [.contentType: "application/json"],
+                                            body: json(contract)).status == .created)
+            var mine = contract
+            mine["facility"] = "H"
+            mine["quantity"] = 1
+            let taken = try await commandD.execute(uri: "/api/v1/contracts/KX", method: .put, headers: [.contentType: "application/json"], body: json(mine))
+            #expect(taken.status == .conflict && errorOf(taken).field == "code", "\(String(buffer: taken.body))")
+            let pledge: [String: Any] = ["facility": "X", "manufacturer": "第二区企业", "item": "N95", "daily_capacity": 10, "ramp_up_days": 1,
+                                         "valid_from": "2026-01-01", "valid_to": "2027-12-31"]
+            #expect(try await admin.execute(uri: "/api/v1/capacity/PX", method: .put, headers: [.contentType: "application/json"],
+                                            body: json(pledge)).status == .created)
+            var myPledge = pledge
+            myPledge["facility"] = "H"
+            let pledgeTaken = try await commandD.execute(uri: "/api/v1/capacity/PX", method: .put, headers: [.contentType: "application/json"],
+                                                         body: json(myPledge))
+            #expect(pledgeTaken.status == .conflict && errorOf(pledgeTaken).field == "code")
+            #expect(try service.scalar("SELECT count(*) AS n FROM contracts c JOIN facilities f ON f.id = c.facility_id WHERE c.code = 'KX' AND f.code = 'X' AND c.committed = 500") == 1)
+
+            // Order 2 runs X (E) → H (D): D's command centre sees it, but may neither approve nor cancel it.
+            #expect(try await commandD.execute(uri: "/api/v1/reallocations/2", method: .get).status == .ok)
+            #expect(try await commandD.post("/api/v1/reallocations/2/approve", [:]).status == .forbidden)
+            #expect(try await commandD.post("/api/v1/reallocations/2/cancel", ["reason": "截留"]).status == .forbidden)
+            #expect(try service.scalar("SELECT count(*) AS n FROM reallocation_orders WHERE id = 2 AND status = 'proposed'") == 1)
+            // The city's command centre may; and D's may approve its own H → W.
+            #expect(try await admin.with(commandC).post("/api/v1/reallocations/2/approve", [:]).status == .ok)
+            #expect(try await commandD.post("/api/v1/reallocations/1/approve", [:]).status == .ok)
+
+            // A warehouse token lists its own lots, not the city's.
+            let lots = body(try await admin.with(service.clerkH).execute(uri: "/api/v1/lots", method: .get))["lots"] as? [[String: Any]] ?? []
+            #expect(lots.compactMap { $0["lot"] as? String } == ["KEPT"])
+        }
+        // The transit tables answer only within scope (the second wall, sql/0014).
+        let x: Int = try TestDatabase.ownerConnection(service.location).query("SELECT id FROM facilities WHERE code = 'W'").rows[0].decode("id")
+        let clerkW = AccessScope(actor: "w", role: .warehouse, facilities: .only([x]))
+        let seen: Int64 = try await service.database.withConnection(clerkW) { c in
+            try c.query("SELECT count(*) AS n FROM reallocation_lines WHERE order_id = 2").rows[0].decode("n")
+        }
+        #expect(seen == 0)
+        #expect(try service.scalar("SELECT count(*) AS n FROM reallocation_lines WHERE order_id = 2") == 1)
+    }
+}
