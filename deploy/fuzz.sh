@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the live API against its own OpenAPI document with schemathesis (from PyPI): once with an
 # admin token and once with a warehouse token, a bounded number of generated requests each. Fails
-# on any 5xx, or any response that does not match the document. DELETE (token revocation) is left
+# on any 5xx, or any response that does not match the document. The coverage phase sends each
+# documented minimum and maximum and the values just outside them, and --mode all adds data that
+# breaks the schema (negative), so every range in openapi.yaml is probed at its edges. DELETE (token revocation) is left
 # out: the fuzzer would revoke its own token; the access matrix test covers it.
 #   deploy/fuzz.sh [path to the stockpile binary] [examples per operation]
 set -euo pipefail
@@ -32,6 +34,7 @@ for who in admin clerk; do
     set +e
     schemathesis run "$base/openapi.yaml" --url "$base" -H "Authorization: Bearer $token" \
         --checks not_a_server_error,response_schema_conformance,content_type_conformance \
+        --phases examples,coverage,fuzzing --mode all \
         --max-examples "$examples" --generation-deterministic --generation-with-security-parameters false --exclude-method DELETE 2>&1 | tee "$out" | tail -25
     status=${PIPESTATUS[0]}
     set -e
