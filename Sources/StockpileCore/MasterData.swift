@@ -80,13 +80,9 @@ public struct CSVFields {
         (values[column] ?? "").trimmingCharacters(in: .whitespaces)
     }
 
+    /// A required text cell: a name, a unit, a supplier (at most TextBounds.name bytes).
     public func required(_ column: String) throws(FieldError) -> String {
-        let value = text(column)
-        guard !value.isEmpty else { throw FieldError(field: column, reason: "required") }
-        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw FieldError(field: column, reason: "must not contain control characters")
-        }
-        return value
+        try TextBounds.check(values[column] ?? "", field: column, maxBytes: TextBounds.name)
     }
 
     public func code(_ column: String) throws(FieldError) -> String {

@@ -131,11 +131,8 @@ public struct MovementDraft: Sendable {
             }
             expiry = date
         }
-        let reason = self.reason ?? ""
-        guard reason.count <= 500 else { throw FieldError(field: "reason", reason: "at most 500 characters") }
-        guard !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\t" && $0 != "\n" }) else {
-            throw FieldError(field: "reason", reason: "must not contain control characters")
-        }
+        // Kept as sent (not trimmed): its reason code is read from it exactly ("found\u{3000}" is not found).
+        let reason = try TextBounds.check(self.reason ?? "", field: "reason", maxBytes: TextBounds.note, required: false, multiline: true, trim: false)
         if kind == .adjustment, AdjustmentReason(reasonText: reason) == nil {
             throw FieldError(field: "reason",
                              reason: "an adjustment needs a reason starting with loss, damage, expired or found (e.g. \"damage: 漏水\")")
@@ -162,13 +159,6 @@ public struct MovementDraft: Sendable {
     static let earliest = Date(timeIntervalSince1970: 946_684_800) // 2000-01-01T00:00:00Z
 
     static func code(_ value: String?, field: String) throws(FieldError) -> String {
-        guard let text = value?.trimmingCharacters(in: .whitespaces), !text.isEmpty else {
-            throw FieldError(field: field, reason: "required")
-        }
-        guard text.count <= 100 else { throw FieldError(field: field, reason: "at most 100 characters") }
-        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw FieldError(field: field, reason: "must not contain control characters")
-        }
-        return text
+        try TextBounds.check(value ?? "", field: field, maxBytes: TextBounds.code)
     }
 }

@@ -62,3 +62,31 @@ extension Sequence {
         reduce(Int64(0)) { $0.saturatingAdd(quantity($1)) }
     }
 }
+
+/// Text bounds, in UTF-8 bytes: one character may carry any number of combining marks, so a bound
+/// in characters let a one-"character" lot number of 6 KB through to an index that refused it.
+public enum TextBounds {
+    /// Codes and numbers: facility, item, lot, region, contract, pledge, token name.
+    public static let code = 128
+    /// Names: of facilities, items, regions, units, suppliers, manufacturers.
+    public static let name = 512
+    /// Reasons and notes.
+    public static let note = 1500
+
+    /// `text` trimmed (unless `trim` is false), without control characters (tab and newline allowed
+    /// in notes), at most `maxBytes` bytes; `required`: not empty.
+    public static func check(_ text: String, field: String, maxBytes: Int, required: Bool = true,
+                             multiline: Bool = false, trim: Bool = true) throws(FieldError) -> String {
+        let trimmed = trim ? text.trimmingCharacters(in: .whitespacesAndNewlines) : text
+        if required && trimmed.isEmpty { throw FieldError(field: field, reason: "required") }
+        guard trimmed.utf8.count <= maxBytes else {
+            throw FieldError(field: field, reason: "at most \(maxBytes) bytes of UTF-8 (\(maxBytes / 3) Chinese characters), not \(trimmed.utf8.count)")
+        }
+        guard !trimmed.unicodeScalars.contains(where: {
+            $0.properties.generalCategory == .control && !(multiline && ($0 == "\t" || $0 == "\n" || $0 == "\r"))
+        }) else {
+            throw FieldError(field: field, reason: "must not contain control characters")
+        }
+        return trimmed
+    }
+}

@@ -56,7 +56,12 @@ struct OrdersPage {
             let order: ReallocationOrder
             switch action {
             case "approve": order = try await orders.approve(orderID)
-            case "cancel": order = try await orders.cancel(orderID, reason: form["reason"] ?? "")
+            case "cancel":
+                let reason: String
+                do { reason = try TextBounds.check(form["reason"] ?? "", field: "reason", maxBytes: TextBounds.note, required: false, multiline: true) } catch {
+                    throw Refusal(kind: .invalid, field: "reason", description: "reason: \(error.reason)")
+                }
+                order = try await orders.cancel(orderID, reason: reason)
             case "dispatch": order = try await orders.dispatch(orderID)
             default: order = try await orders.receive(orderID, received: nil, reason: "")
             }

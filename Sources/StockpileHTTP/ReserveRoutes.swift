@@ -81,10 +81,19 @@ func whole<T: FixedWidthInteger>(_ value: Double, in range: ClosedRange<T>, _ fi
     return T(value)
 }
 
+/// A required name (facility, item, supplier, manufacturer), bounded in bytes (TextBounds).
 func nonEmpty(_ text: String, _ field: String) throws -> String {
-    let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    try require(!trimmed.isEmpty, field, "required")
-    return trimmed
+    try TextBounds.check(text, field: field, maxBytes: TextBounds.name)
+}
+
+/// A code from the path (contract, pledge), bounded like every code.
+func pathCode(_ context: StockpileRequestContext) throws -> String {
+    try TextBounds.check(try context.parameters.require("code"), field: "code", maxBytes: TextBounds.code)
+}
+
+/// A reason or a note: optional, bounded in bytes.
+func note(_ text: String?, _ field: String) throws -> String {
+    try TextBounds.check(text ?? "", field: field, maxBytes: TextBounds.note, required: false, multiline: true)
 }
 
 func text(_ request: Request, _ name: String) -> String? {
@@ -143,7 +152,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
     }
     api.put("contracts/{code}") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "manage contracts")
-        let code = try context.parameters.require("code")
+        let code = try pathCode(context)
         let input = try JSON.decode(ContractInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         let quantity = try whole(input.quantity, in: Ranges.contractQuantity, "quantity", "units")
         let leadTimeDays = try whole(input.leadTimeDays, in: Ranges.leadDays, "lead_time_days", "days")
@@ -156,16 +165,16 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
     }
     api.get("contracts/{code}/calloffs") { _, context in
         let scope = try context.require(StockpileAPI.readers, to: "read call-offs")
-        let code = try context.parameters.require("code")
+        let code = try pathCode(context)
         return try JSON.response(["calloffs": try await PostgresReserves(database, scope: scope).callOffs(contract: code)])
     }
     api.post("contracts/{code}/calloffs") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "call off contracts")
-        let code = try context.parameters.require("code")
+        let code = try pathCode(context)
         let input = try JSON.decode(CallOffInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         guard let id = UUID(uuidString: input.id) else { throw APIError(.badRequest, "invalid", "id: a UUID chosen by the client", field: "id") }
         let quantity = try whole(input.quantity, in: Ranges.callOffQuantity, "quantity", "units")
-        let (callOff, contract, replay) = try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: quantity, note: input.note ?? "")
+        let (callOff, contract, replay) = try await PostgresReserves(database, scope: scope).callOff(contract: code, id: id, quantity: quantity, note: try note(input.note, "note"))
         struct Output: Encodable { var calloff: PostgresReserves.CallOff; var contract: PostgresReserves.Contract; var replay: Bool }
         return try JSON.response(Output(calloff: callOff, contract: contract, replay: replay), status: replay ? .ok : .created)
     }
@@ -177,7 +186,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
     }
     api.put("capacity/{code}") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "manage capacity pledges")
-        let code = try context.parameters.require("code")
+        let code = try pathCode(context)
         let input = try JSON.decode(PledgeInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
         let dailyCapacity = try whole(input.dailyCapacity, in: Ranges.dailyCapacity, "daily_capacity", "units per day")
         let rampUpDays = try whole(input.rampUpDays, in: Ranges.leadDays, "ramp_up_days", "days")
@@ -211,7 +220,7 @@ func addReserveRoutes(_ api: RouterGroup<StockpileRequestContext>, database: Sto
             let scope = try context.require(StockpileAPI.planners, to: "\(action) lots")
             let item = try context.parameters.require("item"), lot = try context.parameters.require("lot")
             let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
-            let reason = body.readableBytes > 0 ? (try JSON.decode(HoldInput.self, from: body).reason ?? "") : ""
+            let reason = try note(body.readableBytes > 0 ? try JSON.decode(HoldInput.self, from: body).reason : nil, "reason")
             if held { try require(!reason.trimmingCharacters(in: .whitespaces).isEmpty, "reason", "say why the lot is held (质检, 召回…)") }
             let reserves = PostgresReserves(database, scope: scope)
             let lotHold = held ? try await reserves.hold(item: item, lot: lot, reason: reason) : try await reserves.release(item: item, lot: lot)
@@ -316,7 +325,7 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
         let scope = try context.require(StockpileAPI.planners, to: "cancel reallocation orders")
         let id = try orderID(context)
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
-        let reason = body.readableBytes > 0 ? (try JSON.decode(CancelInput.self, from: body).reason ?? "") : ""
+        let reason = try note(body.readableBytes > 0 ? try JSON.decode(CancelInput.self, from: body).reason : nil, "reason")
         return try JSON.response(try await PostgresReallocations(database, scope: scope).cancel(id, reason: reason))
     }
     api.post("reallocations/{id}/dispatch") { _, context in
@@ -338,6 +347,6 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
                 received![line.lot] = quantity
             }
         }
-        return try JSON.response(try await PostgresReallocations(database, scope: scope).receive(id, received: received, reason: input.reason ?? ""))
+        return try JSON.response(try await PostgresReallocations(database, scope: scope).receive(id, received: received, reason: try note(input.reason, "reason")))
     }
 }

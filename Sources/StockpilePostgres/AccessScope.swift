@@ -23,6 +23,10 @@ public struct AccessScope: Sendable, Equatable {
     public var regionCode: String?
     /// For warehouse tokens: the facility codes they were issued for.
     public var facilityCodes: [String]
+    /// Longest a statement of this scope may run, in milliseconds (0: no limit). Token scopes get the
+    /// service's request limit (StockpileDatabase.requestTimeoutMilliseconds), so one expensive
+    /// request cannot hold a connection for minutes; jobs the operator runs (nightly, import) have none.
+    public var statementTimeoutMilliseconds = 0
 
     public init(actor: String, role: Role, facilities: Facilities, clientAddress: String? = nil,
                 regionCode: String? = nil, facilityCodes: [String] = []) {
@@ -54,15 +58,17 @@ public struct AccessScope: Sendable, Equatable {
     /// The statement that puts this scope on a connection (session settings, reset every checkout).
     public static let applySQL = """
         SELECT set_config('stockpile.scope', $1, false), set_config('stockpile.facility_ids', $2, false),
-               set_config('stockpile.token', $3, false), set_config('stockpile.client', $4, false)
+               set_config('stockpile.token', $3, false), set_config('stockpile.client', $4, false),
+               set_config('statement_timeout', $5, false)
         """
 
     var applyParameters: [any PQEncodable] {
         switch facilities {
         case .all:
-            return ["all", "{}", actor, clientAddress ?? ""]
+            return ["all", "{}", actor, clientAddress ?? "", String(statementTimeoutMilliseconds)]
         case .only(let ids):
-            return ["facilities", "{" + ids.sorted().map(String.init).joined(separator: ",") + "}", actor, clientAddress ?? ""]
+            return ["facilities", "{" + ids.sorted().map(String.init).joined(separator: ",") + "}", actor, clientAddress ?? "",
+                    String(statementTimeoutMilliseconds)]
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PQ
+import StockpileCore
 
 /// A token as an administrator sees it: never the secret.
 public struct TokenInfo: Sendable, Codable, Equatable {
@@ -52,7 +53,9 @@ public struct PostgresTokens: Sendable {
 
     /// Creates a token and returns its secret, the only time it is seen.
     public func create(name: String, role: Role, region: String?, facilities: [String], validDays: Int) async throws -> (secret: String, token: TokenInfo) {
-        guard !name.isEmpty, name.count <= 100 else { throw TokenError.invalid(field: "name", reason: "1 to 100 characters") }
+        do { _ = try TextBounds.check(name, field: "name", maxBytes: TextBounds.code) } catch {
+            throw TokenError.invalid(field: "name", reason: error.reason)
+        }
         guard (1...3660).contains(validDays) else { throw TokenError.invalid(field: "valid_days", reason: "from 1 to 3660") }
         switch role {
         case .warehouse where facilities.isEmpty:
@@ -147,9 +150,11 @@ public struct PostgresTokens: Sendable {
             guard let row = try c.query(authenticateSQL, [secret]).first else { return nil }
             let role = Role(rawValue: try row.decode("role"))!
             let ids = PQArrayText.parse(try row.decode("facility_ids", as: String?.self) ?? "{}").compactMap { Int($0) }
-            return AccessScope(actor: try row.decode("name"), role: role, facilities: role == .admin ? .all : .only(Set(ids)),
-                               clientAddress: clientAddress, regionCode: try row.decode("region"),
-                               facilityCodes: PQArrayText.parse(try row.decode("facility_codes")))
+            var scope = AccessScope(actor: try row.decode("name"), role: role, facilities: role == .admin ? .all : .only(Set(ids)),
+                                    clientAddress: clientAddress, regionCode: try row.decode("region"),
+                                    facilityCodes: PQArrayText.parse(try row.decode("facility_codes")))
+            scope.statementTimeoutMilliseconds = database.requestTimeoutMilliseconds
+            return scope
         }
     }
 

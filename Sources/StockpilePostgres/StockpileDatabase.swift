@@ -28,10 +28,15 @@ public final class StockpileDatabase: Sendable {
     public let location: DatabaseLocation
     public let pool: PQPool
     let logger: Logger
+    /// The statement timeout of requests made with a token (STOCKPILE_STATEMENT_TIMEOUT): past it
+    /// PostgreSQL cancels the statement and the client gets 503 busy.
+    public let requestTimeoutMilliseconds: Int
 
-    public init(location: DatabaseLocation, poolSize: Int = 8, logger: Logger = Logger(label: "stockpile.db")) {
+    public init(location: DatabaseLocation, poolSize: Int = 8, requestTimeoutMilliseconds: Int = 60_000,
+                logger: Logger = Logger(label: "stockpile.db")) {
         self.location = location
         self.logger = logger
+        self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
         self.pool = PQPool(.init(parameters: location.serviceParameters, size: poolSize), logger: logger)
     }
 

@@ -69,8 +69,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (STOCKPILE_PORT).") var port = Int(ProcessInfo.processInfo.environment["STOCKPILE_PORT"] ?? "") ?? 8080
     @Option(help: "Database connections (STOCKPILE_POOL_SIZE).") var poolSize = Int(ProcessInfo.processInfo.environment["STOCKPILE_POOL_SIZE"] ?? "") ?? 16
     @Flag(help: "Do not load the demo district into an empty database.") var noDemo = false
+    @Option(help: "Longest a request's statement may run, in seconds, before it is cancelled with 503 (STOCKPILE_STATEMENT_TIMEOUT).")
+    var statementTimeout = Int(ProcessInfo.processInfo.environment["STOCKPILE_STATEMENT_TIMEOUT"] ?? "") ?? 60
 
     func validate() throws {
+        guard (1...3600).contains(statementTimeout) else { throw ValidationError("--statement-timeout: from 1 to 3600 seconds") }
         guard (0...65_535).contains(port) else { throw ValidationError("--port: from 0 to 65535") }
         guard (1...1000).contains(poolSize) else { throw ValidationError("--pool-size: from 1 to 1000 connections") }
     }
@@ -82,7 +85,7 @@ struct Serve: AsyncParsableCommand {
         let runtime = try database.open(logger)
         defer { runtime.close() }
         try StockpileDatabase.migrate(runtime.location, logger: logger)
-        let db = StockpileDatabase(location: runtime.location, poolSize: poolSize, logger: logger)
+        let db = StockpileDatabase(location: runtime.location, poolSize: poolSize, requestTimeoutMilliseconds: statementTimeout * 1000, logger: logger)
         if !noDemo {
             try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: logger)
         }

@@ -533,4 +533,55 @@ import Testing
         #expect(seen == 0)
         #expect(try service.scalar("SELECT count(*) AS n FROM reallocation_lines WHERE order_id = 2") == 1)
     }
+
+    @Test func textIsBoundedInBytesNotCharacters() async throws {
+        let service = try await TestService(reserves: true)
+        try await service.test { admin in
+            // One character of 6 KB: "A" and 3000 combining marks (an index refused it with a 500 before).
+            let heavy = "A" + String(String.UnicodeScalarView((0..<3000).map { Unicode.Scalar(UInt32(0x300 + $0 % 0x70))! }))
+            #expect(heavy.count == 1 && heavy.utf8.count > 6000)
+            let before = try service.ledgerState()
+            let lot = try await admin.with(service.clerkH).post("/api/v1/movements", movement("receipt", 1, lot: heavy))
+            #expect(lot.status == .badRequest && errorOf(lot).field == "lot")
+            let batch = try await admin.with(service.clerkH).post("/api/v1/movements/batch", ["movements": [movement("receipt", 1, lot: "OK1"),
+                                                                                                        movement("receipt", 1, lot: heavy)]])
+            #expect(batch.status == .badRequest && errorOf(batch).field == "movements[1].lot")
+            #expect(try service.ledgerState() == before)
+            let contract: [String: Any] = ["facility": "H", "supplier": String(repeating: "供", count: 300_000), "item": "N95", "quantity": 1,
+                                           "lead_time_days": 1, "valid_from": "2026-01-01", "valid_to": "2026-12-31"]
+            let supplier = try await admin.execute(uri: "/api/v1/contracts/KBIG", method: .put, headers: [.contentType: "application/json"],
+                                                   body: json(contract))
+            #expect(supplier.status == .badRequest && errorOf(supplier).field == "supplier")
+            var shortSupplier = contract
+            shortSupplier["supplier"] = "供应商"
+            let code = try await admin.execute(uri: "/api/v1/contracts/" + String(repeating: "K", count: 300), method: .put,
+                                               headers: [.contentType: "application/json"], body: json(shortSupplier))
+            #expect(code.status == .badRequest && errorOf(code).field == "code")
+            let hold = try await admin.post("/api/v1/lots/N95/KEPT/hold", ["reason": String(repeating: "召", count: 1000)])
+            #expect(hold.status == .badRequest && errorOf(hold).field == "reason")
+            let token = try await admin.post("/api/v1/tokens", ["name": heavy, "role": "admin"])
+            #expect(token.status == .badRequest && errorOf(token).field == "name")
+        }
+        #expect(try service.scalar("SELECT count(*) AS n FROM contracts") == 1)
+        #expect(try service.scalar("SELECT count(*) AS n FROM lot_holds") == 0)
+    }
+
+    @Test func aSlowStatementIsCancelledNotWaitedFor() async throws {
+        let service = try await TestService()
+        let quick = StockpileDatabase(location: service.location, poolSize: 2, requestTimeoutMilliseconds: 500)
+        let app = buildApplication(StockpileServices(database: quick, rateLimit: 10_000), settings: HTTPSettings(port: 0))
+        let owner = try TestDatabase.ownerConnection(service.location)
+        try owner.execute("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        let started = ContinuousClock.now
+        try await app.test(.router) { client in
+            let response = try await client.execute(uri: "/api/v1/items", method: .get, headers: [.authorization: "Bearer \(service.admin)"])
+            #expect(response.status == .serviceUnavailable && errorOf(response).code == "busy", "\(String(buffer: response.body))")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        try owner.execute("ROLLBACK")
+        // The operator's jobs (nightly, import) have no limit.
+        let jobs: String = try await quick.withConnection(.system("test")) { try $0.query("SHOW statement_timeout").rows[0].decode("statement_timeout") }
+        #expect(jobs == "0")
+        await quick.shutdown()
+    }
 }
