@@ -202,7 +202,8 @@ public struct IngestBenchmark: Sendable {
         let access = PostgresTokens.authenticateSQL.replacingOccurrences(of: "$1", with: "'\(secret)'")
             .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ") + ";\n"
             + "SELECT set_config('stockpile.scope', 'all', false), set_config('stockpile.facility_ids', '{}', false), "
-            + "set_config('stockpile.token', 'bench', false), set_config('stockpile.client', '127.0.0.1', false);\n"
+            + "set_config('stockpile.token', 'bench', false), set_config('stockpile.client', '127.0.0.1', false), "
+            + "set_config('statement_timeout', '60000', false);\n"
         try (access + """
             SELECT * FROM record_movement(gen_random_uuid(), 'BENCH-' || :client_id, 'BENCH', 'L1', NULL::date, 'receipt', 1, 'bench', NULL::timestamptz, 'pgbench');
 

@@ -23,7 +23,7 @@ struct AuthMiddleware: RouterMiddleware {
             // Pages (PageRoutes) are signed in by the session cookie the login form sets; the API never reads it.
             guard first != "static", let secret = PageSession.secret(request) else { return try await next(request, context) }
             var context = context
-            context.scope = try await PostgresTokens.authenticate(secret, clientAddress: context.remoteAddress.flatMap { $0.ipAddress }, database: database)
+            context.scope = try await PostgresTokens.authenticateSession(secret, clientAddress: context.remoteAddress.flatMap { $0.ipAddress }, database: database)
             if let scope = context.scope { context.logger[metadataKey: "token"] = .string(scope.actor) }
             return try await next(request, context)
         }

@@ -18,17 +18,6 @@ public enum NightlyReportTables {
             case .stale: return "数据陈旧（7天无变动或盘点）"
             }
         }
-
-        /// The stored lines it is made from (nightly_lines.section); tonight's orders are always read.
-        public var lines: Set<String> {
-            switch self {
-            case .orders: return []
-            case .callOffs, .activations, .procurement: return ["reorders"]
-            case .contractGaps: return ["contract_gaps"]
-            case .expiring: return ["expiring_lots"]
-            case .stale: return ["stale"]
-            }
-        }
     }
 
     static let positionHeader = ["设施编码", "设施名称", "物资编码", "物资名称", "日需求量", "需求依据", "目标天数", "实物库存",
@@ -135,29 +124,49 @@ public enum NightlyReportTables {
         return out
     }
 
+    static func tableRows(_ rows: [[String]]) -> String {
+        rows.map { "<tr>" + $0.map { "<td>\(escape($0))</td>" }.joined() + "</tr>\n" }.joined()
+    }
+
     static func table(_ header: [String], _ rows: [[String]]) -> String {
         guard !rows.isEmpty else { return "<p class=\"none\">无</p>" }
-        let head = header.map { "<th>\(escape($0))</th>" }.joined()
-        let body = rows.map { "<tr>" + $0.map { "<td>\(escape($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n")
-        return "<table>\n<thead><tr>\(head)</tr></thead>\n<tbody>\n\(body)\n</tbody>\n</table>"
+        return tableStart(header) + tableRows(rows) + tableEnd
+    }
+
+    static func tableStart(_ header: [String]) -> String {
+        "<table>\n<thead><tr>" + header.map { "<th>\(escape($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
+    }
+
+    static let tableEnd = "</tbody>\n</table>\n"
+
+    static func sectionStart(_ section: Section) -> String {
+        "<section id=\"\(section.rawValue)\">\n<h2>\(escape(section.title))</h2>\n"
+    }
+
+    /// A section's close: how many rows it had (known once they have all been written: a city's
+    /// page is streamed, section by section).
+    static func sectionEnd(rows: Int) -> String {
+        (rows == 0 ? "<p class=\"none\">无</p>\n" : "<p class=\"count\">共 \(rows) 行</p>\n") + "</section>\n"
     }
 
     /// The printable page: zh-CN, A4 landscape, a summary first and every section on a page of its
     /// own. Well-formed XHTML-compatible markup, so a plain XML parser can check it.
     public static func html(_ report: NightlyReport) -> String {
+        htmlStart(report, orders: report.orders.count) + Section.allCases.map { section in
+            let rows = rows(section, of: report)
+            return sectionStart(section) + (rows.isEmpty ? "" : tableStart(header(section)) + tableRows(rows) + tableEnd)
+                + sectionEnd(rows: rows.count)
+        }.joined() + htmlEnd
+    }
+
+    static let htmlEnd = "</body>\n</html>\n"
+
+    /// Everything before the sections: the head, the title and the per-item summary (from the header).
+    static func htmlStart(_ report: NightlyReport, orders: Int) -> String {
         let scope = report.region.map { "区域 \($0)" } ?? "全部辖区"
         let summary = table(["物资编码", "缺口数量", "调拨补充", "在途数量", "合同调用", "产能启用", "采购数量"], report.items.map {
             [$0.item, String($0.shortfall), String($0.reallocated), String($0.inbound), String($0.calledOff), String($0.activated), String($0.procurement)]
         })
-        let sections = Section.allCases.map { section in
-            let rows = rows(section, of: report)
-            return """
-                <section id="\(section.rawValue)">
-                <h2>\(escape(section.title))（\(rows.count)行）</h2>
-                \(table(header(section), rows))
-                </section>
-                """
-        }.joined(separator: "\n")
         return """
             <!DOCTYPE html>
             <html lang="zh-CN">
@@ -179,14 +188,22 @@ public enum NightlyReportTables {
             <body>
             <header id="summary">
             <h1>夜间补货报告 · \(report.asOf) · \(escape(scope))</h1>
-            <p>生成时间 \(escape(report.generatedAt))；保障位置 \(report.positions) 个；调拨单 \(report.orders.count) 张；合同调用 \(report.callOffTotal)；产能启用 \(report.activationTotal)；采购 \(report.procurementTotal)。</p>
+            <p>生成时间 \(escape(report.generatedAt))；保障位置 \(report.positions) 个；调拨单 \(orders) 张；合同调用 \(report.callOffTotal)；产能启用 \(report.activationTotal)；采购 \(report.procurementTotal)。</p>
             <p>顺序：先调拨，再按本地企业优先、交货周期最短调用合同储备，再启用已认证的产能储备（目标天数内扣除爬坡期的产量），其余采购。</p>
             \(summary)
             </header>
-            \(sections)
-            </body>
-            </html>
 
             """
+    }
+
+    /// The stored section a table is made from.
+    public static func source(_ section: Section) -> String {
+        switch section {
+        case .orders: return "orders"
+        case .callOffs, .activations, .procurement: return "reorders"
+        case .contractGaps: return "contract_gaps"
+        case .expiring: return "expiring_lots"
+        case .stale: return "stale"
+        }
     }
 }

@@ -68,19 +68,16 @@ func addNightlyRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Sto
             }
             section = wanted
         }
-        guard let report = try await PostgresNightly(database, scope: scope, timeZone: services.timeZone)
-            .stored(asOf: date, region: region, lines: section?.lines) else {
+        // The header only; the lines are streamed from the database a run at a time (a city's report is ~2 GB).
+        let reader = PostgresNightly(database, scope: scope, timeZone: services.timeZone)
+        guard let stored = try await reader.header(asOf: date, region: region) else {
             throw APIError(.notFound, "not_found", "no nightly report for \(date)\(region.map { " in region \($0)" } ?? ""); run `stockpile nightly --date \(date)`",
                            field: "date")
         }
-        if let section {
-            return CSVDownload.response(NightlyReportTables.csv(section, of: report), filename: NightlyReportTables.filename(section, of: report))
-        }
-        if format == "html" {
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: NightlyReportTables.html(report))))
-        }
-        return try JSON.response(report)
+        let stream = NightlyReportStream(reader: reader, stored: stored)
+        if let section { return stream.csv(section) }
+        if format == "html" { return stream.html() }
+        return try stream.json()
     }
 
     // Runs the report again for a date whose data has been corrected (PostgresNightly.replace): as

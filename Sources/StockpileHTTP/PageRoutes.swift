@@ -35,11 +35,13 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
         let secret = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let client = context.remoteAddress.flatMap { $0.ipAddress }
         guard !secret.isEmpty, secret.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }),
-              let scope = try await PostgresTokens.authenticate(secret, clientAddress: client, database: database) else {
+              let (session, scope) = try await PostgresTokens.startSession(secret, clientAddress: client, seconds: PageSession.sessionSeconds,
+                                                                           database: database) else {
             return loginPage(page, next: next, error: "badToken", status: .unauthorized)
         }
-        // A new CSRF token with the new session, so one planted before the login is worthless after it.
-        page.setCookies = [PageSession.cookie(PageSession.sessionCookie, secret, maxAge: PageSession.sessionSeconds),
+        // The cookie carries a session id of its own, never the token's secret (sql/0018); and a new
+        // CSRF token with the new session, so one planted before the login is worthless after it.
+        page.setCookies = [PageSession.cookie(PageSession.sessionCookie, session, maxAge: PageSession.sessionSeconds),
                            PageSession.cookie(PageSession.csrfCookie, PageSession.newCSRF(), maxAge: PageSession.sessionSeconds)]
         let home = scope.role == .warehouse ? PagePaths.entry : PagePaths.dashboard
         return PageTemplates.redirect(next ?? home, cookies: page.setCookies)
@@ -48,6 +50,8 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
         let page = PageRequest(request)
         let form = PageSession.form(try await request.body.collect(upTo: 16 << 10))
         guard page.accepts(form) else { return PageTemplates.redirect(PagePaths.dashboard) }
+        // Ended on the server: a copy of the cookie opens nothing after sign-out.
+        if let session = PageSession.secret(request) { try await PostgresTokens.endSession(session, database: database) }
         return PageTemplates.redirect(PagePaths.login, cookies: [PageSession.cookie(PageSession.sessionCookie, "", maxAge: 0),
                                                                  PageSession.cookie(PageSession.csrfCookie, "", maxAge: 0)])
     }

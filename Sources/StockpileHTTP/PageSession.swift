@@ -3,8 +3,8 @@ import Hummingbird
 import NIOCore
 import StockpilePostgres
 
-/// The pages' session: the login form puts the token secret in an HttpOnly, SameSite=Strict cookie,
-/// which AuthMiddleware reads for page paths only (never for /api, which stays bearer-only, so a
+/// The pages' session: the login form opens a server-side session (a random id, ended at sign-out,
+/// sql/0018) and puts its id in an HttpOnly, SameSite=Strict cookie, which AuthMiddleware reads for page paths only (never for /api, which stays bearer-only, so a
 /// cross-site form can never reach the API with it). Forms carry a CSRF token in a hidden field that
 /// must equal a second SameSite=Strict cookie (double submit): another site can neither read the
 /// cookie nor, with SameSite=Strict, get it sent.

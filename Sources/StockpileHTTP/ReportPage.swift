@@ -14,20 +14,26 @@ struct ReportPage {
     /// Rows shown per section on the page; the CSV has them all.
     static let shownRows = 50
 
-    func stored(_ date: LocalDate, lines: Set<String>? = nil) async throws -> NightlyReport? {
-        try await PostgresNightly(database, scope: scope, timeZone: timeZone).stored(asOf: date, region: scope.region(nil), lines: lines)
+    /// The stored report's header, to stream the rest from (a city's report is never read whole).
+    func stream(_ date: LocalDate) async throws -> NightlyReportStream? {
+        let reader = PostgresNightly(database, scope: scope, timeZone: timeZone)
+        return try await reader.header(asOf: date, region: scope.region(nil)).map { NightlyReportStream(reader: reader, stored: $0) }
     }
 
     func response(date text: String?, page: PageRequest) async throws -> Response {
         let t = page.t
         let date = text.flatMap(LocalDate.init) ?? LocalDate(Date(), in: timeZone)
         var values: [String: Any] = ["date": date.description, "missing": false]
-        if let report = try await stored(date) {
-            values["sections"] = NightlyReportTables.Section.allCases.map { section -> [String: Any] in
-                let rows = NightlyReportTables.rows(section, of: report)
-                return ["code": section.rawValue, "title": section.title, "count": rows.count, "header": NightlyReportTables.header(section),
-                        "rows": rows.prefix(Self.shownRows).map { ["cells": $0] }, "more": rows.count > Self.shownRows, "empty": rows.isEmpty]
+        if let stream = try await stream(date) {
+            var sections: [[String: Any]] = []
+            for section in NightlyReportTables.Section.allCases {
+                // The first rows only: reading stops once there are more than the page shows.
+                let (rows, count) = try await stream.firstRows(section, limit: Self.shownRows)
+                sections.append(["code": section.rawValue, "title": section.title,
+                                 "count": count.map(String.init) ?? "\(Self.shownRows)+", "header": NightlyReportTables.header(section),
+                                 "rows": rows.map { ["cells": $0] }, "more": (count ?? Int.max) > Self.shownRows, "empty": rows.isEmpty])
             }
+            values["sections"] = sections
         } else {
             values["missing"] = true
         }
@@ -35,18 +41,16 @@ struct ReportPage {
     }
 
     func printable(_ date: String, page: PageRequest) async throws -> Response {
-        guard let date = LocalDate(date), let report = try await stored(date) else {
+        guard let date = LocalDate(date), let stream = try await stream(date) else {
             return PageTemplates.render("message", ["message": page.t["noReport"]!], page: page, title: page.t["report"]!, status: .notFound)
         }
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(string: NightlyReportTables.html(report))))
+        return stream.html()
     }
 
     func csv(_ date: String, section name: String, page: PageRequest) async throws -> Response {
-        guard let date = LocalDate(date), let section = NightlyReportTables.Section(rawValue: name),
-              let report = try await stored(date, lines: section.lines) else {
+        guard let date = LocalDate(date), let section = NightlyReportTables.Section(rawValue: name), let stream = try await stream(date) else {
             return PageTemplates.render("message", ["message": page.t["noReport"]!], page: page, title: page.t["report"]!, status: .notFound)
         }
-        return CSVDownload.response(NightlyReportTables.csv(section, of: report), filename: NightlyReportTables.filename(section, of: report))
+        return stream.csv(section)
     }
 }

@@ -145,7 +145,6 @@ public struct PostgresNightly: Sendable {
             """, [date, key, wanted]).rows.first else { return nil }
         var report = try JSONDecoder().decode(NightlyReport.self, from: Data(try header.decode("report", as: String.self).utf8))
         let generation: Int = try header.decode("generation"), requestID: UUID = try header.decode("request_id")
-        let decoder = JSONDecoder()
         let sections = lines.map { "{" + $0.sorted().joined(separator: ",") + "}" }
         for row in try c.query("""
             SELECT section, lines FROM nightly_lines
@@ -153,14 +152,7 @@ public struct PostgresNightly: Sendable {
               AND ($3::text[] IS NULL OR section = ANY ($3::text[]) OR section = 'orders')
             ORDER BY section, n
             """, [date, key, sections, generation]).rows {
-            let run = Data(try row.decode("lines", as: String.self).utf8)
-            switch try row.decode("section", as: String.self) {
-            case "orders": report.orders += try decoder.decode([NightlyOrder].self, from: run)
-            case "reorders": report.reorders += try decoder.decode([ReorderLine].self, from: run)
-            case "contract_gaps": report.contractGaps += try decoder.decode([ContractGapLine].self, from: run)
-            case "expiring_lots": report.expiringLots += try decoder.decode([ExpiringLotLine].self, from: run)
-            default: report.stale += try decoder.decode([StaleLine].self, from: run)
-            }
+            try append(Data(try row.decode("lines", as: String.self).utf8), section: try row.decode("section"), to: &report)
         }
         return (report, generation, requestID)
     }

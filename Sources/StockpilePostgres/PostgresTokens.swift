@@ -31,13 +31,13 @@ public struct PostgresTokens: Sendable {
 
     static let hashSQL = "encode(sha256(convert_to($1, 'UTF8')), 'hex')"
 
-    /// A new secret: "sp_" and 43 characters of base64url.
-    public static func newSecret() -> String {
+    /// A new secret: "sp_" (or `prefix`) and 43 characters of base64url.
+    public static func newSecret(prefix: String = "sp_") -> String {
         var random = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
         let base64 = Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return "sp_" + base64
+        return prefix + base64
     }
 
     public enum TokenError: Error, Sendable, CustomStringConvertible {
@@ -127,7 +127,14 @@ public struct PostgresTokens: Sendable {
 
     /// The token behind a secret, with the facility ids its scope covers (a command token's whole
     /// region subtree). The ingest benchmark runs this same statement through pgbench.
-    public static let authenticateSQL = """
+    public static let authenticateSQL = tokenSQL(matching: "t.hash = \(hashSQL)")
+
+    /// The token behind a page session's id, while the session is open (sql/0018).
+    static let sessionSQL = tokenSQL(matching: """
+        t.id = (SELECT s.token_id FROM page_sessions s WHERE s.hash = \(hashSQL) AND s.ended_at IS NULL AND s.expires_at > now())
+        """)
+
+    static func tokenSQL(matching: String) -> String { """
         SELECT t.name, t.role, r.code AS region,
                        CASE t.role
                            WHEN 'warehouse' THEN t.facility_ids
@@ -139,15 +146,52 @@ public struct PostgresTokens: Sendable {
                        END AS facility_ids,
                        coalesce((SELECT array_agg(f.code) FROM facilities f WHERE f.id = ANY (t.facility_ids)), '{}') AS facility_codes
                 FROM tokens t LEFT JOIN regions r ON r.id = t.region_id
-                WHERE t.hash = \(hashSQL) AND t.revoked_at IS NULL AND t.expires_at > now()
-        """
+                WHERE \(matching) AND t.revoked_at IS NULL AND t.expires_at > now()
+        """ }
 
     /// The scope a secret grants, or nil for an unknown, expired or revoked one.
     public static func authenticate(_ secret: String, clientAddress: String?, database: StockpileDatabase) async throws -> AccessScope? {
         // Only well-formed secrets reach the database.
         guard secret.hasPrefix("sp_"), secret.count == 46, secret.utf8.allSatisfy({ $0 < 128 }) else { return nil }
-        return try await database.pool.withConnection { c in
-            guard let row = try c.query(authenticateSQL, [secret]).first else { return nil }
+        return try await scope(authenticateSQL, secret, clientAddress: clientAddress, database: database)
+    }
+
+    /// The scope of a page session (the pages' cookie), or nil when it is unknown, ended, expired,
+    /// or its token is revoked or expired. A token's secret is not a session, nor a session a secret.
+    public static func authenticateSession(_ session: String, clientAddress: String?, database: StockpileDatabase) async throws -> AccessScope? {
+        guard session.hasPrefix("ps_"), session.count == 46, session.utf8.allSatisfy({ $0 < 128 }) else { return nil }
+        return try await scope(sessionSQL, session, clientAddress: clientAddress, database: database)
+    }
+
+    /// Opens a page session for a token's secret: a new random id (shown only to the browser, kept
+    /// as its hash) valid for `seconds`, never past the token. Nil when the secret grants nothing.
+    public static func startSession(_ secret: String, clientAddress: String?, seconds: Int,
+                                    database: StockpileDatabase) async throws -> (session: String, scope: AccessScope)? {
+        guard let scope = try await authenticate(secret, clientAddress: clientAddress, database: database) else { return nil }
+        let session = newSecret(prefix: "ps_")
+        return try await database.transaction(scope) { c in
+            try c.query("""
+                INSERT INTO page_sessions (hash, token_id, expires_at, client_address)
+                SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex'), t.id, least(now() + make_interval(secs => $3), t.expires_at), $4
+                FROM tokens t WHERE t.hash = encode(sha256(convert_to($2, 'UTF8')), 'hex')
+                """, [session, secret, Double(seconds), clientAddress])
+            try audit(c, scope: scope, action: "session.start", target: nil, detail: nil)
+            return (session, scope)
+        }
+    }
+
+    /// Ends a page session (sign-out): from now on its id opens nothing. Safe to repeat.
+    public static func endSession(_ session: String, database: StockpileDatabase) async throws {
+        guard let scope = try await authenticateSession(session, clientAddress: nil, database: database) else { return }
+        try await database.transaction(scope) { c in
+            try c.query("UPDATE page_sessions SET ended_at = now() WHERE hash = \(hashSQL) AND ended_at IS NULL", [session])
+            try audit(c, scope: scope, action: "session.end", target: nil, detail: nil)
+        }
+    }
+
+    static func scope(_ sql: String, _ secret: String, clientAddress: String?, database: StockpileDatabase) async throws -> AccessScope? {
+        try await database.pool.withConnection { c in
+            guard let row = try c.query(sql, [secret]).first else { return nil }
             let role = Role(rawValue: try row.decode("role"))!
             let ids = PQArrayText.parse(try row.decode("facility_ids", as: String?.self) ?? "{}").compactMap { Int($0) }
             var scope = AccessScope(actor: try row.decode("name"), role: role, facilities: role == .admin ? .all : .only(Set(ids)),

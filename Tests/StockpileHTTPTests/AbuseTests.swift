@@ -584,4 +584,35 @@ import Testing
         #expect(jobs == "0")
         await quick.shutdown()
     }
+
+    @Test func signingOutEndsTheSessionOnTheServer() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            var browser = PageTests.Browser(client)
+            _ = try await browser.signIn(service.admin)
+            let session = try #require(browser.cookies["sp_session"])
+            // The cookie is not the token's secret, and it is no bearer token either.
+            #expect(session != service.admin && session.hasPrefix("ps_"))
+            #expect(try await client.with(session).execute(uri: "/api/v1/items", method: .get).status == .unauthorized)
+            // A token's secret in the cookie opens no page.
+            #expect(try await client.with(nil).execute(uri: "/", method: .get, headers: [.cookie: "sp_session=\(service.admin)"]).status == .seeOther)
+            #expect(try await browser.request("/").status == .ok)
+            _ = try await browser.request("/logout", method: .post, form: ["csrf": browser.csrf])
+            // A copy of the cookie made before signing out is dead; the token itself lives on.
+            #expect(try await client.with(nil).execute(uri: "/", method: .get, headers: [.cookie: "sp_session=\(session)"]).status == .seeOther)
+            #expect(try await client.execute(uri: "/api/v1/items", method: .get).status == .ok)
+            // Expiry and revocation end sessions too.
+            var second = PageTests.Browser(client)
+            _ = try await second.signIn(service.commandD)
+            #expect(try await second.request("/").status == .ok)
+            try TestDatabase.ownerConnection(service.location).execute("UPDATE page_sessions SET expires_at = now() - interval '1 second'")
+            #expect(try await second.request("/").status == .seeOther)
+            var third = PageTests.Browser(client)
+            _ = try await third.signIn(service.clerkH)
+            #expect(try await third.request("/entry").status == .ok)
+            #expect(try await client.execute(uri: "/api/v1/tokens/clerk-h", method: .delete).status == .ok)
+            #expect(try await third.request("/entry").status == .seeOther)
+        }
+        #expect(try service.scalar("SELECT count(*) AS n FROM audit_log WHERE action IN ('session.start', 'session.end')") == 4)
+    }
 }
