@@ -115,6 +115,23 @@ for size in 1366,768 390,844; do
     browse shot "$size" "$base/facilities/$facility" "$shots/facility-${size/,/x}.png"
 done
 
+# The nightly report page (serve runs today's missed report at start; wait for it), read from
+# the header and each table's first rows.
+today=$(TZ=Asia/Shanghai date +%F)
+for _ in $(seq 1 60); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $admin" "$base/api/v1/reports/nightly/$today")" = 200 ] && break
+    sleep 1
+done
+dom=$(browse dom 1366,768 "$base/reports?lang=zh")
+check report "$dom" '夜间补货报告' 'id="s-orders"' "/reports/$today/print" "/reports/$today/csv/procurement"
+browse shot 1366,768 "$base/reports" "$shots/report-1366x768.png"
+
+# Signing out ends the session on the server: the cookie's value, copied before, opens nothing.
+old=$(cookie sp_session)
+curl -sS -b "$jar" -c "$jar" -o /dev/null --data-urlencode "csrf=$(cookie sp_csrf)" "$base/logout"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: sp_session=$old" "$base/")
+[ "$code" = 303 ] || fail "a session cookie copied before sign-out still opened the dashboard ($code)"
+
 # The clerk's entry form, in the browser and then submitted twice.
 signin "$clerk"
 dom=$(browse dom 390,844 "$base/entry")
@@ -139,5 +156,5 @@ grep -q '未重复计数' "$data/entry-2.html" || fail "the second submission di
 after=$(balance)
 [ "$after" = $((before + 60)) ] || fail "balance went from $before to $after, expected +60 exactly once"
 
-for f in "$shots"/{dashboard,facility,entry,orders}-{1366x768,390x844}.png; do [ -s "$f" ] || fail "no screenshot $f"; done
-echo "browser: ok (dashboard ${ms} ms server time, facility page, entry form; receipt submitted twice, balance $before → $after; screenshots in $shots)"
+for f in "$shots"/{dashboard,facility,entry,orders}-{1366x768,390x844}.png "$shots/report-1366x768.png"; do [ -s "$f" ] || fail "no screenshot $f"; done
+echo "browser: ok (dashboard ${ms} ms server time, facility page, report page, sign-out ends the session, entry form; receipt submitted twice, balance $before → $after; screenshots in $shots)"
