@@ -68,12 +68,17 @@ struct TestService: Sendable {
         try TestDatabase.ownerConnection(location).query(sql).first!.decode("n", as: Int64.self)
     }
 
-    /// Everything a refused request must leave untouched.
+    /// Everything a refused request must leave untouched: the ledger, both balances (on hand and
+    /// in transit), the lots, the holds and the audit log.
     func ledgerState() throws -> [Int64] {
         [try scalar("SELECT count(*) AS n FROM movements"),
          try scalar("SELECT coalesce(sum(quantity), 0) AS n FROM balances"),
          try scalar("SELECT count(*) AS n FROM lots"),
-         try scalar("SELECT count(*) AS n FROM balances")]
+         try scalar("SELECT count(*) AS n FROM balances"),
+         try scalar("SELECT coalesce(sum(quantity), 0) AS n FROM in_transit"),
+         try scalar("SELECT count(*) AS n FROM transit_movements"),
+         try scalar("SELECT count(*) AS n FROM lot_holds"),
+         try scalar("SELECT count(*) AS n FROM audit_log")]
     }
 
     func mismatches() async throws -> Int { try await PostgresLedger(database, scope: .system("test")).mismatches().count }
