@@ -390,15 +390,20 @@ public struct PostgresReserves: Sendable {
         public var holds: [Hold]
     }
 
+    /// A lot with the active holds this scope sees (row-level security on lot_holds: a hold shows
+    /// where it applies), the widest first; `quarantined` and the rest describe that widest one.
     static let lotSelect = """
-        SELECT i.code AS item, l.lot_number AS lot, l.expiry::text AS expiry, l.quarantined, l.quarantine_reason AS reason,
-               l.quarantined_at AS since, l.quarantined_by AS by,
+        SELECT i.code AS item, l.lot_number AS lot, l.expiry::text AS expiry, w.id IS NOT NULL AS quarantined,
+               w.reason, w.placed_at AS since, w.placed_by AS by,
                (SELECT coalesce(json_agg(json_build_object('id', h.id, 'region', r.code, 'reason', h.reason,
                                                            'since', extract(epoch FROM h.placed_at), 'by', h.placed_by)
                                          ORDER BY h.region_id NULLS FIRST, h.id), '[]')::text
                 FROM lot_holds h LEFT JOIN regions r ON r.id = h.region_id
                 WHERE h.lot_id = l.id AND h.released_at IS NULL) AS holds
         FROM lots l JOIN items i ON i.id = l.item_id
+        LEFT JOIN LATERAL (SELECT h.id, h.reason, h.placed_at, h.placed_by FROM lot_holds h
+                           WHERE h.lot_id = l.id AND h.released_at IS NULL AND l.quarantined
+                           ORDER BY h.region_id NULLS FIRST, h.id LIMIT 1) w ON true
         """
 
     static func lot(_ row: PQRow) throws -> LotHold {
@@ -417,7 +422,7 @@ public struct PostgresReserves: Sendable {
         let scope = self.scope
         return try await database.withConnection(scope) { c in
             try c.query("""
-                \(Self.lotSelect) WHERE ($1::text IS NULL OR i.code = $1) AND ($2::boolean IS NULL OR l.quarantined = $2)
+                \(Self.lotSelect) WHERE ($1::text IS NULL OR i.code = $1) AND ($2::boolean IS NULL OR (w.id IS NOT NULL) = $2)
                   AND ($3 OR EXISTS (SELECT 1 FROM balances b WHERE b.lot_id = l.id))
                 ORDER BY i.code, l.lot_number LIMIT 10000
                 """, [item, held, scope.facilities == .all]).rows.map(Self.lot)

@@ -523,6 +523,22 @@ import Testing
             // A warehouse token lists its own lots, not the city's.
             let lots = body(try await admin.with(service.clerkH).execute(uri: "/api/v1/lots", method: .get))["lots"] as? [[String: Any]] ?? []
             #expect(lots.compactMap { $0["lot"] as? String } == ["KEPT"])
+
+            // District E's hold on a lot applies in E only, and shows only there: H's clerk still issues from KEPT.
+            let commandE = try await PostgresTokens(service.database, scope: .system("test"))
+                .create(name: "command-e", role: .command, region: "E", facilities: [], validDays: 1).secret
+            #expect(try await admin.with(commandE).post("/api/v1/lots/N95/KEPT/hold", ["reason": "第二区待检"]).status == .created)
+            let seenByH = (body(try await admin.with(service.clerkH).execute(uri: "/api/v1/lots", method: .get))["lots"] as? [[String: Any]] ?? []).first
+            #expect(seenByH?["quarantined"] as? Bool == false && (seenByH?["holds"] as? [Any])?.isEmpty == true)
+            #expect(try await admin.with(service.clerkH).post("/api/v1/movements", movement("issue", 1, lot: "KEPT")).status == .created)
+            let seenByE = (body(try await admin.with(commandE).execute(uri: "/api/v1/lots?item=N95", method: .get))["lots"] as? [[String: Any]] ?? [])
+            #expect(seenByE.first { $0["lot"] as? String == "XLOT" } != nil)
+            let seenByAdmin = (body(try await admin.execute(uri: "/api/v1/lots?held=true", method: .get))["lots"] as? [[String: Any]] ?? [])
+            #expect(seenByAdmin.map { $0["lot"] as? String } == ["KEPT"])
+            // D's own hold and release leave E's hold standing.
+            #expect(try await commandD.post("/api/v1/lots/N95/KEPT/hold", ["reason": "第一区待检"]).status == .created)
+            #expect(try await commandD.post("/api/v1/lots/N95/KEPT/release", [:]).status == .created)
+            #expect(try service.scalar("SELECT count(*) AS n FROM lots WHERE lot_number = 'KEPT' AND quarantined") == 1)
         }
         // The transit tables answer only within scope (the second wall, sql/0014).
         let x: Int = try TestDatabase.ownerConnection(service.location).query("SELECT id FROM facilities WHERE code = 'W'").rows[0].decode("id")

@@ -51,9 +51,14 @@ $$;
 CREATE FUNCTION lot_holds_follow() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
     v_active lot_holds;
+    v_scope text := current_setting('stockpile.scope', true);
 BEGIN
+    -- Every active hold, not only those the caller's scope sees (row-level security below binds the
+    -- owner too): another district's hold keeps the flag up.
+    PERFORM set_config('stockpile.scope', 'all', true);
     SELECT h.* INTO v_active FROM lot_holds h WHERE h.lot_id = NEW.lot_id AND h.released_at IS NULL
     ORDER BY h.region_id NULLS FIRST, h.id LIMIT 1;
+    PERFORM set_config('stockpile.scope', coalesce(v_scope, ''), true);
     UPDATE lots l SET quarantined = v_active.id IS NOT NULL, quarantine_reason = v_active.reason,
                       quarantined_at = v_active.placed_at, quarantined_by = v_active.placed_by
     WHERE l.id = NEW.lot_id;
@@ -85,6 +90,13 @@ END $$;
 CREATE TRIGGER movements_hold_guard BEFORE INSERT ON movements
     FOR EACH ROW WHEN (NEW.kind IN ('issue', 'transfer_out')) EXECUTE FUNCTION movements_hold_guard();
 
--- Readable by everyone who may read lots; written by the service for holds and releases.
+-- A hold is visible where it applies: everywhere for an administrator's, else to scopes holding a
+-- facility in its region's subtree (another district's hold on a shared lot is its own business).
+ALTER TABLE lot_holds ENABLE ROW LEVEL SECURITY;
+ALTER TABLE lot_holds FORCE ROW LEVEL SECURITY;
+CREATE POLICY lot_holds_in_scope ON lot_holds
+    USING (region_id IS NULL OR current_setting('stockpile.scope', true) = 'all'
+           OR EXISTS (SELECT 1 FROM facilities f WHERE stockpile_in_scope(f.id) AND stockpile_region_within(f.region_id, lot_holds.region_id)));
+
 GRANT SELECT, INSERT, UPDATE ON lot_holds TO stockpile_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO stockpile_app;
