@@ -97,6 +97,9 @@ struct EntryPage {
         case "SP409" where error.column == "id": return ("form", "err.conflict")
         case "SP409": return ("quantity", "err.stock")
         case "SP422": return ("expiry", "err.expiryMismatch")
+        case "SP423": return ("lot", "err.held")
+        // A new lot of an item that expires, entered without its expiry (sql/0017).
+        case "SP400" where error.column == "expiry": return ("expiry", "err.expiryNeeded")
         case "SP400": return (error.column ?? "form", "err." + (error.column ?? "busy"))
         default: return ("form", "err.busy")
         }

@@ -83,7 +83,10 @@ func addNightlyRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Sto
     // Runs the report again for a date whose data has been corrected (PostgresNightly.replace): as
     // long as a run takes, a minute or more for a city.
     api.post("reports/nightly/{date}/replace") { request, context in
-        let scope = try context.require(StockpileAPI.admins, to: "replace a nightly report")
+        var scope = try context.require(StockpileAPI.admins, to: "replace a nightly report")
+        // A whole run, as the nightly job's: no request statement timeout (its lock wait and the
+        // planner's statements may take minutes for a city, and a cancel halfway helps nobody).
+        scope.statementTimeoutMilliseconds = 0
         let date = try validDate(try context.parameters.require("date"), field: "date")
         let run = try await PostgresNightly(database, scope: scope, timeZone: services.timeZone).replace(asOf: date, region: text(request, "region"))
         return try JSON.response(NightlyReplaceOutput(run), status: run.replay ? .ok : .created)

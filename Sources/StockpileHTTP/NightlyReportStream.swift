@@ -20,11 +20,13 @@ struct NightlyReportStream: Sendable {
         var fields = try JSONSerialization.jsonObject(with: try JSON.encoder.encode(stored.header)) as? [String: Any] ?? [:]
         for key in StoredNightly.sections { fields.removeValue(forKey: key) }
         let head = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])
-        let reader = self.reader, stored = self.stored
+        let reader = self.reader, stored = self.stored, headerFields = fields.count
         return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: ResponseBody { writer in
             var out = ByteBuffer(bytes: head.dropLast())   // "{…" without its "}"
+            var members = headerFields
             for section in StoredNightly.sections {
-                out.writeString("\(head.count > 2 ? "," : "")\"\(section)\":[")
+                out.writeString("\(members > 0 ? "," : "")\"\(section)\":[")
+                members += 1
                 var first = true
                 try await reader.forEachRun(of: stored, section: section) { run in
                     // "[a,b]" → "a,b"

@@ -425,9 +425,14 @@ import Testing
         let service = try await TestService()
         try await service.test(rateLimit: 1) { client in
             let anonymous = client.with(nil)
+            // A real page session of the administrator's (what a browser would hold).
+            var browser = PageTests.Browser(client)
+            _ = try await browser.signIn(service.admin)
+            let session = try #require(browser.cookies["sp_session"])
+            #expect(try await anonymous.execute(uri: "/", method: .get, headers: [.cookie: "sp_session=\(session)"]).status == .ok)
             let before = try service.ledgerState()
             for uri in ["//api/v1/movements", "//api//v1/movements", "/api//v1/movements"] {
-                for headers: HTTPFields in [[.cookie: "sp_session=\(service.admin)", .contentType: "text/plain"],
+                for headers: HTTPFields in [[.cookie: "sp_session=\(session)", .contentType: "text/plain"],
                                             [.authorization: "Bearer \(service.admin)", .contentType: "application/json"]] {
                     let response = try await anonymous.execute(uri: uri, method: .post, headers: headers, body: json(movement("receipt", 5, lot: "SL")))
                     #expect(response.status == .notFound, "\(uri)")
@@ -436,7 +441,7 @@ import Testing
             #expect(try service.ledgerState() == before)
             var seen: [HTTPResponse.Status] = []
             for _ in 0..<5 {
-                seen.append(try await anonymous.execute(uri: "//api/v1/items", method: .get, headers: [.cookie: "sp_session=\(service.admin)"]).status)
+                seen.append(try await anonymous.execute(uri: "//api/v1/items", method: .get, headers: [.cookie: "sp_session=\(session)"]).status)
             }
             #expect(!seen.contains(.ok))
         }
@@ -630,5 +635,45 @@ import Testing
             #expect(try await third.request("/entry").status == .seeOther)
         }
         #expect(try service.scalar("SELECT count(*) AS n FROM audit_log WHERE action IN ('session.start', 'session.end')") == 4)
+    }
+}
+
+/// Point 8: a stored report is streamed a run (1,000 lines) at a time; what is streamed must be the
+/// report itself, across run boundaries and batches of runs.
+@Suite(.serialized) struct ReportStreamTests {
+    @Test func theStreamedReportIsTheStoredReport() async throws {
+        let database = try TestDatabase.fresh(poolSize: 4)
+        let asOf = LocalDate("2026-11-22")!
+        _ = try await SyntheticDistrict(facilities: 300, items: 40, asOf: asOf, timeZone: TimeZone(identifier: "Asia/Shanghai")!)
+            .generate(into: database) { _ in }
+        _ = try await PostgresNightly(database, scope: .system("test")).run(asOf: asOf, region: nil)
+        let stored = try #require(try await PostgresNightly(database, scope: .system("test")).stored(asOf: asOf, region: nil))
+        let header = try #require(try await PostgresNightly(database, scope: .system("test")).header(asOf: asOf, region: nil))
+        // Some section spans several runs (and more than one batch of them), or the test proves little.
+        #expect((header.lineCounts.values.max() ?? 0) > 8 * 1_000 + 1, "\(header.lineCounts)")
+        #expect(header.lineCounts["orders"] == stored.orders.count && header.lineCounts["reorders"] == stored.reorders.count
+                && header.lineCounts["stale"] == stored.stale.count)
+        let admin = try await PostgresTokens(database, scope: .system("test")).create(name: "admin", role: .admin, region: nil, facilities: [],
+                                                                                     validDays: 1).secret
+        let app = buildApplication(StockpileServices(database: database, rateLimit: 10_000), settings: HTTPSettings(port: 0))
+        try await app.test(.router) { base in
+            let client = AuthorizedClient(base: base, token: admin)
+            let json = try await client.execute(uri: "/api/v1/reports/nightly/2026-11-22", method: .get)
+            #expect(json.status == .ok)
+            let streamed = try JSONDecoder().decode(NightlyReport.self, from: Data(buffer: json.body))
+            #expect(streamed == stored)
+            for section in NightlyReportTables.Section.allCases {
+                let csv = try await client.execute(uri: "/api/v1/reports/nightly/2026-11-22?format=csv&section=\(section.rawValue)", method: .get)
+                let lines = String(buffer: csv.body).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+                #expect(lines.count == 1 + NightlyReportTables.rows(section, of: stored).count, "\(section)")
+            }
+            let html = String(buffer: try await client.execute(uri: "/api/v1/reports/nightly/2026-11-22?format=html", method: .get).body)
+            #expect(html.components(separatedBy: "<tr>").count - 1
+                    == NightlyReportTables.Section.allCases.map { NightlyReportTables.rows($0, of: stored).count + 1 }.reduce(0, +)
+                       - NightlyReportTables.Section.allCases.filter { NightlyReportTables.rows($0, of: stored).isEmpty }.count
+                       + stored.items.count + (stored.items.isEmpty ? 0 : 1))
+            #expect(html.hasSuffix("</html>\n"))
+        }
+        await database.shutdown()
     }
 }

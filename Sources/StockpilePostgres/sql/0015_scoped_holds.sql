@@ -53,6 +53,9 @@ DECLARE
     v_active lot_holds;
     v_scope text := current_setting('stockpile.scope', true);
 BEGIN
+    -- Serialise the lot's hold changes: two at once (a hold and a release) could each compute the
+    -- flag from a view without the other's row, and the last write would leave a hold unflagged.
+    PERFORM 1 FROM lots l WHERE l.id = NEW.lot_id FOR UPDATE;
     -- Every active hold, not only those the caller's scope sees (row-level security below binds the
     -- owner too): another district's hold keeps the flag up.
     PERFORM set_config('stockpile.scope', 'all', true);
@@ -92,11 +95,20 @@ CREATE TRIGGER movements_hold_guard BEFORE INSERT ON movements
 
 -- A hold is visible where it applies: everywhere for an administrator's, else to scopes holding a
 -- facility in its region's subtree (another district's hold on a shared lot is its own business).
+-- Placing and lifting (the second wall behind the service's own check): only a scope that covers the
+-- hold's whole region — everything for an administrator's — may write it.
+CREATE FUNCTION stockpile_covers_region(p_region integer) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT current_setting('stockpile.scope', true) = 'all'
+        OR (p_region IS NOT NULL AND NOT EXISTS (SELECT 1 FROM facilities f
+                                                 WHERE stockpile_region_within(f.region_id, p_region) AND NOT stockpile_in_scope(f.id)))
+$$;
 ALTER TABLE lot_holds ENABLE ROW LEVEL SECURITY;
 ALTER TABLE lot_holds FORCE ROW LEVEL SECURITY;
-CREATE POLICY lot_holds_in_scope ON lot_holds
+CREATE POLICY lot_holds_visible ON lot_holds FOR SELECT
     USING (region_id IS NULL OR current_setting('stockpile.scope', true) = 'all'
            OR EXISTS (SELECT 1 FROM facilities f WHERE stockpile_in_scope(f.id) AND stockpile_region_within(f.region_id, lot_holds.region_id)));
+CREATE POLICY lot_holds_place ON lot_holds FOR INSERT WITH CHECK (stockpile_covers_region(region_id));
+CREATE POLICY lot_holds_lift ON lot_holds FOR UPDATE USING (stockpile_covers_region(region_id)) WITH CHECK (stockpile_covers_region(region_id));
 
 GRANT SELECT, INSERT, UPDATE ON lot_holds TO stockpile_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO stockpile_app;
