@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the given stockpile binary the way the quick start does (embedded PostgreSQL in a fresh
 # data folder, demo district), records a receipt and an issue with curl, reads the balance back,
-# and stops it with SIGTERM, checking the embedded cluster stopped too.
+# kills PostgreSQL with -9 and checks serve restarts it, and stops it with SIGTERM, checking the
+# embedded cluster stopped too.
 set -euo pipefail
 bin=${1:-.build/debug/stockpile}
 data=$(mktemp -d /tmp/stockpile-smoke.XXXXXX)
@@ -48,7 +49,22 @@ grep -q "^conserved: .*: ok$" "$data/check.log" || fail "check did not prove con
 grep -q "already running" "$data/check.log" || fail "check did not use the running cluster"
 curl -fsS "$base/readyz" >/dev/null || fail "serve lost its database after another command ran"
 
+# PostgreSQL killed outright: serve notices within a second or two and starts it again; meanwhile
+# pages and the API answer 503 with Retry-After, and then the same movement can be sent again.
+kill -9 "$(head -1 "$data/db/pgdata/postmaster.pid")"
+back=""
+for i in $(seq 1 30); do
+    sleep 0.5
+    if curl -fsS "$base/readyz" >/dev/null 2>&1; then back=$i; break; fi
+done
+[ -n "$back" ] || fail "the embedded PostgreSQL was not restarted within 15 s"
+grep -q "restarted embedded PostgreSQL" "$log" || fail "serve did not say it restarted PostgreSQL"
+again=$(cat /proc/sys/kernel/random/uuid)
+code=$(post /api/v1/movements "{\"id\":\"$again\",\"facility\":\"QS-RM\",\"item\":\"N95\",\"lot\":\"SMOKE-1\",\"kind\":\"issue\",\"quantity\":1}")
+[ "$code" = 201 ] || fail "an issue after the restart gave $code"
+curl -fsS "$base/metrics" | grep -q '^stockpile_embedded_postgres_restarts_total 1' || fail "the restart is not counted in /metrics"
+
 kill -TERM "$pid"
 wait "$pid" || fail "serve did not exit cleanly"
 grep -q "stopped embedded PostgreSQL" "$log" || fail "embedded PostgreSQL was not stopped"
-echo "smoke: ok (401 without a token, token from the CLI, receipt 500, replay ignored, issue 120, balance 380, check on the shared cluster, clean shutdown)"
+echo "smoke: ok (401 without a token, token from the CLI, receipt 500, replay ignored, issue 120, balance 380, check on the shared cluster, PostgreSQL killed -9 and restarted by serve, clean shutdown)"

@@ -205,7 +205,9 @@ public final class PQConnection: @unchecked Sendable {
         let sqlState = field(result, "C")
         let message = field(result, "M") ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
         // Class 08 is connection exception; 57P0x is the server (or pg_terminate_backend) ending the session.
-        let lost = isBroken || (sqlState?.hasPrefix("08") ?? false) || ["57P01", "57P02", "57P03"].contains(sqlState ?? "")
+        // An error without a SQLSTATE was made by libpq, not the server: "server closed the connection
+        // unexpectedly" when a backend died hard comes that way, sometimes before PQstatus says so.
+        let lost = sqlState == nil || isBroken || (sqlState?.hasPrefix("08") ?? false) || ["57P01", "57P02", "57P03"].contains(sqlState ?? "")
         return PQError(sqlState: sqlState, message: message, detail: field(result, "D"), hint: field(result, "H"),
                        column: field(result, "c"), constraint: field(result, "n"), isConnectionFailure: lost)
     }

@@ -29,6 +29,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         let data = try JSONEncoder().encode(Body(error: .init(code: code, message: message, field: field)))
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
+        // Every 503 says when to try again (with the same id: a retried write is a replay).
+        if status == .serviceUnavailable && headers[.retryAfter] == nil { headers[.retryAfter] = "1" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
@@ -93,6 +95,14 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let apiError = APIError.from(error)
             if apiError.status == .internalServerError {
                 context.logger.error("database error", metadata: ["error": "\(error)"])
+            }
+            // A person on a page gets a page, not JSON, while the database is away.
+            if apiError.status == .serviceUnavailable, !request.uri.path.hasPrefix("/api/") {
+                let page = PageRequest(request)
+                var response = PageTemplates.render("message", ["message": page.t["err.unavailable"]!], page: page,
+                                                    title: page.t["err.unavailableTitle"]!, status: .serviceUnavailable, signedIn: false)
+                response.headers[.retryAfter] = "5"
+                return response
             }
             throw apiError
         } catch let error as Refusal {

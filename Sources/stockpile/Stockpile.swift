@@ -95,6 +95,10 @@ struct Serve: AsyncParsableCommand {
         let app = buildApplication(services, settings: HTTPSettings(host: host, port: port))
         let keeper = CoverKeeper(database: db, timeZone: Environment.timeZone, logger: logger)
         var running: [any Service] = [app, keeper]
+        // The embedded cluster is supervised: restarted when it dies (and then stopped at exit).
+        let watchdog = runtime.embedded.map { ClusterWatchdog(embedded: $0, logger: logger) }
+        if let watchdog { running.append(watchdog) }
+        defer { if let watchdog, watchdog.restarted.get, !runtime.startedCluster { try? runtime.embedded?.stop() } }
         // STOCKPILE_NIGHTLY_AT (default 02:00 local; "off" when a systemd timer runs `stockpile nightly` instead).
         let nightlyAt = ProcessInfo.processInfo.environment["STOCKPILE_NIGHTLY_AT"] ?? "02:00"
         if nightlyAt != "off" {

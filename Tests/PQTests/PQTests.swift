@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PQ
 import StockpileTestSupport
 import Testing
@@ -202,5 +203,45 @@ struct PQTimestampTests {
     @Test func arraysBecomeQuotedLiterals() {
         #expect(["a", "b\"c", "d\\e"].pqValue == .text(#"{"a","b\"c","d\\e"}"#))
         #expect([Optional<String>.none, "x"].pqValue == .text(#"{NULL,"x"}"#))
+    }
+}
+
+/// A backend that dies hard (SIGKILL, the OOM killer) leaves libpq's "server closed the connection
+/// unexpectedly", with no SQLSTATE: that is a lost connection (503 and a retry), not an internal
+/// error (issue 15). On a cluster of its own: killing a backend makes PostgreSQL reset every session.
+@Suite(.serialized) struct KilledBackendTests {
+    @Test func aBackendKilledHardIsALostConnection() throws {
+        let directory = TestDatabase.embedded.dataDirectory.deletingLastPathComponent().appendingPathComponent("killed-backend-\(getpid())")
+        try? FileManager.default.removeItem(at: directory)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        let cluster = EmbeddedPostgres(dataDirectory: directory, unsafeFastSettings: true)
+        try cluster.start()
+        defer { try? cluster.stop(); try? FileManager.default.removeItem(at: directory) }
+        let connection = try PQConnection(parameters: cluster.connectionParameters(database: "postgres"))
+        let pid: Int = try connection.query("SELECT pg_backend_pid() AS pid").rows[0].decode("pid")
+        // Killed while it works on a query (as the load test saw it): the answer libpq gives that query.
+        let outcome = Mutex<Result<Void, PQError>?>(nil)
+        let worker = Thread {
+            do { _ = try connection.query("SELECT pg_sleep(5)"); outcome.withLock { $0 = .success(()) } } catch let error as PQError {
+                outcome.withLock { $0 = .failure(error) }
+            } catch {}
+        }
+        worker.start()
+        Thread.sleep(forTimeInterval: 0.8)
+        #expect(kill(pid_t(pid), SIGKILL) == 0)
+        for _ in 0..<50 where outcome.withLock({ $0 }) == nil { Thread.sleep(forTimeInterval: 0.1) }
+        switch outcome.withLock({ $0 }) {
+        case .failure(let error)?: #expect(error.isConnectionFailure, "\(error)")
+        case .success?: Issue.record("a query on a killed backend succeeded")
+        case nil: Issue.record("the query on the killed backend never returned")
+        }
+        // The cluster recovers by itself; a new connection works.
+        var recovered = false
+        for _ in 0..<50 where !recovered {
+            recovered = (try? PQConnection(parameters: cluster.connectionParameters(database: "postgres")).query("SELECT 1 AS one")) != nil
+            if !recovered { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        #expect(recovered)
     }
 }

@@ -677,3 +677,29 @@ import Testing
         await database.shutdown()
     }
 }
+
+/// Issue 15, part 1: while the database is away, every answer is a 503 that says when to retry —
+/// JSON for the API, a readable page for people — never a 500.
+@Suite struct OutageTests {
+    @Test func aDatabaseThatIsAwayIsA503WithRetryAfter() async throws {
+        let nowhere = StockpileDatabase(location: DatabaseLocation(ownerParameters: [("host", "/tmp/stockpile-nowhere-\(getpid())"),
+                                                                                   ("port", "1"), ("dbname", "stockpile"),
+                                                                                   ("connect_timeout", "2")]), poolSize: 2)
+        let app = buildApplication(StockpileServices(database: nowhere, rateLimit: 10_000), settings: HTTPSettings(port: 0))
+        try await app.test(.router) { client in
+            let api = try await client.execute(uri: "/api/v1/items", method: .get,
+                                               headers: [.authorization: "Bearer sp_" + String(repeating: "a", count: 43)])
+            #expect(api.status == .serviceUnavailable && api.headers[.retryAfter] != nil && errorOf(api).code == "database_unavailable")
+            let write = try await client.execute(uri: "/api/v1/movements", method: .post,
+                                                 headers: [.authorization: "Bearer sp_" + String(repeating: "a", count: 43), .contentType: "application/json"],
+                                                 body: json(movement("receipt", 1)))
+            #expect(write.status == .serviceUnavailable && write.headers[.retryAfter] != nil)
+            let page = try await client.execute(uri: "/", method: .get, headers: [.cookie: "sp_session=ps_" + String(repeating: "a", count: 43)])
+            #expect(page.status == .serviceUnavailable && page.headers[.retryAfter] != nil)
+            #expect(page.headers[.contentType]?.hasPrefix("text/html") == true && String(buffer: page.body).contains("数据库暂时不可用"))
+            #expect(try await client.execute(uri: "/readyz", method: .get).status == .serviceUnavailable)
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+        }
+        await nowhere.shutdown()
+    }
+}
