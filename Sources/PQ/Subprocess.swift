@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -28,6 +29,10 @@ public enum Subprocess {
         // pg_ctl would otherwise hold the write end open and we would never see end-of-file.
         posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
         posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
+        // Nor anything else of ours: a PostgreSQL that `serve` restarts (pg_ctl → postmaster) would
+        // otherwise keep serve's listening socket and connections open for its whole life, and a
+        // serve started after a crash could not bind its port.
+        closeFrom(&actions, 3)
         // A child inherits the calling thread's blocked signals; event-loop threads block some, and a
         // pgbench started with SIGALRM blocked never ends its timed run. Start children clean.
         var attributes = posix_spawnattr_t()
@@ -71,6 +76,18 @@ public enum Subprocess {
             throw Failure(command: ([executable] + arguments).joined(separator: " "), status: code, output: text)
         }
         return text
+    }
+
+    /// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+; not visible to Swift's Glibc module,
+    /// so looked up by name), else a close action for each descriptor open now.
+    static func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: Int32) {
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+            _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, lowest)
+            return
+        }
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+        for fd in open where fd >= lowest { posix_spawn_file_actions_addclose(&actions, fd) }
     }
 
     static func environ() -> [String] {
