@@ -16,7 +16,7 @@ final class ClusterWatchdog: Service, Sendable {
     let interval: Duration
     let restarts = Counter(label: "stockpile_embedded_postgres_restarts_total")
     /// Whether this watchdog started the cluster at least once (so `serve` stops it at exit).
-    let restarted = Atomic(false)
+    let restarted = Atomic<Bool>(false)
 
     init(embedded: EmbeddedPostgres, logger: Logger, interval: Duration = .seconds(1)) {
         self.embedded = embedded
@@ -36,7 +36,7 @@ final class ClusterWatchdog: Service, Sendable {
                     down = since
                     self.logger.error("embedded PostgreSQL is not running; starting it again", metadata: ["data": "\(self.embedded.clusterDirectory.path)"])
                     if try self.embedded.start() {
-                        self.restarted.set(true)
+                        self.restarted.store(true, ordering: .relaxed)
                         self.restarts.increment()
                         self.logger.warning("restarted embedded PostgreSQL", metadata: ["seconds_down_at_least": "\(ContinuousClock.now - since)"])
                     }
@@ -47,12 +47,4 @@ final class ClusterWatchdog: Service, Sendable {
             }
         }
     }
-}
-
-/// A Bool shared between the watchdog's task and `serve`'s shutdown.
-final class Atomic: Sendable {
-    private let value: Mutex<Bool>
-    init(_ initial: Bool) { value = Mutex(initial) }
-    func set(_ new: Bool) { value.withLock { $0 = new } }
-    var get: Bool { value.withLock { $0 } }
 }

@@ -98,7 +98,7 @@ struct Serve: AsyncParsableCommand {
         // The embedded cluster is supervised: restarted when it dies (and then stopped at exit).
         let watchdog = runtime.embedded.map { ClusterWatchdog(embedded: $0, logger: logger) }
         if let watchdog { running.append(watchdog) }
-        defer { if let watchdog, watchdog.restarted.get, !runtime.startedCluster { try? runtime.embedded?.stop() } }
+        defer { if let watchdog, watchdog.restarted.load(ordering: .relaxed), !runtime.startedCluster { try? runtime.embedded?.stop() } }
         // STOCKPILE_NIGHTLY_AT (default 02:00 local; "off" when a systemd timer runs `stockpile nightly` instead).
         let nightlyAt = ProcessInfo.processInfo.environment["STOCKPILE_NIGHTLY_AT"] ?? "02:00"
         if nightlyAt != "off" {
