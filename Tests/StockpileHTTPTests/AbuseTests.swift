@@ -495,25 +495,19 @@ import Testing
         let commandC = try await Self.withSecondDistrict(service)
         try await service.test { admin in
             let commandD = admin.with(service.commandD)
-            // A contract code in use in E: 409 to D's command centre, not a 500, and E's contract unchanged.
+            // A contract or pledge code in use in E: 409 to D's command centre, not a 500, and E's row unchanged.
             let contract: [String: Any] = ["facility": "X", "supplier": "第二区供应商", "item": "N95", "quantity": 500, "lead_time_days": 7,
                                            "valid_from": "2026-01-01", "valid_to": "2027-12-31"]
-            #expect(try await admin.execute(uri: "/api/v1/contracts/KX", method: .put, headers: [.contentType: "application/json"],
-                                            body: json(contract)).status == .created)
-            var mine = contract
-            mine["facility"] = "H"
-            mine["quantity"] = 1
-            let taken = try await commandD.execute(uri: "/api/v1/contracts/KX", method: .put, headers: [.contentType: "application/json"], body: json(mine))
-            #expect(taken.status == .conflict && errorOf(taken).field == "code", "\(String(buffer: taken.body))")
             let pledge: [String: Any] = ["facility": "X", "manufacturer": "第二区企业", "item": "N95", "daily_capacity": 10, "ramp_up_days": 1,
                                          "valid_from": "2026-01-01", "valid_to": "2027-12-31"]
-            #expect(try await admin.execute(uri: "/api/v1/capacity/PX", method: .put, headers: [.contentType: "application/json"],
-                                            body: json(pledge)).status == .created)
-            var myPledge = pledge
-            myPledge["facility"] = "H"
-            let pledgeTaken = try await commandD.execute(uri: "/api/v1/capacity/PX", method: .put, headers: [.contentType: "application/json"],
-                                                         body: json(myPledge))
-            #expect(pledgeTaken.status == .conflict && errorOf(pledgeTaken).field == "code")
+            for (uri, theirs) in [("/api/v1/contracts/KX", contract), ("/api/v1/capacity/PX", pledge)] {
+                #expect(try await admin.execute(uri: uri, method: .put, headers: [.contentType: "application/json"], body: json(theirs)).status == .created)
+                var mine = theirs
+                mine["facility"] = "H"
+                if mine["quantity"] != nil { mine["quantity"] = 1 }
+                let taken = try await commandD.execute(uri: uri, method: .put, headers: [.contentType: "application/json"], body: json(mine))
+                #expect(taken.status == .conflict && errorOf(taken).field == "code", "\(uri): \(String(buffer: taken.body))")
+            }
             #expect(try service.scalar("SELECT count(*) AS n FROM contracts c JOIN facilities f ON f.id = c.facility_id WHERE c.code = 'KX' AND f.code = 'X' AND c.committed = 500") == 1)
 
             // Order 2 runs X (E) → H (D): D's command centre sees it, but may neither approve nor cancel it.
