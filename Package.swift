@@ -35,6 +35,7 @@ let package = Package(
             "PQ", "StockpileCore",
             .product(name: "CSV", package: "CSV.swift"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], resources: [.copy("sql")]),
         .target(name: "StockpileHTTP", dependencies: [
             "StockpilePostgres", "StockpileCore", "PQ",

@@ -64,6 +64,32 @@ public final class EmbeddedPostgres: Sendable {
         logger.info("stopped embedded PostgreSQL")
     }
 
+    /// Makes this (not yet created) cluster a streaming hot standby of `primary`: `pg_basebackup -R`
+    /// over the primary's socket (its pg_hba trusts local replication), then this folder's own socket
+    /// and port. Start it with `start()`; `pg_is_in_recovery()` is true on it until it is promoted.
+    public func makeStandby(of primary: EmbeddedPostgres) throws {
+        let fm = FileManager.default
+        guard !fm.fileExists(atPath: clusterDirectory.appendingPathComponent("PG_VERSION").path) else {
+            throw PQError.client("\(clusterDirectory.path) already holds a cluster")
+        }
+        try fm.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        try handToServerUser(dataDirectory)
+        try fm.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dataDirectory.path)
+        let source = "host=\(primary.socketDirectory.path) port=\(primary.port) user=\(primary.superuser) application_name=\(dataDirectory.lastPathComponent)"
+        try runAsServerUser(try binary("pg_basebackup"), ["-d", source, "-D", clusterDirectory.path, "-X", "stream", "-c", "fast", "-R"], quiet: true)
+        // The copy carries the primary's postgresql.conf; the auto.conf lines after it win.
+        let handle = try FileHandle(forWritingTo: clusterDirectory.appendingPathComponent("postgresql.auto.conf"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("""
+
+            unix_socket_directories = '\(socketDirectory.path)'
+            port = \(port)
+            hot_standby = on
+
+            """.utf8))
+        try handle.close()
+    }
+
     public func isRunning() throws -> Bool {
         guard FileManager.default.fileExists(atPath: clusterDirectory.appendingPathComponent("PG_VERSION").path) else { return false }
         return (try? runAsServerUser(try binary("pg_ctl"), ["-D", clusterDirectory.path, "status"], quiet: true)) != nil

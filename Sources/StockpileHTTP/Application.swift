@@ -265,7 +265,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         if common.wantsCSV(request) {
             return CoverCSV.response(found.rows, chinese: common.text("lang") != "en")
         }
-        return try JSON.response(CoverOutput(asOf: common.asOf, surge: common.surge, total: found.total, source: found.source, rows: found.rows))
+        return try JSON.response(CoverOutput(asOf: common.asOf, surge: common.surge, total: found.total, source: found.source, origin: found.origin, rows: found.rows))
     }
 
     api.get("cover/rollup") { request, context in
@@ -285,7 +285,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
             return RollupCSV.response(found.rows + [total], group: group, chinese: common.text("lang") != "en")
         }
         return try JSON.response(RollupOutput(asOf: common.asOf, surge: common.surge, region: filter.region, group: group.rawValue,
-                                              source: found.source, rows: found.rows, total: total))
+                                              source: found.source, origin: found.origin, rows: found.rows, total: total))
     }
 
     addReserveRoutes(api, database: database)

@@ -155,8 +155,10 @@ struct CoverOutput: Encodable, Sendable {
     var total: Int
     /// snapshot, database or service: where the numbers were computed (they agree; see CoverQueryTests).
     var source: String
+    /// Which server answered (primary or the read replica) and how far behind it may be.
+    var origin: ReadOrigin
     var rows: [CoverRow]
-    enum CodingKeys: String, CodingKey { case surge, total, source, rows, asOf = "as_of" }
+    enum CodingKeys: String, CodingKey { case surge, total, source, origin, rows, asOf = "as_of" }
 }
 
 struct RollupOutput: Encodable, Sendable {
@@ -165,9 +167,10 @@ struct RollupOutput: Encodable, Sendable {
     var region: String?
     var group: String
     var source: String
+    var origin: ReadOrigin
     var rows: [CoverRollupRow]
     var total: CoverRollupRow
-    enum CodingKeys: String, CodingKey { case surge, region, group, source, rows, total, asOf = "as_of" }
+    enum CodingKeys: String, CodingKey { case surge, region, group, source, origin, rows, total, asOf = "as_of" }
 }
 
 /// The query parameters the cover table and its roll-up share, validated.

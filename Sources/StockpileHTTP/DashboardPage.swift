@@ -85,6 +85,12 @@ struct DashboardPage {
             "sortLinks": sortLinks, "sortedBy": sort.rawValue,
             "renderedMs": String(format: "%.0f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000),
         ]
+        // With a read replica the page says where its numbers came from and how far behind they may be.
+        if database.replica != nil {
+            let origin = found.origin
+            values["replica"] = ["standby": origin.servedBy == "standby", "fallback": origin.fallback != nil, "fallbackText": origin.fallback ?? "",
+                                 "lag": origin.servedBy == "standby" ? String(format: "%.0f s", origin.lagSeconds.rounded(.up)) : "0 s"]
+        }
         values["sort_" + sort.rawValue] = true
         var response = PageTemplates.render("dashboard", values, page: page, title: t["dashboard"]!)
         response.headers[.init("Server-Timing")!] = "db;dur=\(values["renderedMs"]!)"

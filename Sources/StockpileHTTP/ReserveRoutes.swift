@@ -261,8 +261,9 @@ func addPlanRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stockp
         let scope = try context.require(StockpileAPI.planners, to: "plan reallocations")
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         let input = body.readableBytes > 0 ? try JSON.decode(PlanInput.self, from: body) : PlanInput()
-        let plan = try await PostgresPlanner(database, scope: scope, timeZone: services.timeZone)
-            .plan(try input.request(scope, timeZone: services.timeZone))
+        var planner = PostgresPlanner(database, scope: scope, timeZone: services.timeZone)
+        planner.readsFromReplica = true
+        let plan = try await planner.plan(try input.request(scope, timeZone: services.timeZone))
         return try JSON.response(plan)
     }
 }

@@ -52,6 +52,8 @@ public enum CoverGrouping: String, Sendable, CaseIterable {
 public struct CoverRollup: Sendable {
     public var rows: [CoverRollupRow]
     public var source: String
+    /// Which server answered (the read replica, issue 15).
+    public var origin: ReadOrigin = .primary
 }
 
 enum CoverRollupSQL {
@@ -181,15 +183,17 @@ extension PostgresCover {
             // Per-facility sums serve a roll-up by region of all items; an item or item grouping reads positions.
             let fromSums = group == .region && filter.item == nil
             let sql = fromSums ? CoverRollupSQL.fromSums(group) : CoverRollupSQL.fromSnapshot(group)
-            let found: CoverRollup? = try await database.transaction(scope, isolation: .repeatableRead) { c in
+            let (found, origin): (CoverRollup?, ReadOrigin) = try await database.read(scope, isolation: .repeatableRead) { c in
                 guard try c.query("SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2",
                                   [asOf.description, zone]).rows.count == 1 else { return nil }
                 return CoverRollup(rows: try c.query(sql, parameters).rows.map(CoverRollupSQL.row), source: "snapshot")
             }
-            if let found { return found }
+            if var found { found.origin = origin; return found }
         }
-        return try await database.withConnection(scope) { c in
+        var (rollup, origin) = try await database.read(scope) { c in
             CoverRollup(rows: try c.query(CoverRollupSQL.computed(group), parameters).rows.map(CoverRollupSQL.row), source: "database")
         }
+        rollup.origin = origin
+        return rollup
     }
 }

@@ -52,6 +52,8 @@ public struct CoverPage: Sendable {
     /// Where the numbers came from: "snapshot", "database" (computed in PostgreSQL for this
     /// request) or "service" (gathered per position and computed by StockpileCore).
     public var source: String
+    /// Which server answered, and how far behind the primary it may be (the read replica, issue 15).
+    public var origin: ReadOrigin = .primary
 }
 
 /// The set-based path: the formulas of sql/0005_cover.sql run over many positions in one statement.
@@ -347,27 +349,31 @@ extension PostgresCover {
             let countSQL = f.facility == nil && f.item == nil ? CoverSQL.snapshotCountFromSums(band: query.band) : CoverSQL.snapshotCount
             // One repeatable-read view for the page and its count; the count also says whether the
             // snapshot is still this date's (a rebuild for another date may have committed meanwhile).
-            let found: CoverPage? = try await database.transaction(scope, isolation: .repeatableRead) { c in
+            // On a replica the snapshot is the one it has replayed: a replica behind a rebuild for
+            // another date says "not current" here and the page is computed from its data instead.
+            let (found, origin): (CoverPage?, ReadOrigin) = try await database.read(scope, isolation: .repeatableRead) { c in
                 let rows = try c.query(CoverSQL.snapshotPage(sort), parameters).rows.map(Self.describedRow)
                 let counted = try c.query(countSQL, Array(parameters.prefix(9))).rows[0]
                 guard try counted.decode("current", as: Bool.self) else { return nil }
                 return CoverPage(total: try counted.decode("total"), rows: rows, source: "snapshot")
             }
-            if let found { return found }
+            if var found { found.origin = origin; return found }
         }
         if f.facility != nil {
-            var rows = try await positions(f, asOf: query.asOf, surge: query.surge)
+            var (rows, origin) = try await positionsRead(f, asOf: query.asOf, surge: query.surge)
             if let band = query.band { rows = rows.filter { $0.band == band } }
             rows = query.sort.sorted(rows)
-            return CoverPage(total: rows.count, rows: Array(rows.dropFirst(query.offset).prefix(query.limit)), source: "service")
+            return CoverPage(total: rows.count, rows: Array(rows.dropFirst(query.offset).prefix(query.limit)), source: "service", origin: origin)
         }
         let sql = CoverSQL.computedPage(query.sort)
-        return try await database.withConnection(scope) { c in
+        var (page, origin) = try await database.read(scope) { c in
             let result = try c.query(sql, parameters)
             var total = 0
             if let first = result.rows.first { total = try first.decode("total") }
             return CoverPage(total: total, rows: try result.rows.map(Self.describedRow), source: "database")
         }
+        page.origin = origin
+        return page
     }
 
     /// Every position the filter selects, computed set-based in PostgreSQL (the path many positions take).

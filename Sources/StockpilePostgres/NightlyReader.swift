@@ -13,6 +13,9 @@ public struct StoredNightly: Sendable {
     public var lineCounts: [String: Int]
     let date: String
     let key: String
+    /// Where the header was read; the lines are read from the same server (a replica that had the
+    /// header has every line written before it), or from the primary, which has them all.
+    public var origin: ReadOrigin = .primary
 
     /// The stored sections in the order the report lists them.
     public static let sections = ["orders", "reorders", "contract_gaps", "expiring_lots", "stale"]
@@ -26,7 +29,7 @@ extension PostgresNightly {
     /// how many lines each section has; nil when there is none. Two small queries however large the city.
     public func header(asOf: LocalDate, region: String?, generation: Int? = nil) async throws -> StoredNightly? {
         let scope = self.scope
-        return try await database.withConnection(scope) { c in
+        let (stored, origin) = try await database.read(scope) { c -> StoredNightly? in
             try Self.requireRegion(c, region, scope: scope)
             let date = asOf.description, key = Self.scopeKey(region)
             guard let row = try c.query("""
@@ -48,6 +51,7 @@ extension PostgresNightly {
             }
             return StoredNightly(header: header, generation: found, lineCounts: counts, date: date, key: key)
         }
+        return stored.map { var s = $0; s.origin = origin; return s }
     }
 
     /// Each stored run of `section`, in order, as the JSON array text it was stored as, `runsPerBatch`
@@ -58,7 +62,7 @@ extension PostgresNightly {
         let runs = (lines + Self.linesPerRun - 1) / Self.linesPerRun
         let scope = self.scope
         for first in stride(from: 0, to: runs, by: Self.runsPerBatch) {
-            let batch: [Data] = try await database.withConnection(scope) { c in
+            let (batch, _): ([Data], ReadOrigin) = try await database.read(scope, preferReplica: stored.origin.servedBy == "standby") { c in
                 try c.query("""
                     SELECT lines FROM nightly_lines
                     WHERE as_of = $1::date AND scope = $2 AND generation = $3 AND section = $4 AND n >= $5 AND n < $6 ORDER BY n

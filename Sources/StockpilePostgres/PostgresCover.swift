@@ -137,9 +137,14 @@ public struct PostgresCover: Sendable {
 
     /// Cover of every position the filter and the scope select, as of `asOf`, with demand × `surge`.
     public func positions(_ filter: CoverFilter, asOf: LocalDate, surge: Double = 1) async throws -> [CoverRow] {
+        try await positionsRead(filter, asOf: asOf, surge: surge, preferReplica: false).rows
+    }
+
+    /// The same, read from the replica when it is current (a page of cover for the command centre).
+    func positionsRead(_ filter: CoverFilter, asOf: LocalDate, surge: Double, preferReplica: Bool = true) async throws -> (rows: [CoverRow], origin: ReadOrigin) {
         let parameters: [any PQEncodable] = [asOf.description, filter.region, filter.facility, filter.item,
                                              filter.category?.rawValue, filter.designated, timeZone.identifier]
-        return try await database.withConnection(scope) { c in
+        return try await database.read(scope, preferReplica: preferReplica) { c in
             try c.query(Self.positionsSQL, parameters).rows.map { row in try Self.cover(row, asOf: asOf, surge: surge) }
         }
     }

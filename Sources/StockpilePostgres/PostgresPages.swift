@@ -44,9 +44,9 @@ public struct PostgresPages: Sendable {
 
     /// When the newest movement the scope can see was recorded: how fresh the dashboard's data is.
     public func lastRecorded() async throws -> Date? {
-        try await database.withConnection(scope) { c in
+        try await database.read(scope) { c in
             try c.query("SELECT max(recorded_at) AS at FROM movements").first?.decode("at", as: Date?.self)
-        }
+        }.0
     }
 
     /// On-hand of an item at a facility over all its lots (0 when there is none): the entry page's confirmation.

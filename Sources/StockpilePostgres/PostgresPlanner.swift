@@ -61,6 +61,9 @@ public struct PostgresPlanner: Sendable {
     let database: StockpileDatabase
     let scope: AccessScope
     let timeZone: TimeZone
+    /// Whether the inputs may come from the read replica: for a plan that is only shown (the plan
+    /// preview); a plan that becomes orders reads the primary.
+    public var readsFromReplica = false
 
     public init(_ database: StockpileDatabase, scope: AccessScope, timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!) {
         self.database = database
@@ -123,7 +126,7 @@ public struct PostgresPlanner: Sendable {
         let useSnapshot = try await cover.snapshotIsCurrent(asOf: request.asOf)
         // A city has millions of positions and lots: both are read in place (`scan`), positions and
         // lots on two connections at once.
-        async let positionsRead: ReadPositions = database.withConnection(scope) { c in
+        async let positionsRead: (ReadPositions, ReadOrigin) = database.read(scope, preferReplica: readsFromReplica) { c in
             if let region = request.region, try c.query("SELECT 1 FROM regions WHERE code = $1", [region]).rows.isEmpty {
                 throw Refusal(kind: .notFound, field: "region", description: "no region \(region)")
             }
@@ -131,7 +134,11 @@ public struct PostgresPlanner: Sendable {
                 throw Refusal(kind: .notFound, field: "item", description: "no item \(item)")
             }
             let sql: String
-            if useSnapshot {
+            // The snapshot as this connection sees it: a replica may not have replayed today's
+            // rebuild yet, and reading a snapshot that is not current would find no positions at all.
+            let snapshotHere = try useSnapshot && c.query("SELECT \(CoverSQL.snapshotCurrent) AS current",
+                                                          [request.asOf.description, zone, 1.0]).rows[0].decode("current", as: Bool.self)
+            if snapshotHere {
                 sql = "WITH RECURSIVE \(CoverSQL.subtree)\n\(Self.candidates(from: "cover_positions")) \(CoverSQL.snapshotCheck)"
             } else {
                 sql = """
@@ -170,7 +177,7 @@ public struct PostgresPlanner: Sendable {
             return read
         }
         // As they come: item id, facility id and the lot, gathered per position below.
-        async let lotsRead: ReadLots = database.withConnection(scope) { c in
+        async let lotsRead: (ReadLots, ReadOrigin) = database.read(scope, preferReplica: readsFromReplica) { c in
             var read = ReadLots()
             var lots: [Int64: PlanLot] = [:]
             try c.scan("SELECT id, lot_number, expiry - $1::date FROM lots", [request.asOf.description]) { row in
@@ -184,7 +191,7 @@ public struct PostgresPlanner: Sendable {
             }
             return read
         }
-        let positions = try await positionsRead, lots = try await lotsRead
+        let positions = try await positionsRead.0, lots = try await lotsRead.0
         // Each lot to its item's list (by row), then the items side by side: donors get their lots,
         // earliest expiry first (then by lot number, as orders list them), and every item's
         // positions go in facility order. Done item by item on one core this took 1.5–1.9 s of a

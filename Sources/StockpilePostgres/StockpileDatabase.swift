@@ -31,12 +31,15 @@ public final class StockpileDatabase: Sendable {
     /// The statement timeout of requests made with a token (STOCKPILE_STATEMENT_TIMEOUT): past it
     /// PostgreSQL cancels the statement and the client gets 503 busy.
     public let requestTimeoutMilliseconds: Int
+    /// The read replica (DATABASE_READ_URL), if one is set up: see `read`.
+    public let replica: ReadReplica?
 
     public init(location: DatabaseLocation, poolSize: Int = 8, requestTimeoutMilliseconds: Int = 60_000,
-                logger: Logger = Logger(label: "stockpile.db")) {
+                replica: ReadReplica? = nil, logger: Logger = Logger(label: "stockpile.db")) {
         self.location = location
         self.logger = logger
         self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+        self.replica = replica
         self.pool = PQPool(.init(parameters: location.serviceParameters, size: poolSize), logger: logger)
     }
 
@@ -52,7 +55,10 @@ public final class StockpileDatabase: Sendable {
         return try Migrator(directory: migrationsDirectory).migrate(connection, logger: logger)
     }
 
-    public func shutdown() async { await pool.shutdown() }
+    public func shutdown() async {
+        await pool.shutdown()
+        await replica?.pool.shutdown()
+    }
 
     /// A pooled connection with `scope` put on it first: every query the service sends runs under a
     /// scope, and row-level security checks it (sql/0003_access.sql).
@@ -73,6 +79,46 @@ public final class StockpileDatabase: Sendable {
             try connection.query(AccessScope.applySQL, parameters)
             return try body(connection)
         }
+    }
+
+    /// A read of the command centre's (cover, roll-ups, dashboard, reports, plan previews): on the
+    /// replica when one is set up, answering as a standby, and within its allowed lag; otherwise,
+    /// or when the replica fails mid-read, on the primary. Never for a read that decides a write
+    /// (stock on hand before a dispatch): those stay in the writing transaction on the primary.
+    /// With `isolation`, the body runs in one transaction of that level (a consistent view).
+    /// Returns where the answer came from: `pg_is_in_recovery()` of the connection that answered.
+    public func read<T: Sendable>(_ scope: AccessScope, isolation: PQConnection.Isolation? = nil, preferReplica: Bool = true,
+                                  _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> (T, ReadOrigin) {
+        guard let replica, preferReplica else {
+            return (try await Self.run(on: pool, scope, isolation, body).value, .primary)
+        }
+        let status = replica.status
+        var fallback = status.notUsedBecause
+        if status.usable {
+            do {
+                let (value, standby) = try await Self.run(on: replica.pool, scope, isolation, body)
+                return (value, replica.counted(ReadOrigin(servedBy: standby ? "standby" : "primary",
+                                                          lagSeconds: standby ? status.lagSeconds : 0, fallback: nil)))
+            } catch where ReadReplica.shouldReadElsewhere(error) {
+                replica.failed(error)
+                fallback = "the replica failed: \(error)"
+                logger.warning("a read failed on the replica; reading from the primary", metadata: ["error": "\(error)"])
+            }
+        }
+        let value = try await Self.run(on: pool, scope, isolation, body).value
+        return (value, replica.counted(ReadOrigin(servedBy: "primary", lagSeconds: 0, fallback: fallback)))
+    }
+
+    private static func run<T: Sendable>(on pool: PQPool, _ scope: AccessScope, _ isolation: PQConnection.Isolation?,
+                                         _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> (value: T, standby: Bool) {
+        let parameters = scope.applyParameters
+        let work: @Sendable (PQConnection) throws -> (value: T, standby: Bool) = { connection in
+            let standby = try connection.query(AccessScope.applySQL + ", pg_is_in_recovery() AS in_recovery", parameters)
+                .rows[0].decode("in_recovery", as: Bool.self)
+            return (try body(connection), standby)
+        }
+        if let isolation { return try await pool.transaction(isolation: isolation, work) }
+        return try await pool.withConnection(work)
     }
 
     /// A one-off connection as the schema owner, for maintenance the service role may not do

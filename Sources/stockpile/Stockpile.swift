@@ -85,7 +85,9 @@ struct Serve: AsyncParsableCommand {
         let runtime = try database.open(logger)
         defer { runtime.close() }
         try StockpileDatabase.migrate(runtime.location, logger: logger)
-        let db = StockpileDatabase(location: runtime.location, poolSize: poolSize, requestTimeoutMilliseconds: statementTimeout * 1000, logger: logger)
+        let replica = try readReplica(logger)
+        let db = StockpileDatabase(location: runtime.location, poolSize: poolSize, requestTimeoutMilliseconds: statementTimeout * 1000,
+                                   replica: replica, logger: logger)
         if !noDemo {
             try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: logger)
         }
@@ -95,6 +97,7 @@ struct Serve: AsyncParsableCommand {
         let app = buildApplication(services, settings: HTTPSettings(host: host, port: port))
         let keeper = CoverKeeper(database: db, timeZone: Environment.timeZone, logger: logger)
         var running: [any Service] = [app, keeper]
+        if let replica { running.append(ReplicaMonitor(replica: replica, primary: db.pool)) }
         // The embedded cluster is supervised: restarted when it dies (and then stopped at exit).
         let watchdog = runtime.embedded.map { ClusterWatchdog(embedded: $0, logger: logger) }
         if let watchdog { running.append(watchdog) }
@@ -111,6 +114,31 @@ struct Serve: AsyncParsableCommand {
         try await group.run()
         await db.shutdown()
         logger.info("stopped")
+    }
+}
+
+extension Serve {
+    /// DATABASE_READ_URL: a hot standby (a libpq URL, may list several hosts) for the command
+    /// centre's reads, used while its lag is within STOCKPILE_MAX_REPLICA_LAG seconds (default 30).
+    func readReplica(_ logger: Logger) throws -> ReadReplica? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["DATABASE_READ_URL"], !url.isEmpty else { return nil }
+        let maxLagText = environment["STOCKPILE_MAX_REPLICA_LAG"] ?? "30"
+        guard let maxLag = Double(maxLagText), maxLag.isFinite, (0.5...86_400).contains(maxLag) else {
+            throw ValidationError("STOCKPILE_MAX_REPLICA_LAG: seconds, from 0.5 to 86400 (got \(maxLagText))")
+        }
+        logger.info("command-centre reads go to the read replica while it is within its allowed lag", metadata: ["max_lag_seconds": "\(maxLag)"])
+        return ReadReplica(parameters: DatabaseLocation(url: url).serviceParameters, poolSize: poolSize, maxLagSeconds: maxLag, logger: logger)
+    }
+}
+
+/// Measures the read replica's lag every second while `serve` runs (ReadReplica.sample).
+struct ReplicaMonitor: Service {
+    let replica: ReadReplica
+    let primary: PQPool
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await replica.monitor(primary: primary) }
     }
 }
 

@@ -30,8 +30,14 @@ struct TestService: Sendable {
 
     /// `reserves`: also contract KH (1000 N95 for H) and 40 N95 in lot KEPT at H.
     init(poolSize: Int = 8, reserves: Bool = false) async throws {
-        location = try TestDatabase.freshLocation()
-        database = StockpileDatabase(location: location, poolSize: poolSize)
+        let location = try TestDatabase.freshLocation()
+        try await self.init(location: location, database: StockpileDatabase(location: location, poolSize: poolSize), reserves: reserves)
+    }
+
+    /// The same district on a migrated database of the caller's (the replica test's own cluster).
+    init(location: DatabaseLocation, database: StockpileDatabase, reserves: Bool = false) async throws {
+        self.location = location
+        self.database = database
         var files = ["regions": Self.regions, "facilities": Self.facilities, "items": Self.items]
         if reserves {
             files["contracts"] = "code,facility_code,supplier,item_code,quantity,called_off,lead_time_days,valid_from,valid_to,local\nKH,H,本地供应商,N95,1000,0,7,2026-01-01,2027-12-31,true\n"

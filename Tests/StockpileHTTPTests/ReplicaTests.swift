@@ -1,0 +1,139 @@
+import Foundation
+import HummingbirdTesting
+import Logging
+import PQ
+import StockpileHTTP
+import StockpilePostgres
+import StockpileTestSupport
+import Testing
+
+/// The read replica (issue 15, part 3): a real streaming hot standby of a cluster of the test's
+/// own, made with `pg_basebackup -R`; the command centre's reads go to it while it is current and
+/// to the primary when it lags too far or is down.
+@Suite(.serialized) struct ReplicaTests {
+    /// A primary and its standby under one folder, removed at the end.
+    final class Pair: Sendable {
+        let folder: URL
+        let primary: EmbeddedPostgres
+        let standby: EmbeddedPostgres
+
+        init() throws {
+            folder = URL(fileURLWithPath: "/tmp/stockpile-replica-\(getpid())-\(UUID().uuidString.prefix(8))")
+            var logger = Logger(label: "stockpile.replica-test")
+            logger.logLevel = .warning
+            primary = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("primary"), unsafeFastSettings: true, logger: logger)
+            standby = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("standby"), logger: logger)
+            try primary.start()
+            try StockpileDatabase.migrate(DatabaseLocation(ownerParameters: primary.connectionParameters()))
+            try standby.makeStandby(of: primary)
+            try standby.start()
+        }
+
+        func close() {
+            try? standby.stop()
+            try? primary.stop()
+            try? FileManager.default.removeItem(at: folder)
+        }
+
+        /// A superuser's statement on the standby (pausing and resuming its replay).
+        func onStandby(_ sql: String) throws {
+            _ = try PQConnection(parameters: standby.connectionParameters()).query(sql)
+        }
+    }
+
+    /// Samples until `done` holds of the replica's status, for at most `seconds`.
+    static func until(_ replica: ReadReplica, _ database: StockpileDatabase, seconds: Double = 20,
+                      _ done: (ReadReplica.Status) -> Bool) async -> ReadReplica.Status {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while true {
+            await replica.sample(primary: database.pool)
+            let status = replica.status
+            if done(status) || ContinuousClock.now > deadline { return status }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    static func cover(_ client: AuthorizedClient) async throws -> (quantity: Int64, origin: [String: Any]) {
+        let response = try await client.execute(uri: "/api/v1/cover?facility=H&item=N95", method: .get)
+        #expect(response.status == .ok)
+        let answer = body(response)
+        let row = (answer["rows"] as? [[String: Any]])?.first
+        return ((row?["physical_qty"] as? NSNumber)?.int64Value ?? -1, answer["origin"] as? [String: Any] ?? [:])
+    }
+
+    @Test func readsGoToTheCurrentStandbyAndFallBackToThePrimary() async throws {
+        let pair = try Pair()
+        defer { pair.close() }
+        let location = DatabaseLocation(ownerParameters: pair.primary.connectionParameters())
+        let replica = ReadReplica(parameters: DatabaseLocation(ownerParameters: pair.standby.connectionParameters()).serviceParameters,
+                                  poolSize: 2, maxLagSeconds: 2, logger: Logger(label: "test"))
+        let database = StockpileDatabase(location: location, poolSize: 4, replica: replica)
+        let service = try await TestService(location: location, database: database)
+
+        // The standby has replayed the district: reads go to it, and the connection that answered is in recovery.
+        let ready = await Self.until(replica, database) { $0.usable }
+        #expect(ready.usable && ready.inRecovery && ready.lagSeconds <= 2, "\(ready)")
+        let (inRecovery, origin) = try await database.read(.system("test")) { c in
+            try c.query("SELECT pg_is_in_recovery() AS r").rows[0].decode("r", as: Bool.self)
+        }
+        #expect(inRecovery && origin.servedBy == "standby")
+        // A read that decides a write (or opts out) stays on the primary.
+        let (onPrimary, _) = try await database.read(.system("test"), preferReplica: false) { c in
+            try c.query("SELECT pg_is_in_recovery() AS r").rows[0].decode("r", as: Bool.self)
+        }
+        #expect(!onPrimary)
+
+        try await service.test { client in
+            // A movement recorded on the primary reaches the standby's cover within seconds.
+            #expect(try await client.post("/api/v1/movements", movement("receipt", 500)).status == .created)
+            var seen = (quantity: Int64(-1), origin: [String: Any]())
+            for _ in 0..<50 {
+                await replica.sample(primary: database.pool)
+                seen = try await Self.cover(client)
+                if seen.quantity == 500 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(seen.quantity == 500)
+            #expect(seen.origin["served_by"] as? String == "standby")
+            #expect((seen.origin["lag_seconds"] as? Double).map { $0 >= 0 && $0 <= 2 } == true)
+
+            // Replay paused: the lag grows past the allowed 2 s and reads go to the primary, which has the newest movement.
+            try pair.onStandby("SELECT pg_wal_replay_pause()")
+            #expect(try await client.post("/api/v1/movements", movement("issue", 120)).status == .created)
+            var status = await Self.until(replica, database) { !$0.usable }
+            #expect(!status.usable && status.up && status.lagSeconds > 2, "\(status)")
+            #expect(status.lagBytes > 0)
+            seen = try await Self.cover(client)
+            #expect(seen.quantity == 380)
+            #expect(seen.origin["served_by"] as? String == "primary")
+            #expect((seen.origin["fallback"] as? String)?.contains("behind") == true, "\(seen.origin)")
+
+            // Replay resumed: back to the standby, which now has the issue too.
+            try pair.onStandby("SELECT pg_wal_replay_resume()")
+            status = await Self.until(replica, database) { $0.usable }
+            #expect(status.usable, "\(status)")
+            seen = try await Self.cover(client)
+            #expect(seen.quantity == 380 && seen.origin["served_by"] as? String == "standby", "\(seen)")
+
+            // The standby stopped: the next read fails over to the primary at once (no sample in
+            // between), then the monitor says it is down; nothing answers an error meanwhile.
+            try pair.standby.stop()
+            seen = try await Self.cover(client)
+            #expect(seen.quantity == 380 && seen.origin["served_by"] as? String == "primary", "\(seen)")
+            #expect((seen.origin["fallback"] as? String)?.contains("replica") == true)
+            status = await Self.until(replica, database, seconds: 5) { !$0.up }
+            #expect(!status.up && !status.usable)
+            seen = try await Self.cover(client)
+            #expect(seen.origin["served_by"] as? String == "primary")
+            #expect((seen.origin["fallback"] as? String)?.contains("unreachable") == true, "\(seen.origin)")
+
+            // Started again: it catches up and reads return to it.
+            try pair.standby.start()
+            status = await Self.until(replica, database) { $0.usable }
+            #expect(status.usable, "\(status)")
+            seen = try await Self.cover(client)
+            #expect(seen.origin["served_by"] as? String == "standby")
+        }
+        await database.shutdown()
+    }
+}
