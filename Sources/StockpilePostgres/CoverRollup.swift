@@ -179,11 +179,11 @@ extension PostgresCover {
         let zone = timeZone.identifier
         let parameters: [any PQEncodable] = [asOf.description, zone, surge, filter.region, filter.facility, filter.item,
                                              filter.category?.rawValue, filter.designated]
-        if surge == 1, try await snapshotIsCurrent(asOf: asOf) {
+        if surge == 1, case let state = try await snapshotState(asOf: asOf), state.current {
             // Per-facility sums serve a roll-up by region of all items; an item or item grouping reads positions.
             let fromSums = group == .region && filter.item == nil
             let sql = fromSums ? CoverRollupSQL.fromSums(group) : CoverRollupSQL.fromSnapshot(group)
-            let (found, origin): (CoverRollup?, ReadOrigin) = try await database.read(scope, isolation: .repeatableRead) { c in
+            let (found, origin): (CoverRollup?, ReadOrigin) = try await database.read(scope, isolation: .repeatableRead, replayed: state.refreshed) { c in
                 guard try c.query("SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2",
                                   [asOf.description, zone]).rows.count == 1 else { return nil }
                 return CoverRollup(rows: try c.query(sql, parameters).rows.map(CoverRollupSQL.row), source: "snapshot")

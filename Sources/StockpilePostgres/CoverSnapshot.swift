@@ -279,6 +279,12 @@ extension PostgresCover {
     /// Whether the snapshot is for `asOf` in this zone; if so, its dirty positions are refreshed first.
     /// One statement answers both questions, so a quiet snapshot costs one round trip.
     func snapshotIsCurrent(asOf: LocalDate) async throws -> Bool {
+        try await snapshotState(asOf: asOf).current
+    }
+
+    /// The same, and, when a refresh wrote something, the primary's WAL position after it: a read
+    /// from the replica must include it (`StockpileDatabase.read(replayed:)`).
+    func snapshotState(asOf: LocalDate) async throws -> (current: Bool, refreshed: WALPosition?) {
         let zone = timeZone.identifier
         let (current, dirty): (Bool, Bool) = try await database.withConnection(.system("cover")) { c in
             let row = try c.query("""
@@ -287,8 +293,9 @@ extension PostgresCover {
                 """, [asOf.description, zone]).rows[0]
             return (try row.decode("current"), try row.decode("dirty"))
         }
-        if current && dirty { try await refreshSnapshot() }
-        return current
+        guard current && dirty else { return (current, nil) }
+        let written = try await refreshSnapshot()
+        return (true, written > 0 && database.replica != nil ? try await database.walPosition() : nil)
     }
 
     /// Builds the snapshot for `asOf` from scratch (every facility × item). Returns the positions.
@@ -344,14 +351,14 @@ extension PostgresCover {
         let f = query.filter
         let parameters: [any PQEncodable] = [query.asOf.description, zone, query.surge, f.region, f.facility, f.item,
                                              f.category?.rawValue, f.designated, query.band?.rawValue, query.limit, query.offset]
-        if query.surge == 1, try await snapshotIsCurrent(asOf: query.asOf) {
+        if query.surge == 1, case let state = try await snapshotState(asOf: query.asOf), state.current {
             let sort = query.sort
             let countSQL = f.facility == nil && f.item == nil ? CoverSQL.snapshotCountFromSums(band: query.band) : CoverSQL.snapshotCount
             // One repeatable-read view for the page and its count; the count also says whether the
             // snapshot is still this date's (a rebuild for another date may have committed meanwhile).
             // On a replica the snapshot is the one it has replayed: a replica behind a rebuild for
             // another date says "not current" here and the page is computed from its data instead.
-            let (found, origin): (CoverPage?, ReadOrigin) = try await database.read(scope, isolation: .repeatableRead) { c in
+            let (found, origin): (CoverPage?, ReadOrigin) = try await database.read(scope, isolation: .repeatableRead, replayed: state.refreshed) { c in
                 let rows = try c.query(CoverSQL.snapshotPage(sort), parameters).rows.map(Self.describedRow)
                 let counted = try c.query(countSQL, Array(parameters.prefix(9))).rows[0]
                 guard try counted.decode("current", as: Bool.self) else { return nil }

@@ -123,10 +123,10 @@ public struct PostgresPlanner: Sendable {
         let zone = timeZone.identifier
         let parameters: [any PQEncodable] = [request.asOf.description, zone, 1.0, request.region, nil as String?, request.item,
                                              nil as String?, nil as Bool?]
-        let useSnapshot = try await cover.snapshotIsCurrent(asOf: request.asOf)
+        let (useSnapshot, refreshed) = try await cover.snapshotState(asOf: request.asOf)
         // A city has millions of positions and lots: both are read in place (`scan`), positions and
         // lots on two connections at once.
-        async let positionsRead: (ReadPositions, ReadOrigin) = database.read(scope, preferReplica: readsFromReplica) { c in
+        async let positionsRead: (ReadPositions, ReadOrigin) = database.read(scope, preferReplica: readsFromReplica, replayed: refreshed) { c in
             if let region = request.region, try c.query("SELECT 1 FROM regions WHERE code = $1", [region]).rows.isEmpty {
                 throw Refusal(kind: .notFound, field: "region", description: "no region \(region)")
             }
@@ -177,7 +177,7 @@ public struct PostgresPlanner: Sendable {
             return read
         }
         // As they come: item id, facility id and the lot, gathered per position below.
-        async let lotsRead: (ReadLots, ReadOrigin) = database.read(scope, preferReplica: readsFromReplica) { c in
+        async let lotsRead: (ReadLots, ReadOrigin) = database.read(scope, preferReplica: readsFromReplica, replayed: refreshed) { c in
             var read = ReadLots()
             var lots: [Int64: PlanLot] = [:]
             try c.scan("SELECT id, lot_number, expiry - $1::date FROM lots", [request.asOf.description]) { row in

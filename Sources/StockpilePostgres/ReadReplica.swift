@@ -20,10 +20,17 @@ public struct ReadOrigin: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case servedBy = "served_by", lagSeconds = "lag_seconds", fallback }
 }
 
+/// A position in the primary's WAL (an LSN, `X/Y` in SQL).
+public struct WALPosition: Sendable, Comparable {
+    public var value: UInt64
+    public init(_ text: String) { value = ReadReplica.lsn(text) }
+    public static func < (a: WALPosition, b: WALPosition) -> Bool { a.value < b.value }
+}
+
 /// The read replica (DATABASE_READ_URL): a pool on a hot standby, and what is known of its lag.
 ///
 /// Lag is measured without writing anything: every `sample` reads the primary's WAL position
-/// (`pg_current_wal_lsn()`) and then the standby's replay position, and keeps the primary's recent
+/// (`pg_current_wal_insert_lsn()`) and then the standby's replay position, and keeps the primary's recent
 /// positions with their times. The standby has everything the primary had at the newest sampled
 /// time whose position it has replayed; its lag is how long before the measurement that was (0
 /// when it has replayed the newest position). An idle primary therefore shows no lag (unlike
@@ -95,7 +102,9 @@ public final class ReadReplica: Sendable {
     /// One measurement: the primary's position first, then the standby's replay position.
     public func sample(primary: PQPool) async {
         let primaryLSN: UInt64? = try? await primary.withConnection { c in
-            try Self.lsn(c.query("SELECT pg_current_wal_lsn()::text AS lsn").rows[0].decode("lsn", as: String.self))
+            // The insert position, not the write position: with synchronous_commit off a commit can
+            // return before its record is written, and the standby would look caught up without it.
+            try Self.lsn(c.query("SELECT pg_current_wal_insert_lsn()::text AS lsn").rows[0].decode("lsn", as: String.self))
         }
         let sampledAt = ContinuousClock.now
         let standby: Result<(inRecovery: Bool, replayed: UInt64?), any Error> = await {
@@ -166,6 +175,25 @@ public final class ReadReplica: Sendable {
         }
     }
 
+    /// The replica had not replayed what the request needs within `waitForReplay`'s moment.
+    struct Behind: Error, CustomStringConvertible {
+        var description: String { "the replica had not yet replayed what this request just refreshed on the primary" }
+    }
+
+    /// Waits (up to half a second) until the standby has replayed `position`; throws `Behind` if
+    /// it has not. Outside the read's own transaction, whose snapshot would otherwise predate it.
+    func waitForReplay(of position: WALPosition) async throws {
+        let deadline = ContinuousClock.now + .milliseconds(500)
+        while true {
+            let replayed = try await pool.withConnection { c in
+                WALPosition(try c.query("SELECT coalesce(pg_last_wal_replay_lsn(), '0/0')::text AS lsn").rows[0].decode("lsn", as: String.self))
+            }
+            if replayed >= position { return }
+            if ContinuousClock.now > deadline { throw Behind() }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     /// A read failed on the replica: reads go to the primary until a sample finds it answering again.
     func failed(_ error: any Error) {
         state.withLock { s in
@@ -188,7 +216,8 @@ public final class ReadReplica: Sendable {
         guard let error = error as? PQError else { return false }
         if error.isConnectionFailure { return true }
         guard let state = error.sqlState else { return false }
-        return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "25006", "40001", "53300"].contains(state)
+        // 0A000: what a standby says of a table it cannot read (an UNLOGGED one).
+        return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "25006", "40001", "53300", "0A000"].contains(state)
     }
 
     static func lsn(_ text: String) -> UInt64 {

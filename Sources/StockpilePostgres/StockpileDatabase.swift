@@ -87,7 +87,10 @@ public final class StockpileDatabase: Sendable {
     /// (stock on hand before a dispatch): those stay in the writing transaction on the primary.
     /// With `isolation`, the body runs in one transaction of that level (a consistent view).
     /// Returns where the answer came from: `pg_is_in_recovery()` of the connection that answered.
+    /// `replayed`: a primary WAL position the answer must include (what this request just wrote
+    /// there, e.g. the cover snapshot's refresh); the replica is given a moment to replay it.
     public func read<T: Sendable>(_ scope: AccessScope, isolation: PQConnection.Isolation? = nil, preferReplica: Bool = true,
+                                  replayed: WALPosition? = nil,
                                   _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> (T, ReadOrigin) {
         guard let replica, preferReplica else {
             return (try await Self.run(on: pool, scope, isolation, body).value, .primary)
@@ -96,9 +99,12 @@ public final class StockpileDatabase: Sendable {
         var fallback = status.notUsedBecause
         if status.usable {
             do {
+                if let replayed { try await replica.waitForReplay(of: replayed) }
                 let (value, standby) = try await Self.run(on: replica.pool, scope, isolation, body)
                 return (value, replica.counted(ReadOrigin(servedBy: standby ? "standby" : "primary",
                                                           lagSeconds: standby ? status.lagSeconds : 0, fallback: nil)))
+            } catch let behind as ReadReplica.Behind {
+                fallback = behind.description
             } catch where ReadReplica.shouldReadElsewhere(error) {
                 replica.failed(error)
                 fallback = "the replica failed: \(error)"
@@ -119,6 +125,13 @@ public final class StockpileDatabase: Sendable {
         }
         if let isolation { return try await pool.transaction(isolation: isolation, work) }
         return try await pool.withConnection(work)
+    }
+
+    /// Where the primary's WAL ends now (after something this request wrote): see `read(replayed:)`.
+    public func walPosition() async throws -> WALPosition {
+        try await pool.withConnection { c in
+            WALPosition(try c.query("SELECT pg_current_wal_insert_lsn()::text AS lsn").rows[0].decode("lsn", as: String.self))
+        }
     }
 
     /// A one-off connection as the schema owner, for maintenance the service role may not do

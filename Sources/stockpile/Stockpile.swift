@@ -59,7 +59,8 @@ func makeLogger(_ label: String = "stockpile") -> Logger {
 struct Stockpile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emergency medical supply reserves (应急医疗物资储备).",
-        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Plan.self, Nightly.self, Generate.self, Bench.self])
+        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Plan.self, Nightly.self, Generate.self, Bench.self,
+                      Standby.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -208,6 +209,33 @@ struct Check: AsyncParsableCommand {
         if violations.count > 1000 { print("… and \(violations.count - 1000) more") }
         print("\(violations.count) broken; the first: \(first.subject)")
         throw ExitCode(1)
+    }
+}
+
+/// A hot standby of the embedded cluster on this machine, for trying DATABASE_READ_URL (a real
+/// deployment streams from another host; see README "Read replica").
+struct Standby: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make (first time) and start a streaming hot standby of the embedded cluster, and print its DATABASE_READ_URL; --stop stops it.")
+    @Option(help: "Folder of the standby.") var dataDir = "./.stockpile-standby"
+    @Option(help: "Folder of the embedded cluster it follows (the primary, running).") var of = ProcessInfo.processInfo.environment["STOCKPILE_DATA_DIR"] ?? "./.stockpile"
+    @Flag(help: "Stop the standby instead.") var stop = false
+
+    func run() async throws {
+        let logger = makeLogger()
+        let here = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        let standby = EmbeddedPostgres(dataDirectory: URL(fileURLWithPath: dataDir, relativeTo: here).absoluteURL, logger: logger)
+        if stop { try standby.stop(); return }
+        let primary = EmbeddedPostgres(dataDirectory: URL(fileURLWithPath: of, relativeTo: here).absoluteURL, logger: logger)
+        guard try primary.isRunning() else {
+            throw ValidationError("the embedded cluster in \(of) is not running: start it first (stockpile serve --data-dir \(of))")
+        }
+        if !FileManager.default.fileExists(atPath: standby.clusterDirectory.appendingPathComponent("PG_VERSION").path) {
+            logger.info("copying the primary with pg_basebackup", metadata: ["from": "\(primary.clusterDirectory.path)"])
+            try standby.makeStandby(of: primary)
+        }
+        try standby.start()
+        print("DATABASE_READ_URL='\(standby.url())'")
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdTesting
 import Logging
 import PQ
+import StockpileCore
 import StockpileHTTP
 import StockpilePostgres
 import StockpileTestSupport
@@ -21,7 +22,8 @@ import Testing
             folder = URL(fileURLWithPath: "/tmp/stockpile-replica-\(getpid())-\(UUID().uuidString.prefix(8))")
             var logger = Logger(label: "stockpile.replica-test")
             logger.logLevel = .warning
-            primary = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("primary"), unsafeFastSettings: true, logger: logger)
+            // Durable settings, as in production: with synchronous_commit off a commit can sit unflushed, and unsent, for a while.
+            primary = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("primary"), logger: logger)
             standby = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("standby"), logger: logger)
             try primary.start()
             try StockpileDatabase.migrate(DatabaseLocation(ownerParameters: primary.connectionParameters()))
@@ -53,11 +55,13 @@ import Testing
         }
     }
 
+    /// H's N95 as the cover API answers it (from the snapshot, which the standby replays), and where it came from.
     static func cover(_ client: AuthorizedClient) async throws -> (quantity: Int64, origin: [String: Any]) {
-        let response = try await client.execute(uri: "/api/v1/cover?facility=H&item=N95", method: .get)
+        let response = try await client.execute(uri: "/api/v1/cover?region=D&limit=10", method: .get)
         #expect(response.status == .ok)
         let answer = body(response)
-        let row = (answer["rows"] as? [[String: Any]])?.first
+        #expect(answer["source"] as? String == "snapshot")
+        let row = (answer["rows"] as? [[String: Any]])?.first { $0["facility"] as? String == "H" && $0["item"] as? String == "N95" }
         return ((row?["physical_qty"] as? NSNumber)?.int64Value ?? -1, answer["origin"] as? [String: Any] ?? [:])
     }
 
@@ -69,6 +73,8 @@ import Testing
                                   poolSize: 2, maxLagSeconds: 2, logger: Logger(label: "test"))
         let database = StockpileDatabase(location: location, poolSize: 4, replica: replica)
         let service = try await TestService(location: location, database: database)
+        // The cover snapshot, as serve keeps it: the standby must be able to read it (it is logged since 0019).
+        try await PostgresCover(database, scope: .system("test")).rebuildSnapshot(asOf: LocalDate(Date(), in: TimeZone(identifier: "Asia/Shanghai")!))
 
         // The standby has replayed the district: reads go to it, and the connection that answered is in recovery.
         let ready = await Self.until(replica, database) { $0.usable }
@@ -85,8 +91,16 @@ import Testing
 
         try await service.test { client in
             // A movement recorded on the primary reaches the standby's cover within seconds.
+            // The standby applies each commit 300 ms late (a loopback standby is otherwise too quick to show this).
+            try pair.onStandby("ALTER SYSTEM SET recovery_min_apply_delay = '300ms'")
+            try pair.onStandby("SELECT pg_reload_conf()")
             #expect(try await client.post("/api/v1/movements", movement("receipt", 500)).status == .created)
-            var seen = (quantity: Int64(-1), origin: [String: Any]())
+            // Read at once, the cover is already the new one: the request refreshes the snapshot on
+            // the primary and the standby is given a moment to replay that before it answers.
+            var seen = try await Self.cover(client)
+            #expect(seen.quantity == 500, "\(seen)")
+            try pair.onStandby("ALTER SYSTEM RESET recovery_min_apply_delay")
+            try pair.onStandby("SELECT pg_reload_conf()")
             for _ in 0..<50 {
                 await replica.sample(primary: database.pool)
                 seen = try await Self.cover(client)
@@ -95,7 +109,14 @@ import Testing
             }
             #expect(seen.quantity == 500)
             #expect(seen.origin["served_by"] as? String == "standby")
-            #expect((seen.origin["lag_seconds"] as? Double).map { $0 >= 0 && $0 <= 2 } == true)
+            #expect((seen.origin["lag_seconds"] as? NSNumber).map { $0.doubleValue >= 0 && $0.doubleValue <= 2 } == true)
+            // The roll-up and the dashboard say the same.
+            let rollup = body(try await client.execute(uri: "/api/v1/cover/rollup", method: .get))
+            #expect((rollup["origin"] as? [String: Any])?["served_by"] as? String == "standby")
+            var browser = PageTests.Browser(client)
+            _ = try await browser.signIn(service.admin)
+            let dashboard = PageTests.html(try await browser.request("/"))
+            #expect(dashboard.contains("数据延迟") && dashboard.contains("来自只读副本"))
 
             // Replay paused: the lag grows past the allowed 2 s and reads go to the primary, which has the newest movement.
             try pair.onStandby("SELECT pg_wal_replay_pause()")
@@ -107,6 +128,8 @@ import Testing
             #expect(seen.quantity == 380)
             #expect(seen.origin["served_by"] as? String == "primary")
             #expect((seen.origin["fallback"] as? String)?.contains("behind") == true, "\(seen.origin)")
+            let behind = PageTests.html(try await browser.request("/"))
+            #expect(behind.contains("来自主库") && behind.contains("只读副本未用"))
 
             // Replay resumed: back to the standby, which now has the issue too.
             try pair.onStandby("SELECT pg_wal_replay_resume()")
