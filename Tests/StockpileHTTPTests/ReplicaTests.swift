@@ -43,12 +43,11 @@ import Testing
         }
     }
 
-    /// Samples until `done` holds of the replica's status, for at most `seconds`.
+    /// Waits until `done` holds of the replica's status (the monitor samples it), for at most `seconds`.
     static func until(_ replica: ReadReplica, _ database: StockpileDatabase, seconds: Double = 20,
                       _ done: (ReadReplica.Status) -> Bool) async -> ReadReplica.Status {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while true {
-            await replica.sample(primary: database.pool)
             let status = replica.status
             if done(status) || ContinuousClock.now > deadline { return status }
             try? await Task.sleep(for: .milliseconds(200))
@@ -70,15 +69,18 @@ import Testing
         defer { pair.close() }
         let location = DatabaseLocation(ownerParameters: pair.primary.connectionParameters())
         let replica = ReadReplica(parameters: DatabaseLocation(ownerParameters: pair.standby.connectionParameters()).serviceParameters,
-                                  poolSize: 2, maxLagSeconds: 2, logger: Logger(label: "test"))
+                                  poolSize: 2, maxLagSeconds: 3, logger: Logger(label: "test"))
         let database = StockpileDatabase(location: location, poolSize: 4, replica: replica)
         let service = try await TestService(location: location, database: database)
+        // As serve does, but five times a second.
+        let monitor = Task { await replica.monitor(primary: database.pool, interval: .milliseconds(200)) }
+        defer { monitor.cancel() }
         // The cover snapshot, as serve keeps it: the standby must be able to read it (it is logged since 0019).
         try await PostgresCover(database, scope: .system("test")).rebuildSnapshot(asOf: LocalDate(Date(), in: TimeZone(identifier: "Asia/Shanghai")!))
 
         // The standby has replayed the district: reads go to it, and the connection that answered is in recovery.
         let ready = await Self.until(replica, database) { $0.usable }
-        #expect(ready.usable && ready.inRecovery && ready.lagSeconds <= 2, "\(ready)")
+        #expect(ready.usable && ready.inRecovery && ready.lagSeconds <= 3, "\(ready)")
         let (inRecovery, origin) = try await database.read(.system("test")) { c in
             try c.query("SELECT pg_is_in_recovery() AS r").rows[0].decode("r", as: Bool.self)
         }
@@ -102,27 +104,32 @@ import Testing
             try pair.onStandby("ALTER SYSTEM RESET recovery_min_apply_delay")
             try pair.onStandby("SELECT pg_reload_conf()")
             for _ in 0..<50 {
-                await replica.sample(primary: database.pool)
                 seen = try await Self.cover(client)
                 if seen.quantity == 500 { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
             #expect(seen.quantity == 500)
             #expect(seen.origin["served_by"] as? String == "standby")
-            #expect((seen.origin["lag_seconds"] as? NSNumber).map { $0.doubleValue >= 0 && $0.doubleValue <= 2 } == true)
+            #expect((seen.origin["lag_seconds"] as? NSNumber).map { $0.doubleValue >= 0 && $0.doubleValue <= 3 } == true)
             // The roll-up and the dashboard say the same.
             let rollup = body(try await client.execute(uri: "/api/v1/cover/rollup", method: .get))
             #expect((rollup["origin"] as? [String: Any])?["served_by"] as? String == "standby")
             var browser = PageTests.Browser(client)
             _ = try await browser.signIn(service.admin)
-            let dashboard = PageTests.html(try await browser.request("/"))
+            // (A few tries: on a loaded machine one read may find the standby a moment behind and say so.)
+            var dashboard = ""
+            for _ in 0..<5 {
+                dashboard = PageTests.html(try await browser.request("/"))
+                if dashboard.contains("来自只读副本") { break }
+                try await Task.sleep(for: .milliseconds(300))
+            }
             #expect(dashboard.contains("数据延迟") && dashboard.contains("来自只读副本"))
 
-            // Replay paused: the lag grows past the allowed 2 s and reads go to the primary, which has the newest movement.
+            // Replay paused: the lag grows past the allowed 3 s and reads go to the primary, which has the newest movement.
             try pair.onStandby("SELECT pg_wal_replay_pause()")
             #expect(try await client.post("/api/v1/movements", movement("issue", 120)).status == .created)
             var status = await Self.until(replica, database) { !$0.usable }
-            #expect(!status.usable && status.up && status.lagSeconds > 2, "\(status)")
+            #expect(!status.usable && status.up && status.lagSeconds > 3, "\(status)")
             #expect(status.lagBytes > 0)
             seen = try await Self.cover(client)
             #expect(seen.quantity == 380)
@@ -138,8 +145,8 @@ import Testing
             seen = try await Self.cover(client)
             #expect(seen.quantity == 380 && seen.origin["served_by"] as? String == "standby", "\(seen)")
 
-            // The standby stopped: the next read fails over to the primary at once (no sample in
-            // between), then the monitor says it is down; nothing answers an error meanwhile.
+            // The standby stopped: the next read fails over to the primary at once (whether or not the
+            // monitor has noticed yet), then the monitor says it is down; nothing answers an error meanwhile.
             try pair.standby.stop()
             seen = try await Self.cover(client)
             #expect(seen.quantity == 380 && seen.origin["served_by"] as? String == "primary", "\(seen)")
@@ -148,7 +155,8 @@ import Testing
             #expect(!status.up && !status.usable)
             seen = try await Self.cover(client)
             #expect(seen.origin["served_by"] as? String == "primary")
-            #expect((seen.origin["fallback"] as? String)?.contains("unreachable") == true, "\(seen.origin)")
+            // (The monitor's "unreachable", or a read's own "failed a read" if one came between its samples.)
+            #expect((seen.origin["fallback"] as? String).map { $0.contains("unreachable") || $0.contains("failed") } == true, "\(seen.origin)")
 
             // Started again: it catches up and reads return to it.
             try pair.standby.start()
