@@ -88,8 +88,10 @@ struct DashboardPage {
         // With a read replica the page says where its numbers came from and how far behind they may be.
         if database.replica != nil {
             let origin = found.origin
+            let replicaLag = database.replica?.status.lagSeconds ?? .infinity
             values["replica"] = ["standby": origin.servedBy == "standby", "fallback": origin.fallback != nil, "fallbackText": origin.fallback ?? "",
-                                 "lag": origin.servedBy == "standby" ? String(format: "%.0f s", origin.lagSeconds.rounded(.up)) : "0 s"]
+                                 "lag": origin.servedBy == "standby" ? String(format: "%.0f s", origin.lagSeconds.rounded(.up)) : "0 s",
+                                 "replicaLag": replicaLag.isFinite ? String(format: "%.0f s", replicaLag.rounded(.up)) : "?"]
         }
         values["sort_" + sort.rawValue] = true
         var response = PageTemplates.render("dashboard", values, page: page, title: t["dashboard"]!)
