@@ -6,6 +6,17 @@ import Foundation
 public final class PQConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
     public let parameters: [(String, String)]
+    /// What the notice receiver saw during the current call (see `connect`).
+    private let notices = NoticeLog()
+
+    /// Set by the notice receiver, read after each call on the same thread.
+    final class NoticeLog {
+        /// A WARNING with SQLSTATE 01000 or 57P01 arrived: what a commit gets when its wait for the
+        /// synchronous standby is cancelled (pg_cancel_backend, a client's cancel) or terminated.
+        /// The commit then reports success although only the primary has it. Matched by SQLSTATE
+        /// and severity, not by text: servers translate their messages. The ledger raises no warnings.
+        var commitUnconfirmed = false
+    }
 
     /// Connection settings on top of whatever the caller gives: the session speaks UTC and ISO
     /// dates so text results decode the same way everywhere.
@@ -57,8 +68,24 @@ public final class PQConnection: @unchecked Sendable {
             self.handle = nil
             throw PQError(message: "could not connect: \(message)", isConnectionFailure: true)
         }
-        // Notices ("relation already exists, skipping") would otherwise go to stderr.
-        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        // Notices ("relation already exists, skipping") would otherwise go to stderr; the receiver
+        // only keeps note of a cancelled wait for the synchronous standby.
+        PQsetNoticeReceiver(handle, { arg, result in
+            guard let arg, let result else { return }
+            let log = Unmanaged<NoticeLog>.fromOpaque(arg).takeUnretainedValue()
+            let field = { (code: Character) in PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) } }
+            if field("V") == "WARNING", let state = field("C"), state == "01000" || state == "57P01" { log.commitUnconfirmed = true }
+        }, Unmanaged.passUnretained(notices).toOpaque())
+    }
+
+    /// Throws when the call just made drew a cancelled synchronous-replication wait: whatever it
+    /// committed is on the primary only, so its outcome is unknown, like a connection lost at
+    /// COMMIT. Callers retry with the same ids (a replay then waits for the standby: sql/0020).
+    private func confirmCommit() throws {
+        guard notices.commitUnconfirmed else { return }
+        notices.commitUnconfirmed = false
+        throw PQError(sqlState: "01000", message: "the commit was not confirmed by the synchronous standby (its wait was cancelled); its outcome is unknown",
+                      isConnectionFailure: true)
     }
 
     deinit {
@@ -96,7 +123,10 @@ public final class PQConnection: @unchecked Sendable {
     /// A parameterized query (PQexecParams): parameters never travel inside the SQL text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PQEncodable] = []) throws -> PQResult {
-        try consume(try send(sql, parameters))
+        notices.commitUnconfirmed = false
+        let result = try consume(try send(sql, parameters))
+        try confirmCommit()
+        return result
     }
 
     /// A parameterized query whose rows are read in place, one at a time, by column position:
@@ -156,7 +186,10 @@ public final class PQConnection: @unchecked Sendable {
     @discardableResult
     public func execute(_ sql: String) throws -> PQResult {
         guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
-        return try consume(PQexec(handle, sql))
+        notices.commitUnconfirmed = false
+        let result = try consume(PQexec(handle, sql))
+        try confirmCommit()
+        return result
     }
 
     private func consume(_ result: OpaquePointer?) throws -> PQResult {

@@ -68,6 +68,9 @@ extension APIError {
         // A value too long for an index (a text field past its bound).
         case "54000": return APIError(.badRequest, "invalid", "a value is too long", field: field)
         case "40001", "40P01": return APIError(.serviceUnavailable, "busy", "a conflicting write got there first; retry with the same id")
+        // A commit whose wait for the synchronous standby was cancelled (PQConnection.confirmCommit).
+        case "01000": return APIError(.serviceUnavailable, "unconfirmed",
+                                      "the write is not yet confirmed by the standby database; retry with the same id (a replay waits for it)")
         // Validation should catch these first; if a value still reaches the database malformed or
         // out of range (class 22) or breaks a constraint (class 23), it is the client's input.
         case let state? where state.hasPrefix("22"):

@@ -85,7 +85,10 @@ public struct PostgresLedger: Sendable {
             do {
                 return try await database.withConnection(scope) { connection in
                     let row = try connection.query(Self.recordSQL, parameters).first!
-                    return try Self.recorded(row, request: movement)
+                    let recorded = try Self.recorded(row, request: movement)
+                    // A replay wrote nothing, so nothing waited for the synchronous standby: wait now (sql/0020).
+                    if recorded.replay { try connection.execute(Self.syncBarrierSQL) }
+                    return recorded
                 }
             } catch let error as PQError where (error.isConnectionFailure || error.isRetryableTransactionFailure) && attempt < 3 {
                 attempt += 1
@@ -99,6 +102,9 @@ public struct PostgresLedger: Sendable {
             try Self.record(batch: movements, recordedBy: recordedBy, on: connection)
         }
     }
+
+    /// A write whose commit waits for the synchronous standby, after a replay (sql/0020_sync_barrier.sql).
+    static let syncBarrierSQL = "SELECT stockpile_sync_barrier()"
 
     /// The batch in one statement (record_movements, sql/0002_batch_ledger.sql), one array per column.
     static let recordBatchSQL = """
@@ -131,7 +137,10 @@ public struct PostgresLedger: Sendable {
             }
             throw BatchError(index: index, underlying: error)
         }
-        return try zip(rows, movements).map { try recorded($0, request: $1) }
+        let answers = try zip(rows, movements).map { try recorded($0, request: $1) }
+        // A batch of nothing but replays writes nothing: make its commit wait for the standby too.
+        if answers.allSatisfy(\.replay) { try connection.execute(syncBarrierSQL) }
+        return answers
     }
 
     /// Balances by item and lot at one facility, nil when the facility does not exist.

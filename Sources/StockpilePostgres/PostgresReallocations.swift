@@ -88,7 +88,10 @@ public struct PostgresReallocations: Sendable {
     public func create(requestID: UUID, plan request: PlanRequest) async throws -> (orders: [ReallocationOrder], replay: Bool) {
         let scope = self.scope
         let earlier: [ReallocationOrder] = try await database.withConnection(scope) { c in
-            try Self.orders(c, where: "o.request_id = $1", [requestID])
+            let found = try Self.orders(c, where: "o.request_id = $1", [requestID])
+            // A replay's answer waits for the synchronous standby like the original's did (sql/0020).
+            if !found.isEmpty { try c.execute(PostgresLedger.syncBarrierSQL) }
+            return found
         }
         if !earlier.isEmpty { return (earlier, true) }
         let plan = try await PostgresPlanner(database, scope: scope, timeZone: timeZone).plan(request)
