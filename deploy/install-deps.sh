@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Stockpile needs from Debian's packages, where it is missing:
-# the PostgreSQL server (initdb, pg_ctl, postgres, pgbench), libpq's headers, pkg-config, Chromium and a Chinese font.
+# the PostgreSQL server (initdb, pg_ctl, postgres, pgbench), libpq's headers, pkg-config, Chromium and a Chinese font,
+# Patroni and etcd for the HA rig.
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,9 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # and its screenshots need a Chinese font
 fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
+# the HA rig (deploy/ha/): Patroni and etcd
+command -v patroni >/dev/null 2>&1 || missing+=(patroni)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"

@@ -2,7 +2,8 @@
 # Runs every test: installs what is missing, builds, runs the Swift test suites (which start
 # their own throwaway PostgreSQL cluster), then a smoke test of the real binary the way the
 # quick start runs it (embedded cluster, demo district, curl), the web pages in headless Chromium,
-# then schemathesis against it, then the fault harness (deploy/faults.sh).
+# then schemathesis against it, then the fault harness (deploy/faults.sh), then failover on the
+# loopback HA rig (deploy/ha/failover.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
@@ -46,8 +47,11 @@ deploy/fuzz.sh .build/debug/stockpile 40
 echo "== the fault harness: 60 s of writers while PostgreSQL and the service are made to fail"
 timeout 600 deploy/faults.sh .build/debug/stockpile 60 8
 
+echo "== failover: 100 s of writers on three Patroni nodes while the primary is killed -9, twice"
+timeout 900 deploy/ha/failover.sh .build/debug/stockpile 100 8
+
 # One plain closing line for CI, counted from Swift Testing's results.
 passed=$(grep -cE '^✔ Test .* passed' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed' "$log" || true)
-# (+4: the smoke test, the browser test, the fuzz run and the fault harness)
-echo "tests: $((passed + 4)) passed, $failed failed"
+# (+5: the smoke test, the browser test, the fuzz run, the fault harness and the failover run)
+echo "tests: $((passed + 5)) passed, $failed failed"
