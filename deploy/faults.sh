@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fault harness (issue 15): writers with replays against a live `stockpile serve` on its
 # embedded PostgreSQL while it is made to fail — PostgreSQL restarted with -m immediate, its
-# backends terminated, its postmaster killed with -9, stopped (serve restarts it), and the service
+# backends terminated, frozen for 5 s (SIGSTOP), its postmaster killed with -9, stopped (serve restarts it), and the service
 # itself killed with -9 and started again — then checks, and prints: every acknowledged movement in
 # the ledger exactly once and nothing else, every lot's balance equal to what the acknowledged
 # answers imply, `stockpile check` conserved, 5xx answers other than 503 (must be 0), and the time
@@ -31,8 +31,8 @@ token=$("$bin" token create --data-dir "$data/db" --name faults --role admin 2>/
 python3 deploy/faults.py "$base" "$token" "$seconds" "$writers" "$data/result.json" &
 load=$!
 
-faults=("postgres -m immediate restart" "backends terminated" "postgres killed -9" "service killed -9, started again"
-        "postgres stopped (fast)")
+faults=("postgres -m immediate restart" "backends terminated" "postgres frozen 5 s (SIGSTOP)" "postgres killed -9"
+        "service killed -9, started again" "postgres stopped (fast)")
 times=(); names=()
 i=0; started=$SECONDS; gap=$(( seconds / 7 > 4 ? seconds / 7 : 4 ))
 while kill -0 "$load" 2>/dev/null && (( SECONDS - started < seconds - 2 * gap )); do
@@ -43,6 +43,11 @@ while kill -0 "$load" 2>/dev/null && (( SECONDS - started < seconds - 2 * gap ))
         "postgres -m immediate restart") as_pg "$pg_ctl" -D "$data/db/pgdata" -m immediate -w restart -l "$data/db/postgresql.log" >/dev/null 2>&1 || true ;;
         "backends terminated") psql_db -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" >/dev/null 2>&1 || true ;;
         "postgres killed -9") kill -9 "$(head -1 "$data/db/pgdata/postmaster.pid" 2>/dev/null)" 2>/dev/null || true ;;
+        # Down without dying: the postmaster and every backend stopped, so connections hang rather
+        # than break, and the supervisor (which restarts a dead cluster) has nothing to restart.
+        "postgres frozen 5 s (SIGSTOP)")
+            pm=$(head -1 "$data/db/pgdata/postmaster.pid" 2>/dev/null || true)
+            if [ -n "$pm" ]; then frozen="$pm $(pgrep -P "$pm" | tr '\n' ' ')"; kill -STOP $frozen 2>/dev/null || true; sleep 5; kill -CONT $frozen 2>/dev/null || true; fi ;;
         "service killed -9, started again") kill -9 "$pid"; wait "$pid" 2>/dev/null || true; start_serve ;;
         "postgres stopped (fast)") as_pg "$pg_ctl" -D "$data/db/pgdata" -m fast stop >/dev/null 2>&1 || true ;;
     esac

@@ -310,7 +310,9 @@ public struct PostgresReallocations: Sendable {
         let scope = self.scope
         return try await database.transaction(scope, retryOnConnectionLoss: true) { c in
             let order = try Self.locked(c, id, scope: scope, side: side)
-            _ = try body(c, order, scope)
+            // A step that had already happened writes nothing of its own (beyond the row lock): its
+            // answer still waits for the synchronous standby, as a replayed movement's does (sql/0020).
+            if !(try body(c, order, scope)) { try c.execute(PostgresLedger.syncBarrierSQL) }
             return try Self.orders(c, where: "o.id = $1", [id])[0]
         }
     }
