@@ -24,7 +24,11 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$data"
 }
 trap cleanup EXIT
-fail() { echo "failover: $*"; tail -20 "$log"; cluster list 2>/dev/null || true; exit 1; }
+fail() {
+    echo "failover: $*"; tail -20 "$log"; cluster list 2>/dev/null || true
+    for n in n1 n2 n3; do echo "-- $n.log"; tail -15 "$ha/$n.log" 2>/dev/null || true; done
+    exit 1
+}
 
 cluster start >"$data/url.txt" || fail "the HA cluster did not start"
 export DATABASE_URL; DATABASE_URL=$(sed -n "s/^DATABASE_URL='\(.*\)'$/\1/p" "$data/url.txt")
@@ -61,12 +65,16 @@ cluster list
 
 source deploy/faults-verify.sh
 
-# Every node holds the same ledger once it has caught up (the killed ones rejoined, rewound if they had to be).
+# Every node holds the same ledger once it has caught up (the killed ones rejoined, rewound if they
+# had to be). A node whose Patroni is not running (it should be) is started, and said so.
+for n in n1 n2 n3; do
+    pgrep -f "patroni $ha/$n.yml" >/dev/null || { echo "failover: $n's Patroni was not running; starting it"; cluster start-node "$n"; }
+done
 digest="SELECT count(*) || ':' || md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) FROM movements"
 expected=$(psql_db -c "$digest")
 for n in n1 n2 n3; do
     p=$((${HA_PORT_BASE:-54300} + ${n#n})); got=""
-    for _ in $(seq 1 150); do
+    for _ in $(seq 1 300); do
         got=$(psql "postgresql://postgres@127.0.0.1:$p/stockpile" -Atqc "$digest" 2>/dev/null || true)
         [ "$got" = "$expected" ] && break; sleep 0.2
     done
