@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import Synchronization
 
 /// One libpq connection. Not thread-safe: a connection is used by one thread at a time
 /// (the pool hands it to exactly one task, whose blocking calls run on the pool's threads).
@@ -8,6 +9,12 @@ public final class PQConnection: @unchecked Sendable {
     public let parameters: [(String, String)]
     /// What the notice receiver saw during the current call (see `connect`).
     private let notices = NoticeLog()
+    /// Longest one call may take before this client cancels it (PQcancel), or nil. The server's
+    /// statement_timeout ends a slow statement first; this ends what it cannot: a commit waiting
+    /// for a synchronous standby that is gone (PostgreSQL disables the timeout before the commit).
+    /// The cancel turns that wait into success with a WARNING, which `confirmCommit` reports as an
+    /// unknown outcome; the request is answered 503 and its connection is free again.
+    public var callDeadline: Duration?
 
     /// Set by the notice receiver, read after each call on the same thread.
     final class NoticeLog {
@@ -124,9 +131,35 @@ public final class PQConnection: @unchecked Sendable {
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PQEncodable] = []) throws -> PQResult {
         notices.commitUnconfirmed = false
-        let result = try consume(try send(sql, parameters))
+        let result = try withinDeadline { try consume(try send(sql, parameters)) }
         try confirmCommit()
         return result
+    }
+
+    /// Runs one libpq call, cancelling it from another thread if it outlives `callDeadline`.
+    private func withinDeadline<T>(_ call: () throws -> T) throws -> T {
+        guard let deadline = callDeadline, let handle, let cancel = PQgetCancel(handle) else { return try call() }
+        // The cancel object is freed only once the timer can no longer use it.
+        let state = Mutex<(done: Bool, cancel: OpaquePointer?)>((false, cancel))
+        let timer = DispatchWorkItem {
+            state.withLock { state in
+                guard !state.done, let cancel = state.cancel else { return }
+                var message = [CChar](repeating: 0, count: 256)
+                _ = PQcancel(cancel, &message, Int32(message.count))
+            }
+        }
+        let (seconds, attoseconds) = deadline.components
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)),
+                                          execute: timer)
+        defer {
+            timer.cancel()
+            state.withLock { state in
+                state.done = true
+                if let cancel = state.cancel { PQfreeCancel(cancel) }
+                state.cancel = nil
+            }
+        }
+        return try call()
     }
 
     /// A parameterized query whose rows are read in place, one at a time, by column position:
@@ -187,7 +220,7 @@ public final class PQConnection: @unchecked Sendable {
     public func execute(_ sql: String) throws -> PQResult {
         guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
         notices.commitUnconfirmed = false
-        let result = try consume(PQexec(handle, sql))
+        let result = try withinDeadline { try consume(PQexec(handle, sql)) }
         try confirmCommit()
         return result
     }

@@ -28,6 +28,13 @@ public struct AccessScope: Sendable, Equatable {
     /// request cannot hold a connection for minutes; jobs the operator runs (nightly, import) have none.
     public var statementTimeoutMilliseconds = 0
 
+    /// The client's own limit on one call (PQConnection.callDeadline): the statement timeout and 2 s
+    /// more, so the server's timeout ends a slow statement first, and only a wait the server does not
+    /// time out (a commit waiting for a synchronous standby that is gone) is cancelled by the client.
+    public var callDeadline: Duration? {
+        statementTimeoutMilliseconds > 0 ? .milliseconds(statementTimeoutMilliseconds + 2000) : nil
+    }
+
     public init(actor: String, role: Role, facilities: Facilities, clientAddress: String? = nil,
                 regionCode: String? = nil, facilityCodes: [String] = []) {
         self.actor = actor

@@ -65,6 +65,7 @@ public final class StockpileDatabase: Sendable {
     public func withConnection<T: Sendable>(_ scope: AccessScope, _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
         let parameters = scope.applyParameters
         return try await pool.withConnection { connection in
+            connection.callDeadline = scope.callDeadline
             try connection.query(AccessScope.applySQL, parameters)
             return try body(connection)
         }
@@ -76,6 +77,7 @@ public final class StockpileDatabase: Sendable {
                                          _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
         let parameters = scope.applyParameters
         return try await pool.transaction(isolation: isolation, retryOnConnectionLoss: retryOnConnectionLoss) { connection in
+            connection.callDeadline = scope.callDeadline
             try connection.query(AccessScope.applySQL, parameters)
             return try body(connection)
         }
@@ -119,6 +121,7 @@ public final class StockpileDatabase: Sendable {
                                          _ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> (value: T, standby: Bool) {
         let parameters = scope.applyParameters
         let work: @Sendable (PQConnection) throws -> (value: T, standby: Bool) = { connection in
+            connection.callDeadline = scope.callDeadline
             let standby = try connection.query(AccessScope.applySQL + ", pg_is_in_recovery() AS in_recovery", parameters)
                 .rows[0].decode("in_recovery", as: Bool.self)
             return (try body(connection), standby)

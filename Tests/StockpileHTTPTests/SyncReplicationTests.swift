@@ -111,4 +111,31 @@ import Testing
         }
         await database.shutdown()
     }
+
+    /// With nobody to cancel it, a commit waiting for a standby that is gone is cancelled by the
+    /// service itself once the call outlives the statement timeout (1 s here) by 2 s: the request
+    /// is answered 503 `unconfirmed` and its connection is free for the next request.
+    @Test func aWaitForAStandbyThatIsGoneIsBoundedByTheService() async throws {
+        let cluster = try Cluster()
+        defer { cluster.close() }
+        let location = DatabaseLocation(ownerParameters: cluster.server.connectionParameters())
+        let database = StockpileDatabase(location: location, poolSize: 2, requestTimeoutMilliseconds: 1000)
+        let service = try await TestService(location: location, database: database)
+        try await service.test { client in
+            try cluster.waitForGhostStandby(true)
+            let id = UUID().uuidString.lowercased()
+            let started = ContinuousClock.now
+            let answer = try await client.post("/api/v1/movements", movement("receipt", 70, id: id))
+            #expect(answer.status == .serviceUnavailable && errorOf(answer).code == "unconfirmed", "\(String(buffer: answer.body))")
+            #expect(ContinuousClock.now - started < .seconds(30))
+            // Nobody is left waiting, and reads still get a connection.
+            #expect(try cluster.superuser("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'") == 0)
+            #expect(try await client.execute(uri: "/api/v1/facilities/H/stock", method: .get).status == .ok)
+            try cluster.waitForGhostStandby(false)
+            let again = try await client.post("/api/v1/movements", movement("receipt", 70, id: id))
+            #expect(again.status == .ok && (body(again)["movement"] as? [String: Any])?["replay"] as? Bool == true)
+            #expect(try service.scalar("SELECT count(*) AS n FROM movements WHERE id = '\(id)'") == 1)
+        }
+        await database.shutdown()
+    }
 }
