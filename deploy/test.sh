@@ -41,6 +41,9 @@ deploy/smoke.sh .build/debug/stockpile
 echo "== the web pages in headless Chromium (screenshots in artifacts/screenshots/)"
 deploy/browser.sh .build/debug/stockpile
 
+echo "== HTTPS: serve with a test certificate, Secure cookies, Chromium trusting it"
+deploy/tls.sh .build/debug/stockpile
+
 echo "== schemathesis against the live API"
 deploy/fuzz.sh .build/debug/stockpile 40
 
@@ -53,5 +56,5 @@ timeout 900 deploy/ha/failover.sh .build/debug/stockpile 100 8
 # One plain closing line for CI, counted from Swift Testing's results.
 passed=$(grep -cE '^✔ Test .* passed' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed' "$log" || true)
-# (+5: the smoke test, the browser test, the fuzz run, the fault harness and the failover run)
-echo "tests: $((passed + 5)) passed, $failed failed"
+# (+6: the smoke test, the browser test, the HTTPS test, the fuzz run, the fault harness and the failover run)
+echo "tests: $((passed + 6)) passed, $failed failed"

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import PQ
@@ -40,6 +42,10 @@ public struct StockpileServices: Sendable {
     public var logger: Logger
     /// Requests per second each token may make (a burst of twice that is allowed).
     public var rateLimit: Double
+    /// Whether people reach the service over HTTPS (its own TLS, or a proxy's in front): then every
+    /// cookie is `Secure` and responses carry HSTS. Never on plain loopback, where a Secure cookie
+    /// would not be sent back and nobody could sign in.
+    public var https = false
 
     public init(database: StockpileDatabase, metrics: PrometheusCollectorRegistry? = nil,
                 timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!, logger: Logger = Logger(label: "stockpile"),
@@ -55,9 +61,64 @@ public struct StockpileServices: Sendable {
 public struct HTTPSettings: Sendable {
     public var host: String
     public var port: Int
+    /// The HTTP server: HTTP/1.1, wrapped in TLS when `https(certificateFile:keyFile:)` made it.
+    public var server: HTTPServerBuilder = Self.plain
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
         self.port = port
+    }
+
+    /// A connection that sends nothing for 30 s is closed, so idle or stalled clients cannot hold sockets.
+    static let plain: HTTPServerBuilder = .http1(configuration: .init(idleTimeout: .seconds(30)))
+
+    /// The same settings serving HTTPS with a certificate chain and key from PEM files (the
+    /// server's certificate first). Errors name the file and what is wrong with it.
+    public func https(certificateFile: String, keyFile: String) throws -> HTTPSettings {
+        var settings = self
+        settings.server = try .tls(Self.plain, tlsConfiguration: try Self.tls(certificateFile: certificateFile, keyFile: keyFile))
+        return settings
+    }
+
+    static func tls(certificateFile: String, keyFile: String) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
+        } catch {
+            throw TLSFileError(file: certificateFile, problem: "not a readable PEM certificate (\(error))")
+        }
+        guard !chain.isEmpty else { throw TLSFileError(file: certificateFile, problem: "holds no certificate") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+        } catch {
+            throw TLSFileError(file: keyFile, problem: "not a readable PEM private key (\(error))")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        return configuration
+    }
+}
+
+public struct TLSFileError: Error, CustomStringConvertible {
+    public var file: String
+    public var problem: String
+    public var description: String { "\(file): \(problem)" }
+}
+
+/// On an HTTPS service: every cookie `Secure`, and HSTS (a year) so a browser that has been here
+/// once never falls back to plain HTTP for this host.
+struct HTTPSMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        let cookies = response.headers[values: .setCookie]
+        if !cookies.isEmpty {
+            response.headers[.setCookie] = nil
+            for cookie in cookies {
+                response.headers.append(.init(name: .setCookie, value: cookie.contains("; Secure") ? cookie : cookie + "; Secure"))
+            }
+        }
+        response.headers[.strictTransportSecurity] = "max-age=31536000"
+        return response
     }
 }
 
@@ -86,6 +147,8 @@ public enum StockpileAPI {
 /// Builds the router: the whole HTTP surface, testable without a socket.
 public func buildRouter(_ services: StockpileServices) -> Router<StockpileRequestContext> {
     let router = Router(context: StockpileRequestContext.self)
+    // Outermost, so the error pages' cookies are Secure too.
+    if services.https { router.addMiddleware { HTTPSMiddleware() } }
     router.addMiddleware {
         ErrorMiddleware()
         MetricsMiddleware()
@@ -331,8 +394,7 @@ extension Calendar {
 public func buildApplication(_ services: StockpileServices, settings: HTTPSettings,
                              onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
     Application(router: buildRouter(services),
-                // A connection that sends nothing for 30 s is closed, so idle or stalled clients cannot hold sockets.
-                server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+                server: settings.server,
                 configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "stockpile"),
                 onServerRunning: onServerRunning,
                 logger: services.logger)

@@ -72,15 +72,32 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Do not load the demo district into an empty database.") var noDemo = false
     @Option(help: "Longest a request's statement may run, in seconds, before it is cancelled with 503 (STOCKPILE_STATEMENT_TIMEOUT).")
     var statementTimeout = Int(ProcessInfo.processInfo.environment["STOCKPILE_STATEMENT_TIMEOUT"] ?? "") ?? 60
+    @Option(help: "Serve HTTPS with this certificate chain, PEM, the server's certificate first (STOCKPILE_TLS_CERT); needs --tls-key.")
+    var tlsCert = ProcessInfo.processInfo.environment["STOCKPILE_TLS_CERT"]
+    @Option(help: "The certificate's private key, PEM (STOCKPILE_TLS_KEY).")
+    var tlsKey = ProcessInfo.processInfo.environment["STOCKPILE_TLS_KEY"]
+    @Flag(help: "People reach the service over HTTPS through a proxy in front of it: Secure cookies and HSTS without TLS here (STOCKPILE_HTTPS_PROXY=1).")
+    var behindHttpsProxy = ProcessInfo.processInfo.environment["STOCKPILE_HTTPS_PROXY"] == "1"
 
     func validate() throws {
         guard (1...3600).contains(statementTimeout) else { throw ValidationError("--statement-timeout: from 1 to 3600 seconds") }
         guard (0...65_535).contains(port) else { throw ValidationError("--port: from 0 to 65535") }
         guard (1...1000).contains(poolSize) else { throw ValidationError("--pool-size: from 1 to 1000 connections") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     func run() async throws {
         let logger = makeLogger()
+        // The certificate first: a bad file stops serve before it starts the database.
+        var settings = HTTPSettings(host: host, port: port)
+        if let tlsCert, let tlsKey {
+            do {
+                settings = try settings.https(certificateFile: tlsCert, keyFile: tlsKey)
+            } catch {
+                throw ValidationError("TLS: \(error)")
+            }
+            logger.info("serving HTTPS", metadata: ["certificate": "\(tlsCert)"])
+        }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let runtime = try database.open(logger)
@@ -93,9 +110,10 @@ struct Serve: AsyncParsableCommand {
             try await DatabaseRuntime.loadDemoIfEmpty(db, today: Environment.today, logger: logger)
         }
         let rateLimit = Double(ProcessInfo.processInfo.environment["STOCKPILE_RATE_LIMIT"] ?? "") ?? 200
-        let services = StockpileServices(database: db, metrics: registry, timeZone: Environment.timeZone, logger: logger,
+        var services = StockpileServices(database: db, metrics: registry, timeZone: Environment.timeZone, logger: logger,
                                          rateLimit: rateLimit)
-        let app = buildApplication(services, settings: HTTPSettings(host: host, port: port))
+        services.https = tlsCert != nil || behindHttpsProxy
+        let app = buildApplication(services, settings: settings)
         let keeper = CoverKeeper(database: db, timeZone: Environment.timeZone, logger: logger)
         var running: [any Service] = [app, keeper]
         if let replica { running.append(ReplicaMonitor(replica: replica, primary: db.pool)) }
