@@ -4,7 +4,7 @@ import StockpileCore
 import StockpilePostgres
 
 /// Reallocation orders (调拨单): approve or cancel for the command centre, dispatch for the sending
-/// warehouse, receive (in full) for the receiving one. Every step is idempotent in the ledger, so a
+/// warehouse, receive for the receiving one (each lot's quantity, and the reason for what did not arrive). Every step is idempotent in the ledger, so a
 /// resubmitted button changes nothing the second time.
 struct OrdersPage {
     let database: StockpileDatabase
@@ -31,7 +31,9 @@ struct OrdersPage {
                     "approve": may("approve") && o.status == "proposed",
                     "cancel": may("cancel") && (o.status == "proposed" || o.status == "approved"),
                     "dispatch": may("dispatch") && sends && o.status == "approved",
-                    "receive": may("receive") && receives && o.status == "dispatched"]
+                    "receive": may("receive") && receives && o.status == "dispatched",
+                    // Each lot's received quantity, the whole of it unless the clerk changes it.
+                    "receiveLines": o.lines.map { ["order": o.id, "line": $0.line, "lot": $0.lot, "quantity": $0.quantity] }]
         }
         var values: [String: Any] = [
             "orders": rows, "noOrders": rows.isEmpty,
@@ -63,7 +65,9 @@ struct OrdersPage {
                 }
                 order = try await orders.cancel(orderID, reason: reason)
             case "dispatch": order = try await orders.dispatch(orderID)
-            default: order = try await orders.receive(orderID, received: nil, reason: "")
+            default:
+                let (received, reason) = try await receipt(orderID, form: form, orders: orders)
+                order = try await orders.receive(orderID, received: received, reason: reason)
             }
             let message = "#\(order.id) \(t["status." + order.status] ?? order.status)"
             return try await response(page: page, status: form["status"], message: message)
@@ -71,5 +75,24 @@ struct OrdersPage {
             let code = APIError(refusal: refusal).status
             return try await response(page: page, status: form["status"], error: "\(t["err.order"]!)（\(refusal.description)）", code: code)
         }
+    }
+
+    /// What the receive form says arrived: `line.N` per order line (nil when the form has none: all
+    /// of it), and the reason for what did not. Bad figures are refused naming the lot.
+    func receipt(_ id: Int64, form: [String: String], orders: PostgresReallocations) async throws -> (received: [String: Int64]?, reason: String) {
+        let reason: String
+        do { reason = try TextBounds.check(form["reason"] ?? "", field: "reason", maxBytes: TextBounds.note, required: false, multiline: true) } catch {
+            throw Refusal(kind: .invalid, field: "reason", description: "reason: \(error.reason)")
+        }
+        guard form.keys.contains(where: { $0.hasPrefix("line.") }) else { return (nil, reason) }
+        var received: [String: Int64] = [:]
+        for line in try await orders.order(id).lines {
+            let text = (form["line.\(line.line)"] ?? "").trimmingCharacters(in: .whitespaces)
+            guard let quantity = Int64(text), (0...line.quantity).contains(quantity) else {
+                throw Refusal(kind: .invalid, field: "lines", description: "lot \(line.lot): received must be a whole number 0…\(line.quantity)")
+            }
+            received[line.lot] = quantity
+        }
+        return (received, reason)
     }
 }

@@ -248,6 +248,52 @@ import Testing
         }
     }
 
+    /// A partial receipt through the page (issue 16, part 4): each lot's quantity and the reason for
+    /// the rest; without a reason it is refused and nothing moves; the ledger and transit agree after.
+    @Test func aPartialReceiptIsRecordedFromTheOrdersPage() async throws {
+        let service = try await TestService(reserves: true)
+        try await service.test { client in
+            var command = Browser(client), sender = Browser(client), receiver = Browser(client)
+            _ = try await command.signIn(service.commandD)
+            _ = try await sender.signIn(service.clerkH)
+            _ = try await receiver.signIn(service.clerkW)
+            _ = try await command.request("/orders/1", method: .post, form: ["csrf": command.csrf, "action": "approve"])
+            _ = try await sender.request("/orders/1", method: .post, form: ["csrf": sender.csrf, "action": "dispatch"])
+            let list = Self.html(try await receiver.request("/orders"))
+            #expect(list.contains("<label for=\"recv-1-1\">实收 KEPT</label>"))
+            #expect(list.contains("name=\"line.1\" type=\"number\" inputmode=\"numeric\" min=\"0\" max=\"10\" step=\"1\" value=\"10\""))
+            let atW = "SELECT coalesce(sum(b.quantity), 0) AS n FROM balances b JOIN facilities f ON f.id = b.facility_id WHERE f.code = 'W'"
+            let inTransit = "SELECT coalesce(sum(quantity), 0) AS n FROM in_transit"
+
+            // Short without a reason, and a figure out of range: refused, nothing moves.
+            let noReason = try await receiver.request("/orders/1", method: .post, form: ["csrf": receiver.csrf, "action": "receive", "line.1": "7"])
+            #expect(noReason.status == .badRequest)
+            #expect(Self.html(noReason).contains("reason"))
+            let tooMany = try await receiver.request("/orders/1", method: .post,
+                                                     form: ["csrf": receiver.csrf, "action": "receive", "line.1": "11", "reason": "x"])
+            #expect(tooMany.status == .badRequest && Self.html(tooMany).contains("KEPT"))
+            #expect(try service.scalar(atW) == 0 && service.scalar(inTransit) == 10)
+
+            // 7 arrived, 3 broken on the way: recorded once, even when the form is sent twice.
+            for _ in 0..<2 {
+                let received = try await receiver.request("/orders/1", method: .post,
+                                                          form: ["csrf": receiver.csrf, "action": "receive", "line.1": "7", "reason": "运输途中破损 3 只"])
+                #expect(received.status == .ok)
+                #expect(Self.html(received).contains("#1 已签收"))
+            }
+            #expect(try service.scalar(atW) == 7)
+            #expect(try service.scalar(inTransit) == 0)
+            #expect(try service.scalar("SELECT received AS n FROM reallocation_lines WHERE order_id = 1") == 7)
+            // Other figures for an order already received: a conflict, shown, nothing changed.
+            let other = try await receiver.request("/orders/1", method: .post,
+                                                   form: ["csrf": receiver.csrf, "action": "receive", "line.1": "9", "reason": "x"])
+            #expect(other.status == .conflict)
+            #expect(try service.scalar(atW) == 7)
+            #expect(try await service.mismatches() == 0)
+            #expect(try await PostgresReallocations.integrityViolations(service.database).isEmpty)
+        }
+    }
+
     @Test func theNightlyReportPageLinksThePrintablePageAndEachCSV() async throws {
         let service = try await TestService(reserves: true)
         _ = try await PostgresNightly(service.database, scope: .system("test")).run(asOf: LocalDate("2026-11-22")!, region: nil)
