@@ -30,6 +30,14 @@ public enum DemoDistrict {
         .init(code: "OSELT", name: "磷酸奥司他韦胶囊", category: .drug, unit: "盒", targetDays: nil, shelfLifeDays: 1095, perHundredBeds: 6, minimumDaily: 1),
     ]
 
+    /// A made-up GS1 China GTIN-13 per demo item (prefix 690, company 12345, the item's place), for trying the scanner.
+    public static func gtin(of item: String) -> String {
+        let place = (items.firstIndex { $0.code == item } ?? 0) + 1
+        let body = "069012345" + String(format: "%04d", place)
+        let check = (0...9).first { ScanParser.checkDigitValid(body + String($0)) }!
+        return body + String(check)
+    }
+
     struct DemoRegion { let code, name: String; let townships: [String]; let latitude, longitude: Double }
     static let districts: [DemoRegion] = [
         .init(code: "QS", name: "青山区", townships: ["青山街道", "白沙镇", "柳林镇", "石门镇"], latitude: 30.62, longitude: 114.39),
@@ -75,9 +83,9 @@ public enum DemoDistrict {
 
         // The optional expires column: the demo's lots expire exactly when the item has a shelf life
         // (goggles are PPE that do not).
-        var itemRows = [(Item.csvColumns + ["expires"]).joined(separator: ",")]
+        var itemRows = [(Item.csvColumns + ["expires", "gtin"]).joined(separator: ",")]
         for item in items {
-            itemRows.append("\(item.code),\(item.name),\(item.category.rawValue),\(item.unit),\(item.targetDays.map(String.init) ?? ""),\(item.shelfLifeDays.map(String.init) ?? ""),\(item.shelfLifeDays != nil)")
+            itemRows.append("\(item.code),\(item.name),\(item.category.rawValue),\(item.unit),\(item.targetDays.map(String.init) ?? ""),\(item.shelfLifeDays.map(String.init) ?? ""),\(item.shelfLifeDays != nil),\(Self.gtin(of: item.code))")
         }
 
         // History: an opening receipt 60 days ago, daily issues, a mid-period delivery, the odd loss.

@@ -52,13 +52,16 @@ public struct Item: Sendable, Equatable, Codable {
     /// ppe, drug, test_kit, disinfectant, consumable). A lot of an item that expires needs its
     /// expiry when it is first brought in (sql/0017).
     public var expires: Bool?
+    /// The GTIN-14 its packaging carries, if known: what a scan's (01) is looked up by.
+    public var gtin: String?
     enum CodingKeys: String, CodingKey {
-        case code, name, category, unit, expires
+        case code, name, category, unit, expires, gtin
         case targetDays = "target_days", shelfLifeDays = "shelf_life_days"
     }
-    public init(code: String, name: String, category: ItemCategory, unit: String, targetDays: Int?, shelfLifeDays: Int?, expires: Bool? = nil) {
+    public init(code: String, name: String, category: ItemCategory, unit: String, targetDays: Int?, shelfLifeDays: Int?, expires: Bool? = nil,
+                gtin: String? = nil) {
         self.code = code; self.name = name; self.category = category; self.unit = unit
-        self.targetDays = targetDays; self.shelfLifeDays = shelfLifeDays; self.expires = expires
+        self.targetDays = targetDays; self.shelfLifeDays = shelfLifeDays; self.expires = expires; self.gtin = gtin
     }
 }
 
@@ -168,7 +171,19 @@ extension Item {
                   unit: try f.required("unit"), targetDays: try f.optionalInt("target_days", in: Ranges.targetDays),
                   shelfLifeDays: try f.optionalInt("shelf_life_days", in: Ranges.shelfLifeDays),
                   // An optional column beyond the SPEC's six: say false for an item of an expiring category whose lots do not expire.
-                  expires: f.text("expires").isEmpty ? nil : try f.bool("expires"))
+                  expires: f.text("expires").isEmpty ? nil : try f.bool("expires"),
+                  // Another: the GTIN on its packaging (8, 12, 13 or 14 digits, check digit verified), stored as GTIN-14.
+                  gtin: f.text("gtin").isEmpty ? nil : try Item.gtin(f.text("gtin")))
+    }
+
+    /// A GTIN-8/12/13/14 as GTIN-14, or why not.
+    public static func gtin(_ text: String) throws(FieldError) -> String {
+        guard [8, 12, 13, 14].contains(text.count), text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw FieldError(field: "gtin", reason: "gtin: 8, 12, 13 or 14 digits (got \(text.prefix(40)))")
+        }
+        let gtin = String(repeating: "0", count: 14 - text.count) + text
+        guard ScanParser.checkDigitValid(gtin) else { throw FieldError(field: "gtin", reason: "gtin \(text): the check digit is wrong") }
+        return gtin
     }
 }
 

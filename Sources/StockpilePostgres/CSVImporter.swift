@@ -106,6 +106,7 @@ public struct CSVImporter: Sendable {
         try Self.rejectDuplicates("regions", regions.map { ($0.0, $0.1.code) }, column: "code")
         try Self.rejectDuplicates("facilities", facilities.map { ($0.0, $0.1.code) }, column: "code")
         try Self.rejectDuplicates("items", items.map { ($0.0, $0.1.code) }, column: "code")
+        try Self.rejectDuplicates("items", items.compactMap { row in row.1.gtin.map { (row.0, $0) } }, column: "gtin")
         try Self.rejectDuplicates("movements", movements.map { ($0.0, $0.1.id.uuidString) }, column: "id")
         try Self.rejectDuplicates("stock", counts.map { ($0.0, "\($0.1.facility)|\($0.1.item)|\($0.1.lot)") }, column: "lot")
 
@@ -255,18 +256,24 @@ public struct CSVImporter: Sendable {
 
     static func loadItems(_ items: [(Int, Item)], on c: PQConnection) throws -> ImportSummary.FileSummary {
         try stage(c, table: "stage_items",
-                  columns: "row_no int, code text, name text, category text, unit text, target_days int, shelf_life_days int, expires boolean",
+                  columns: "row_no int, code text, name text, category text, unit text, target_days int, shelf_life_days int, expires boolean, gtin text",
                   rows: items.map { (row, i) in
                       [String(row), i.code, i.name, i.category.rawValue, i.unit, i.targetDays.map { String($0) },
-                       i.shelfLifeDays.map { String($0) }, i.expires.map { String($0) }]
+                       i.shelfLifeDays.map { String($0) }, i.expires.map { String($0) }, i.gtin]
                   })
+        // A GTIN names one item: one already on another item is refused by row, not by a constraint's words.
+        try failIfAny(c, file: "items.csv", column: "gtin", """
+            SELECT s.row_no, s.gtin || ' (item ' || i.code || ')' AS value FROM stage_items s JOIN items i ON i.gtin = s.gtin AND i.code <> s.code
+            ORDER BY s.row_no LIMIT 1
+            """) { "this GTIN belongs to another item: \($0)" }
         let changed = try c.query("""
-            INSERT INTO items (code, name, category, unit, target_days, shelf_life_days, expires)
-            SELECT code, name, category, unit, target_days, shelf_life_days, expires FROM stage_items
+            INSERT INTO items (code, name, category, unit, target_days, shelf_life_days, expires, gtin)
+            SELECT code, name, category, unit, target_days, shelf_life_days, expires, gtin FROM stage_items
             ON CONFLICT (code) DO UPDATE SET name = excluded.name, category = excluded.category, unit = excluded.unit,
-                target_days = excluded.target_days, shelf_life_days = excluded.shelf_life_days, expires = excluded.expires, updated_at = now()
-            WHERE (items.name, items.category, items.unit, items.target_days, items.shelf_life_days, items.expires)
-                IS DISTINCT FROM (excluded.name, excluded.category, excluded.unit, excluded.target_days, excluded.shelf_life_days, excluded.expires)
+                target_days = excluded.target_days, shelf_life_days = excluded.shelf_life_days, expires = excluded.expires,
+                gtin = excluded.gtin, updated_at = now()
+            WHERE (items.name, items.category, items.unit, items.target_days, items.shelf_life_days, items.expires, items.gtin)
+                IS DISTINCT FROM (excluded.name, excluded.category, excluded.unit, excluded.target_days, excluded.shelf_life_days, excluded.expires, excluded.gtin)
             """).affectedRows
         return .init(rows: items.count, changed: changed, unchanged: items.count - changed)
     }

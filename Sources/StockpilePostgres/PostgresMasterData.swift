@@ -44,11 +44,22 @@ public struct PostgresMasterData: Sendable {
 
     public func items() async throws -> [Item] {
         try await database.withConnection(scope) { c in
-            try c.query("SELECT code, name, category, unit, target_days, shelf_life_days, expires FROM items ORDER BY code").rows.map { row in
-                Item(code: try row.decode("code"), name: try row.decode("name"),
-                     category: ItemCategory(rawValue: try row.decode("category"))!, unit: try row.decode("unit"),
-                     targetDays: try row.decode("target_days"), shelfLifeDays: try row.decode("shelf_life_days"), expires: try row.decode("expires"))
-            }
+            try c.query("SELECT code, name, category, unit, target_days, shelf_life_days, expires, gtin FROM items ORDER BY code").rows.map(Self.item)
         }
+    }
+
+    /// The item whose packaging carries this GTIN-14, if any.
+    public func item(gtin: String) async throws -> Item? {
+        try await database.withConnection(scope) { c in
+            try c.query("SELECT code, name, category, unit, target_days, shelf_life_days, expires, gtin FROM items WHERE gtin = $1", [gtin])
+                .rows.first.map(Self.item)
+        }
+    }
+
+    static func item(_ row: PQRow) throws -> Item {
+        Item(code: try row.decode("code"), name: try row.decode("name"),
+             category: ItemCategory(rawValue: try row.decode("category"))!, unit: try row.decode("unit"),
+             targetDays: try row.decode("target_days"), shelfLifeDays: try row.decode("shelf_life_days"), expires: try row.decode("expires"),
+             gtin: try row.decode("gtin"))
     }
 }

@@ -52,6 +52,8 @@ import Testing
             return (uri, json(["reason": "质检"]))
         case ("PUT", "/api/v1/lots/{item}/{lot}"):
             return (uri, json(["expiry": "2028-01-31"]))
+        case ("POST", "/api/v1/scan"):
+            return (uri, json(["code": "(01)06901234567892(10)A1(17)270531"]))
         default:
             return (uri, nil)
         }
@@ -76,7 +78,7 @@ import Testing
             if path.hasSuffix("/receive") && caller == .ownClerk { return .forbidden }
             return .ok
         }
-        let created = (method == "POST" && path != "/api/v1/import/{file}" && path != "/api/v1/reallocations/plan")
+        let created = (method == "POST" && path != "/api/v1/import/{file}" && path != "/api/v1/reallocations/plan" && path != "/api/v1/scan")
             || (method == "PUT" && (path.hasPrefix("/api/v1/contracts") || path.hasPrefix("/api/v1/capacity")))
         let success: HTTPResponse.Status = created ? .created : .ok
         if caller == .foreignClerk {
