@@ -7,12 +7,13 @@
 # Chromium cannot be handed a cookie on the command line, so it goes through a tiny local proxy
 # (python3, loopback only) that adds the session cookie curl got from the login form.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/port.sh"
 bin=${1:-.build/debug/stockpile}
 shots=${SCREENSHOTS:-artifacts/screenshots}
 mkdir -p "$shots"
 data=$(mktemp -d /tmp/stockpile-browser.XXXXXX)
 chmod 755 "$data"
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 proxy_port=$((port + 1))
 base="http://127.0.0.1:$port"
 log="$data/serve.log"

@@ -8,10 +8,11 @@
 # from each fault to the next acknowledged movement.
 #   deploy/faults.sh [binary] [seconds] [writers]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/port.sh"
 cd "$(dirname "$0")/.."
 bin=${1:-.build/debug/stockpile}; seconds=${2:-60}; writers=${3:-8}
 data=$(mktemp -d /tmp/stockpile-faults.XXXXXX); chmod 755 "$data"
-port=$((20000 + RANDOM % 20000)); base="http://127.0.0.1:$port"; log="$data/serve.log"
+port=$(free_port); base="http://127.0.0.1:$port"; log="$data/serve.log"
 pg_ctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl | sort -V | tail -1)
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql_db() { psql -h "$data/db/run" -U stockpile -d stockpile -v ON_ERROR_STOP=1 -Atq "$@"; }

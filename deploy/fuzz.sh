@@ -7,6 +7,7 @@
 # out: the fuzzer would revoke its own token; the access matrix test covers it.
 #   deploy/fuzz.sh [path to the stockpile binary] [examples per operation]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/port.sh"
 bin=${1:-.build/debug/stockpile}
 examples=${2:-40}
 command -v schemathesis >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check schemathesis >/dev/null 2>&1 \
@@ -14,7 +15,7 @@ command -v schemathesis >/dev/null 2>&1 || python3 -m pip install -q --disable-p
 
 data=$(mktemp -d /tmp/stockpile-fuzz.XXXXXX)
 chmod 755 "$data"
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 base="http://127.0.0.1:$port"
 STOCKPILE_RATE_LIMIT=100000 "$bin" serve --data-dir "$data/db" --port "$port" >"$data/serve.log" 2>&1 &
 pid=$!

@@ -8,8 +8,9 @@
 # bytes each answer had and the seconds it took.
 #   deploy/report-memory.sh BINARY DATA_DIR DATE
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/port.sh"
 bin=${1:?binary}; data=${2:?data dir}; date=${3:?date YYYY-MM-DD}
-port=$((20000 + RANDOM % 20000)); base="http://127.0.0.1:$port"
+port=$(free_port); base="http://127.0.0.1:$port"
 log=$(mktemp /tmp/report-memory.XXXXXX.log); jar=$(mktemp /tmp/report-memory.XXXXXX.jar)
 STOCKPILE_NIGHTLY_AT=off STOCKPILE_RATE_LIMIT=100000 "$bin" serve --data-dir "$data" --port "$port" --no-demo >"$log" 2>&1 &
 pid=$!

@@ -4,10 +4,11 @@
 # kills PostgreSQL with -9 and checks serve restarts it, and stops it with SIGTERM, checking the
 # embedded cluster stopped too.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/port.sh"
 bin=${1:-.build/debug/stockpile}
 data=$(mktemp -d /tmp/stockpile-smoke.XXXXXX)
 chmod 755 "$data"
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 base="http://127.0.0.1:$port"
 log="$data/serve.log"
 

@@ -5,11 +5,12 @@
 # loads the sign-in page, and that a bad key file stops serve with the file's name.
 #   deploy/tls.sh [binary]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/port.sh"
 cd "$(dirname "$0")/.."
 bin=${1:-.build/debug/stockpile}
 shots=${SCREENSHOTS:-artifacts/screenshots}; mkdir -p "$shots"
 data=$(mktemp -d /tmp/stockpile-tls.XXXXXX); chmod 755 "$data"
-port=$((20000 + RANDOM % 20000)); base="https://127.0.0.1:$port"; log="$data/serve.log"; jar="$data/cookies.txt"
+port=$(free_port); base="https://127.0.0.1:$port"; log="$data/serve.log"; jar="$data/cookies.txt"
 chrome=$(command -v chromium || command -v chromium-browser)
 cleanup() { kill "${pid:-0}" 2>/dev/null || true; wait "${pid:-0}" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT

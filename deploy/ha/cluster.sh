@@ -11,13 +11,13 @@
 #   deploy/ha/cluster.sh kill-postgres DIR N   kill -9 node N's postmaster (Patroni survives)
 #   deploy/ha/cluster.sh start-node DIR N start node N again (it rejoins as a standby, pg_rewind if need be)
 #
-# Ports: HA_PORT_BASE (default 54300) + 1..3 for PostgreSQL, + 101..103 for Patroni's REST API,
-# + 200/201 for etcd.
+# Ports: HA_PORT_BASE (default 24300) + 1..3 for PostgreSQL, + 101..103 for Patroni's REST API,
+# + 200/201 for etcd: below Linux's ephemeral range, which outgoing connections draw from.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?usage: cluster.sh start|stop|list|primary|kill-node|kill-postgres|start-node DIR [N]}
 dir=${2:?DIR}; mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
-base=${HA_PORT_BASE:-54300}
+base=${HA_PORT_BASE:-24300}
 etcd_client="127.0.0.1:$((base + 200))"; etcd_peer="127.0.0.1:$((base + 201))"
 bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

@@ -11,11 +11,12 @@
 # every node holding the same ledger.
 #   deploy/ha/failover.sh [binary] [seconds] [writers]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../port.sh"
 cd "$(dirname "$0")/../.."
 bin=${1:-.build/debug/stockpile}; seconds=${2:-100}; writers=${3:-8}
 data=$(mktemp -d /tmp/stockpile-failover.XXXXXX); chmod 755 "$data"
 ha="$data/ha"; cluster() { deploy/ha/cluster.sh "$1" "$ha" "${@:2}"; }
-port=$((20000 + RANDOM % 20000)); base="http://127.0.0.1:$port"; log="$data/serve.log"
+port=$(free_port); base="http://127.0.0.1:$port"; log="$data/serve.log"
 start_serve() { STOCKPILE_RATE_LIMIT=100000 STOCKPILE_NIGHTLY_AT=off "$bin" serve --port "$port" >>"$log" 2>&1 & pid=$!; }
 wait_ready() { for _ in $(seq 1 480); do curl -fsS "$base/readyz" >/dev/null 2>&1 && return 0; sleep 0.25; done; return 1; }
 cleanup() {
@@ -77,7 +78,7 @@ done
 digest="SELECT count(*) || ':' || md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) FROM movements"
 expected=$(psql_db -c "$digest")
 for n in n1 n2 n3; do
-    p=$((${HA_PORT_BASE:-54300} + ${n#n})); got=""
+    p=$((${HA_PORT_BASE:-24300} + ${n#n})); got=""
     for _ in $(seq 1 300); do
         got=$(psql "postgresql://postgres@127.0.0.1:$p/stockpile" -Atqc "$digest" 2>/dev/null || true)
         [ "$got" = "$expected" ] && break; sleep 0.2
