@@ -64,3 +64,29 @@ public enum TestDatabase {
         try PQConnection(parameters: location.ownerParameters)
     }
 }
+
+/// Clusters of a test's own, for what the shared one must not get (a standby of it, logical
+/// replication, a synchronous standby that never answers), under one folder removed by `remove`.
+public struct OwnClusters: Sendable {
+    public let folder: URL
+    let logger: Logger
+
+    public init(_ name: String) {
+        folder = URL(fileURLWithPath: "/tmp/stockpile-\(name)-\(getpid())-\(UUID().uuidString.prefix(8))")
+        var logger = Logger(label: "stockpile.\(name)-test")
+        logger.logLevel = .warning
+        self.logger = logger
+    }
+
+    /// A durable cluster in `name` under the folder (not started): durable as in production, since
+    /// with synchronous_commit off a commit can sit unflushed, and unsent to a standby, for a while.
+    public func cluster(_ name: String) -> EmbeddedPostgres {
+        EmbeddedPostgres(dataDirectory: folder.appendingPathComponent(name), logger: logger)
+    }
+
+    /// Stops `clusters` and removes the folder.
+    public func remove(stopping clusters: [EmbeddedPostgres]) {
+        for cluster in clusters { try? cluster.stop() }
+        try? FileManager.default.removeItem(at: folder)
+    }
+}

@@ -214,13 +214,19 @@ import Testing
         }
     }
 
+    /// The three people an order passes through, signed in: region D's command centre, H's clerk (it sends), W's (it receives).
+    static func orderParties(_ client: AuthorizedClient, _ service: TestService) async throws -> (Browser, Browser, Browser) {
+        var command = Browser(client), sender = Browser(client), receiver = Browser(client)
+        _ = try await command.signIn(service.commandD)
+        _ = try await sender.signIn(service.clerkH)
+        _ = try await receiver.signIn(service.clerkW)
+        return (command, sender, receiver)
+    }
+
     @Test func ordersAreApprovedDispatchedAndReceivedFromTheirPage() async throws {
         let service = try await TestService(reserves: true)
         try await service.test { client in
-            var command = Browser(client), sender = Browser(client), receiver = Browser(client)
-            _ = try await command.signIn(service.commandD)
-            _ = try await sender.signIn(service.clerkH)
-            _ = try await receiver.signIn(service.clerkW)
+            var (command, sender, receiver) = try await Self.orderParties(client, service)
             let list = Self.html(try await command.request("/orders"))
             #expect(list.contains("待批准"))
             #expect(list.contains("<button type=\"submit\">批准 #1</button>"))
@@ -253,10 +259,7 @@ import Testing
     @Test func aPartialReceiptIsRecordedFromTheOrdersPage() async throws {
         let service = try await TestService(reserves: true)
         try await service.test { client in
-            var command = Browser(client), sender = Browser(client), receiver = Browser(client)
-            _ = try await command.signIn(service.commandD)
-            _ = try await sender.signIn(service.clerkH)
-            _ = try await receiver.signIn(service.clerkW)
+            var (command, sender, receiver) = try await Self.orderParties(client, service)
             _ = try await command.request("/orders/1", method: .post, form: ["csrf": command.csrf, "action": "approve"])
             _ = try await sender.request("/orders/1", method: .post, form: ["csrf": sender.csrf, "action": "dispatch"])
             let list = Self.html(try await receiver.request("/orders"))

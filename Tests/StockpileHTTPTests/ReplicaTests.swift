@@ -14,28 +14,20 @@ import Testing
 @Suite(.serialized) struct ReplicaTests {
     /// A primary and its standby under one folder, removed at the end.
     final class Pair: Sendable {
-        let folder: URL
+        let own = OwnClusters("replica")
         let primary: EmbeddedPostgres
         let standby: EmbeddedPostgres
 
         init() throws {
-            folder = URL(fileURLWithPath: "/tmp/stockpile-replica-\(getpid())-\(UUID().uuidString.prefix(8))")
-            var logger = Logger(label: "stockpile.replica-test")
-            logger.logLevel = .warning
-            // Durable settings, as in production: with synchronous_commit off a commit can sit unflushed, and unsent, for a while.
-            primary = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("primary"), logger: logger)
-            standby = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("standby"), logger: logger)
+            primary = own.cluster("primary")
+            standby = own.cluster("standby")
             try primary.start()
             try StockpileDatabase.migrate(DatabaseLocation(ownerParameters: primary.connectionParameters()))
             try standby.makeStandby(of: primary)
             try standby.start()
         }
 
-        func close() {
-            try? standby.stop()
-            try? primary.stop()
-            try? FileManager.default.removeItem(at: folder)
-        }
+        func close() { own.remove(stopping: [standby, primary]) }
 
         /// A superuser's statement on the standby (pausing and resuming its replay).
         func onStandby(_ sql: String) throws {

@@ -14,14 +14,11 @@ import Testing
 /// commit. `pg_cancel_backend` does, and then the commit reports success with a WARNING.)
 @Suite(.serialized) struct SyncReplicationTests {
     final class Cluster: Sendable {
-        let folder: URL
+        let own = OwnClusters("sync")
         let server: EmbeddedPostgres
 
         init() throws {
-            folder = URL(fileURLWithPath: "/tmp/stockpile-sync-\(getpid())-\(UUID().uuidString.prefix(8))")
-            var logger = Logger(label: "stockpile.sync-test")
-            logger.logLevel = .warning
-            server = EmbeddedPostgres(dataDirectory: folder, logger: logger)
+            server = own.cluster("primary")
             try server.start()
             try StockpileDatabase.migrate(DatabaseLocation(ownerParameters: server.connectionParameters()))
         }
@@ -52,10 +49,7 @@ import Testing
             _ = try superuser("SELECT count(pg_cancel_backend(pid)) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
         }
 
-        func close() {
-            try? server.stop()
-            try? FileManager.default.removeItem(at: folder)
-        }
+        func close() { own.remove(stopping: [server]) }
     }
 
     @Test func aCancelledWaitIsNotAnAcknowledgementAndAReplayWaitsLikeTheOriginal() async throws {

@@ -20,15 +20,11 @@ import Testing
     }
 
     @Test func aMovementInAProvinceReachesTheNationalRollupWithinSeconds() async throws {
-        let folder = URL(fileURLWithPath: "/tmp/stockpile-national-\(getpid())-\(UUID().uuidString.prefix(8))")
-        var logger = Logger(label: "stockpile.national-test")
-        logger.logLevel = .warning
-        let province = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("province"), logger: logger)
-        let national = EmbeddedPostgres(dataDirectory: folder.appendingPathComponent("national"), logger: logger)
+        let own = OwnClusters("national")
+        let province = own.cluster("province"), national = own.cluster("national")
         defer {
             _ = try? Self.superuser(national, "DROP SUBSCRIPTION IF EXISTS gd")
-            try? national.stop(); try? province.stop()
-            try? FileManager.default.removeItem(at: folder)
+            own.remove(stopping: [national, province])
         }
         try province.start()
         _ = try Self.superuser(province, "ALTER SYSTEM SET wal_level = logical")
