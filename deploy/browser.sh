@@ -20,7 +20,9 @@ log="$data/serve.log"
 jar="$data/cookies.txt"
 chrome=$(command -v chromium || command -v chromium-browser)
 
-"$bin" serve --data-dir "$data/db" --port "$port" >"$log" 2>&1 &
+# The nightly time at midnight: the report due at start is then always today's (at the default
+# 02:00, a run between midnight and 02:00 Shanghai time finds yesterday's due, rightly).
+STOCKPILE_NIGHTLY_AT=00:00 "$bin" serve --data-dir "$data/db" --port "$port" >"$log" 2>&1 &
 pid=$!
 proxy_pid=""
 cleanup() {
@@ -116,8 +118,8 @@ for size in 1366,768 390,844; do
     browse shot "$size" "$base/facilities/$facility" "$shots/facility-${size/,/x}.png"
 done
 
-# The nightly report page (serve runs today's missed report at start; wait for it), read from
-# the header and each table's first rows.
+# The nightly report page (serve runs today's missed report at start, or at midnight if the date
+# turned since; wait for it), read from the header and each table's first rows.
 today=$(TZ=Asia/Shanghai date +%F)
 for _ in $(seq 1 60); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $admin" "$base/api/v1/reports/nightly/$today")" = 200 ] && break
