@@ -52,6 +52,11 @@ import Testing
             return (uri, json(["reason": "质检"]))
         case ("PUT", "/api/v1/lots/{item}/{lot}"):
             return (uri, json(["expiry": "2028-01-31"]))
+        case ("POST", "/api/v1/movements/sync"):
+            return (uri, json(["movements": [movement("receipt", 1, lot: "S\(n)")]]))
+        case ("POST", "/api/v1/attention/{id}/resolve"):
+            // No submission has this id: found by nobody.
+            return (uri.replacingOccurrences(of: "/1/", with: "/\(UUID().uuidString)/"), json(["resolution": "matrix"]))
         case ("POST", "/api/v1/scan"):
             return (uri, json(["code": "(01)06901234567892(10)A1(17)270531"]))
         default:
@@ -78,6 +83,9 @@ import Testing
             if path.hasSuffix("/receive") && caller == .ownClerk { return .forbidden }
             return .ok
         }
+        if path == "/api/v1/attention/{id}/resolve" { return .notFound }
+        // A sync answers 200 with each movement's outcome; another facility's is refused in it, not by status.
+        if path == "/api/v1/movements/sync" { return .ok }
         let created = (method == "POST" && path != "/api/v1/import/{file}" && path != "/api/v1/reallocations/plan" && path != "/api/v1/scan")
             || (method == "PUT" && (path.hasPrefix("/api/v1/contracts") || path.hasPrefix("/api/v1/capacity")))
         let success: HTTPResponse.Status = created ? .created : .ok

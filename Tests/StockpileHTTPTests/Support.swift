@@ -116,6 +116,10 @@ extension TestClientProtocol {
     func post(_ uri: String, _ object: [String: Any]) async throws -> TestResponse {
         try await execute(uri: uri, method: .post, headers: [.contentType: "application/json"], body: json(object))
     }
+
+    func get(_ uri: String) async throws -> TestResponse {
+        try await execute(uri: uri, method: .get, headers: [:], body: nil)
+    }
 }
 
 /// A test client that adds `Authorization: Bearer <token>` to every request that has none.
