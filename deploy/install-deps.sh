@@ -11,6 +11,8 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # the browser test (deploy/browser.sh) drives headless Chromium
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# the page's scan parser runs the shared vectors under node (deploy/scan-js.sh)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
 # and its screenshots need a Chinese font
 fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
 # the HA rig (deploy/ha/): Patroni and etcd

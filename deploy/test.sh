@@ -41,6 +41,9 @@ deploy/smoke.sh .build/debug/stockpile
 echo "== the web pages in headless Chromium (screenshots in artifacts/screenshots/)"
 deploy/browser.sh .build/debug/stockpile
 
+echo "== the page's scan parser over the shared vectors (node)"
+deploy/scan-js.sh
+
 echo "== HTTPS: serve with a test certificate, Secure cookies, Chromium trusting it"
 deploy/tls.sh .build/debug/stockpile
 
@@ -56,5 +59,5 @@ timeout 900 deploy/ha/failover.sh .build/debug/stockpile 100 8
 # One plain closing line for CI, counted from Swift Testing's results.
 passed=$(grep -cE '^✔ Test .* passed' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed' "$log" || true)
-# (+6: the smoke test, the browser test, the HTTPS test, the fuzz run, the fault harness and the failover run)
-echo "tests: $((passed + 6)) passed, $failed failed"
+# (+7: the smoke test, the browser test, the page's scan vectors, the HTTPS test, the fuzz run, the fault harness and the failover run)
+echo "tests: $((passed + 7)) passed, $failed failed"

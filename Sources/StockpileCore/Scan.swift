@@ -342,6 +342,8 @@ public enum ScanParser {
     static func maDate(_ text: String, unit: String, today: LocalDate) throws -> LocalDate {
         if text.count == 8, text.allSatisfy(\.isASCIIDigit),
            let date = LocalDate(year: Int(text.prefix(4))!, month: Int(text.dropFirst(4).prefix(2))!, day: Int(text.suffix(2))!) {
+            // No device was made or expires before 1900; and 0001-01-01 has no day before it (.E).
+            guard date.year >= 1900 else { throw ScanError("MA." + unit, "the date \(text) is out of range") }
             return date
         }
         do { return try gs1Date(text, ai: "MA." + unit, today: today).date } catch {

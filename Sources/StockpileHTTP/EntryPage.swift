@@ -43,8 +43,23 @@ struct EntryPage {
             // Errors of fields the clerk does not see (the hidden id, the time) are the form's.
             "formError": errors["form"] ?? errors["id"] ?? errors["occurred_at"] ?? "",
             "confirmation": confirmation ?? false,
+            // For the offline outbox (pages/outbox.js): whose entries this page makes, when its lists were
+            // read (the cached copy says how old they are), and its words.
+            "user": scope.actor, "generatedAt": PQTimestamp.formatRFC3339(Date()),
+            "outboxText": Self.outboxText(t),
         ]
         return PageTemplates.render("entry", values, page: page, title: t["entry"]!, status: status)
+    }
+
+    /// The outbox's words as JSON, for the section's data-text attribute.
+    static func outboxText(_ t: [String: String]) -> String {
+        var words: [String: String] = [:]
+        for (key, value) in t where key.hasPrefix("ob.") || key.hasPrefix("st.") || key.hasPrefix("kind.") {
+            words[key.hasPrefix("ob.") ? String(key.dropFirst(3)) : key] = value
+        }
+        words["lot"] = t["lot"]; words["quantity"] = t["quantity"]
+        let data = (try? JSONSerialization.data(withJSONObject: words, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The adjustment reason code (select `reason_code`) and the free-text note (`reason`).

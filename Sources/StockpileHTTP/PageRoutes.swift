@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import PQ
@@ -102,6 +103,38 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
         try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
             try await EntryPage(database: database, scope: scope).response(page: page, form: [:])
         }
+    }
+    // The offline outbox (pages/outbox.js, pages/sw.js). The worker is served from the root so its
+    // scope can cover /entry; it is never cached by the browser's HTTP cache, so an update reaches it.
+    router.get("/sw.js") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "no-cache"],
+                 body: .init(byteBuffer: ByteBuffer(string: PageTemplates.serviceWorker)))
+    }
+    router.get("/static/outbox.js") { _, _ in PageTemplates.assetResponse(PageTemplates.outboxScript, type: "text/javascript; charset=utf-8") }
+    router.get("/static/scan.js") { _, _ in PageTemplates.assetResponse(PageTemplates.scanScript, type: "text/javascript; charset=utf-8") }
+    // Who is signed in, and the CSRF token to send with: fetched at send time, never taken from the
+    // cached page (a sign-in since has changed both). JSON, and 401 rather than the login page.
+    router.get("/entry/session") { request, context in
+        let page = PageRequest(request)
+        guard let scope = context.scope, PagePaths.recorders.contains(scope.role) else {
+            throw APIError(.unauthorized, "sign_in", "sign in to send the entries waiting on this device")
+        }
+        var response = try JSON.response(["user": scope.actor, "csrf": page.csrf])
+        response.headers[.cacheControl] = "no-store"
+        for cookie in page.setCookies { response.headers.append(HTTPField(name: .setCookie, value: cookie)) }
+        return response
+    }
+    router.post("/entry/sync") { request, context in
+        let page = PageRequest(request)
+        guard let scope = context.scope, PagePaths.recorders.contains(scope.role) else {
+            throw APIError(.unauthorized, "sign_in", "sign in to send the entries waiting on this device")
+        }
+        // Double submit, as the forms: the header must equal the SameSite=Strict cookie.
+        guard PageSession.same(request.headers[PageSession.csrfHeader] ?? "", page.csrf) else {
+            throw APIError(.forbidden, "csrf", "the page's token is stale; fetch /entry/session and send again", field: "csrf")
+        }
+        let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
+        return try JSON.response(try await MovementSync.run(body, scope: scope, database: database, sessionUser: scope.actor))
     }
     router.post("/entry") { request, context in
         let body = try await request.body.collect(upTo: 64 << 10)

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import StockpilePostgres
@@ -13,6 +14,8 @@ enum PageSession {
     static let sessionCookie = "sp_session"
     static let csrfCookie = "sp_csrf"
     static let languageCookie = "sp_lang"
+    /// The outbox's sends carry the CSRF token in this header (pages/outbox.js).
+    static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
     /// A shared PC in a warehouse: a session lasts a working day.
     static let sessionSeconds = 12 * 3600
 

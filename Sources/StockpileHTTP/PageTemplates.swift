@@ -26,6 +26,9 @@ enum PageTemplates {
     }
     static let stylesheet = asset("pages.css")
     static let script = asset("pages.js")
+    static let outboxScript = asset("outbox.js")
+    static let scanScript = asset("scan.js")
+    static let serviceWorker = asset("sw.js")
 
     /// Renders `template` inside the layout with the page's words, language and CSRF token.
     static func render(_ template: String, _ values: [String: Any], page: PageRequest, title: String,

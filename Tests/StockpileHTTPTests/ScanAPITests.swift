@@ -45,7 +45,8 @@ import Testing
             #expect(drug["item"] == nil && drug["drug_code"] as? String == "8385793" && drug["kind"] as? String == "drug_trace")
 
             // Unreadable: 400 naming the code and why; and no token: 401.
-            for bad in ["(01)06901234567893", "hello", "", String(repeating: "1", count: 5000)] {
+            // MA.…E00010101 once trapped the process (no day before 0001-01-01).
+            for bad in ["(01)06901234567893", "hello", "", String(repeating: "1", count: 5000), "MA.156.M0.1.2.E00010101"] {
                 let refused = try await scan(bad, nil)
                 #expect(refused.status == .badRequest && errorOf(refused).field == "code", "\(bad.prefix(20)): \(String(buffer: refused.body))")
             }

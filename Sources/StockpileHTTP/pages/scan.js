@@ -16,9 +16,9 @@ var StockpileScan = (function () {
   "use strict";
 
   var GS = "\u001d";
-  /// What scanners are set to send instead of GS (neither is in GS1's character set 82).
+  // What scanners are set to send instead of GS (neither is in GS1's character set 82).
   var SUBSTITUTES = ["|"];
-  /// AIM identifiers of symbols that carry GS1 data: digits after them are an element string, not a bare GTIN.
+  // AIM identifiers of symbols that carry GS1 data: digits after them are an element string, not a bare GTIN.
   var GS1_SYMBOLOGIES = ["]C1", "]d2", "]Q3", "]e0", "]J1"];
 
   // Swift counts and slices Characters (extended grapheme clusters), not UTF-16 units: "(10) at most
@@ -44,7 +44,7 @@ var StockpileScan = (function () {
     return true;
   }
 
-  /// Why a scan could not be read; `field` names the part (an AI such as "10", or "code").
+  // Why a scan could not be read; `field` names the part (an AI such as "10", or "code").
   function ScanError(field, reason) { this.field = field; this.reason = reason; }
 
   // MARK: dates (LocalDate's arithmetic)
@@ -54,7 +54,7 @@ var StockpileScan = (function () {
     if (month === 4 || month === 6 || month === 9 || month === 11) return 30;
     return 31;
   }
-  /// nil (null) for impossible dates, as LocalDate(year:month:day:).
+  // nil (null) for impossible dates, as LocalDate(year:month:day:).
   function localDate(year, month, day) {
     if (year < 1 || year > 9999 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year)) return null;
     return { year: year, month: month, day: day };
@@ -77,7 +77,7 @@ var StockpileScan = (function () {
     return date;
   }
 
-  /// Reads one scan. `today` decides the century of two-digit years (GS1 GenSpecs §7.12).
+  // Reads one scan. `today` decides the century of two-digit years (GS1 GenSpecs §7.12).
   function parse(raw, today) {
     var day = parseToday(today);
     try {
@@ -132,8 +132,8 @@ var StockpileScan = (function () {
     return code;
   }
 
-  /// The answer's shape: POST /api/v1/scan's names (ScanOutput), nil left out; warnings as their codes
-  /// (a lost separator's text is the field's own value, in `fields`).
+  // The answer's shape: POST /api/v1/scan's names (ScanOutput), nil left out; warnings as their codes
+  // (a lost separator's text is the field's own value, in `fields`).
   function output(code) {
     var out = { kind: code.kind };
     var names = [["symbology", "symbology"], ["gtin", "gtin"], ["lot", "lot"], ["expiry", "expiry"],
@@ -156,7 +156,7 @@ var StockpileScan = (function () {
     return { minLength: minLength, maxLength: maxLength, numeric: numeric, predefined: predefined };
   }
 
-  /// The AIs a medical supply label carries (research §2.1), and the families 31nn–36nn, 41n.
+  // The AIs a medical supply label carries (research §2.1), and the families 31nn–36nn, 41n.
   function ai(code) {
     switch (code) {
       case "00": return spec(18, 18, true, true);
@@ -189,7 +189,7 @@ var StockpileScan = (function () {
     return null;
   }
 
-  /// The AI at `rest[at…]`: the shortest prefix (2, 3 or 4 digits) that is one.
+  // The AI at `rest[at…]`: the shortest prefix (2, 3 or 4 digits) that is one.
   function aiPrefix(rest, at) {
     var lengths = [2, 3, 4];
     for (var k = 0; k < lengths.length; k++) {
@@ -206,7 +206,7 @@ var StockpileScan = (function () {
     return null;
   }
 
-  /// An element string as scanned: fields one after another, GS (or `|`) after a variable-length one.
+  // An element string as scanned: fields one after another, GS (or `|`) after a variable-length one.
   function elementString(text) {
     var rest = text.map(function (c) { return SUBSTITUTES.indexOf(c) >= 0 ? GS : c; });
     var i = 0;
@@ -239,7 +239,7 @@ var StockpileScan = (function () {
     return fields;
   }
 
-  /// `(01)…(17)…(10)…`: the printed form, typed or sent by some apps. `\(` is a literal parenthesis.
+  // `(01)…(17)…(10)…`: the printed form, typed or sent by some apps. `\(` is a literal parenthesis.
   function bracketed(text) {
     var fields = [];
     var i = 0;
@@ -259,7 +259,7 @@ var StockpileScan = (function () {
     return fields;
   }
 
-  /// The fields checked (lengths, digits, check digits, dates) and mapped.
+  // The fields checked (lengths, digits, check digits, dates) and mapped.
   function gs1(fields, kind, today) {
     var code = newCode(kind);
     fields.forEach(function (field) {
@@ -314,10 +314,10 @@ var StockpileScan = (function () {
     return code;
   }
 
-  /// Whether a lot or serial that ran to the end of the scan ends in what looks like another
-  /// field: (21) and more, (10) and more, or (11)/(15)/(17) with a valid date.
-  /// A lot with "21" or "10" inside is flagged too: a false alarm costs the clerk one confirmation,
-  /// a serial taken for a lot would be stored as fact.
+  // Whether a lot or serial that ran to the end of the scan ends in what looks like another
+  // field: (21) and more, (10) and more, or (11)/(15)/(17) with a valid date.
+  // A lot with "21" or "10" inside is flagged too: a false alarm costs the clerk one confirmation,
+  // a serial taken for a lot would be stored as fact.
   function swallowsAnotherField(value, today) {
     var chars = characters(value);
     for (var start = 1; start < Math.max(chars.length - 2, 1); start++) {
@@ -336,7 +336,7 @@ var StockpileScan = (function () {
     return false;
   }
 
-  /// YYMMDD; DD = 00 is the month's last day; the century by GS1's sliding window from `today`.
+  // YYMMDD; DD = 00 is the month's last day; the century by GS1's sliding window from `today`.
   function gs1Date(text, name, today) {
     var chars = characters(text);
     if (chars.length !== 6 || !allDigits(chars)) throw new ScanError(name, "(" + name + ") must be a date YYMMDD: " + text);
@@ -349,7 +349,7 @@ var StockpileScan = (function () {
     return { date: date, monthOnly: dd === 0 };
   }
 
-  /// GS1 GenSpecs §7.12: from 49 years back to 50 ahead of `today`'s year.
+  // GS1 GenSpecs §7.12: from 49 years back to 50 ahead of `today`'s year.
   function fullYear(yy, today) {
     var century = today.year - today.year % 100;
     var diff = yy - today.year % 100;
@@ -358,8 +358,8 @@ var StockpileScan = (function () {
     return century + yy;
   }
 
-  /// GS1 mod-10: from the right, weights 3, 1, 3, 1… over the digits before the check digit.
-  /// (The Swift takes any Unicode digit's value here; every caller has checked for ASCII digits first.)
+  // GS1 mod-10: from the right, weights 3, 1, 3, 1… over the digits before the check digit.
+  // (The Swift takes any Unicode digit's value here; every caller has checked for ASCII digits first.)
   function checkDigitValid(digits) {
     var chars = characters(String(digits));
     if (chars.length < 2 || !allDigits(chars)) return false;
@@ -395,7 +395,7 @@ var StockpileScan = (function () {
   function percentDecoded(text) {
     try { return decodeURIComponent(text); } catch (e) { return null; }
   }
-  /// { path, query (null if none) } of an http(s) URL, or null where URLComponents(string:) gives nil.
+  // { path, query (null if none) } of an http(s) URL, or null where URLComponents(string:) gives nil.
   function urlComponents(text) {
     var afterScheme = text.indexOf(":") + 3;   // the caller saw "http://" or "https://"
     var authorityEnd = afterScheme;
@@ -428,7 +428,7 @@ var StockpileScan = (function () {
     return { path: path, query: query };
   }
 
-  /// `https://<any host>/01/<gtin>[/22/…][/10/<lot>][/21/<serial>]?17=…&…`
+  // `https://<any host>/01/<gtin>[/22/…][/10/<lot>][/21/<serial>]?17=…&…`
   function digitalLink(text, today) {
     var url = urlComponents(text);
     if (url === null) throw new ScanError("code", "not a URL this service can read");
@@ -451,8 +451,8 @@ var StockpileScan = (function () {
     return gs1(fields, "digital_link", today);
   }
 
-  /// URLComponents.queryItems: split on "&", then on the first "="; a name that does not decode is "",
-  /// a value that does not decode (or is not there) is nil.
+  // URLComponents.queryItems: split on "&", then on the first "="; a name that does not decode is "",
+  // a value that does not decode (or is not there) is nil.
   function queryItems(query) {
     if (query === null || query === "") return [];
     var valid = validComponent(query, QUERY_ALLOWED);
@@ -466,9 +466,9 @@ var StockpileScan = (function () {
     });
   }
 
-  /// `MA.156.M0.<registrant>.<product>.S….M….L….E….V….C…`: the device identifier is the first
-  /// five fields; each later one is a letter and its value. The check character is not verified
-  /// (ZIIOT says its published algorithm no longer applies).
+  // `MA.156.M0.<registrant>.<product>.S….M….L….E….V….C…`: the device identifier is the first
+  // five fields; each later one is a letter and its value. The check character is not verified
+  // (ZIIOT says its published algorithm no longer applies).
   function ma(text, today) {
     var parts = [[]];
     text.forEach(function (c) { if (c === ".") parts.push([]); else parts[parts.length - 1].push(c); });
@@ -496,9 +496,6 @@ var StockpileScan = (function () {
       code.expiry = validThrough;
     } else if (expires !== null) {
       code.expiry = dayBefore(expires);
-      // The Swift traps here (LocalDate.adding(days:) force-unwraps) for .E00010101: there is no day
-      // before 0001-01-01. Refused here instead; reported, not copied.
-      if (code.expiry === null) throw new ScanError("MA.E", "the date " + code.fields["MA.E"] + " has no day before it");
     }
     if (code.lot === null && code.expiry === null) code.warnings.push({ code: "no_lot_or_expiry" });
     return code;
@@ -508,7 +505,11 @@ var StockpileScan = (function () {
     var chars = characters(text);
     if (chars.length === 8 && allDigits(chars)) {
       var date = localDate(parseInt(text.slice(0, 4), 10), parseInt(text.slice(4, 6), 10), parseInt(text.slice(6, 8), 10));
-      if (date !== null) return date;
+      if (date !== null) {
+        // No device was made or expires before 1900; and 0001-01-01 has no day before it (.E).
+        if (parseInt(text.slice(0, 4), 10) < 1900) throw new ScanError("MA." + unit, "the date " + text + " is out of range");
+        return date;
+      }
     }
     try {
       return gs1Date(text, "MA." + unit, today).date;
