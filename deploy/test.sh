@@ -41,6 +41,9 @@ deploy/smoke.sh .build/debug/stockpile
 echo "== the web pages in headless Chromium (screenshots in artifacts/screenshots/)"
 deploy/browser.sh .build/debug/stockpile
 
+echo "== the entry page offline: service worker, outbox, lost answer (headless Chromium over DevTools)"
+deploy/offline.sh .build/debug/stockpile
+
 echo "== the page's scan parser over the shared vectors (node)"
 deploy/scan-js.sh
 
@@ -59,5 +62,5 @@ timeout 900 deploy/ha/failover.sh .build/debug/stockpile 100 8
 # One plain closing line for CI, counted from Swift Testing's results.
 passed=$(grep -cE '^✔ Test .* passed' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed' "$log" || true)
-# (+7: the smoke test, the browser test, the page's scan vectors, the HTTPS test, the fuzz run, the fault harness and the failover run)
-echo "tests: $((passed + 7)) passed, $failed failed"
+# (+8: the smoke test, the browser test, the offline entry test, the page's scan vectors, the HTTPS test, the fuzz run, the fault harness and the failover run)
+echo "tests: $((passed + 8)) passed, $failed failed"

@@ -65,7 +65,8 @@
     return n;
   }
   function value(name) {
-    var field = form.elements[name];
+    // namedItem, not elements[name]: elements.item is the collection's item() method, not the field.
+    var field = form.elements.namedItem(name);
     if (!field) return "";
     if (field.length !== undefined && !field.tagName) {
       for (var i = 0; i < field.length; i++) if (field[i].checked) return field[i].value;
@@ -190,9 +191,9 @@
       // Only now, with the entry on disk, does the page say so and clear the fields for the next one.
       notice.textContent = text.saved + " · " + entry.item + " · " + entry.lot + " · " + entry.quantity;
       notice.hidden = false;
-      ["item", "lot", "expiry", "quantity", "reason"].forEach(function (name) { if (form.elements[name]) form.elements[name].value = ""; });
+      ["item", "lot", "expiry", "quantity", "reason"].forEach(function (name) { var f = form.elements.namedItem(name); if (f) f.value = ""; });
       form.removeAttribute("data-sent");
-      form.elements.item.focus();
+      form.elements.namedItem("item").focus();
       return render().then(send);
     }, function (error) {
       notice.textContent = text.storageFailed + " (" + error + ")";
