@@ -54,7 +54,7 @@ struct EntryPage {
     /// The outbox's words as JSON, for the section's data-text attribute.
     static func outboxText(_ t: [String: String]) -> String {
         var words: [String: String] = [:]
-        for (key, value) in t where key.hasPrefix("ob.") || key.hasPrefix("st.") || key.hasPrefix("kind.") {
+        for (key, value) in t where key.hasPrefix("ob.") || key.hasPrefix("st.") || key.hasPrefix("kind.") || key.hasPrefix("code.") {
             words[key.hasPrefix("ob.") ? String(key.dropFirst(3)) : key] = value
         }
         words["lot"] = t["lot"]; words["quantity"] = t["quantity"]

@@ -27,6 +27,8 @@ struct FacilityPage {
         let orders = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
             .list(status: "dispatched", facility: code, item: nil, limit: 100)
         let recent = try await PostgresPages(database, scope: scope).recentMovements(facility: code, limit: 20)
+        // Entries sent from an outbox that need someone (refused, or recorded before a count): until resolved.
+        let open = try await PostgresSubmissions(database, scope: scope).open(facility: code, limit: 100)
 
         let cover = rows.map { row -> [String: Any] in
             // The bar's scale: the target, or more when the layers reach past it (up to twice the target).
@@ -62,11 +64,20 @@ struct FacilityPage {
             ["item": m.item, "itemName": m.itemName, "lot": m.lot, "kind": page.language.kind(m.kind), "quantity": m.quantity,
              "balanceAfter": m.balanceAfter, "reason": m.reason, "occurredAt": formatter.string(from: m.occurredAt), "recordedBy": m.recordedBy]
         }
+        let attentionRows = open.map { s -> [String: Any] in
+            let entry = { (key: String) -> String in
+                switch s.entry[key] { case .text(let v): v; case .number(let n): String(Int64(n)); default: "" }
+            }
+            return ["id": s.id, "receivedAt": formatter.string(from: s.receivedAt), "kind": page.language.kind(entry("kind")),
+                    "item": entry("item"), "lot": entry("lot"), "quantity": entry("quantity"), "submittedBy": s.submittedBy,
+                    "why": t["code." + (s.attention ?? s.code ?? "")] ?? (s.code ?? ""), "reason": s.reason ?? "",
+                    "onHand": s.onHand.map { "\(t["ob.onHand"]!) \($0)" } ?? ""]
+        }
         let name = rows.first?.facilityName ?? code
         return PageTemplates.render("facility", [
             "code": code, "name": name, "asOf": asOf.description, "cover": cover, "lots": lotRows, "noLots": lotRows.isEmpty,
             "orders": orderRows, "noOrders": orderRows.isEmpty, "movements": movementRows, "noMovements": movementRows.isEmpty,
-            "canRecord": PagePaths.recorders.contains(scope.role),
+            "canRecord": PagePaths.recorders.contains(scope.role), "attention": attentionRows, "hasAttention": !attentionRows.isEmpty,
         ], page: page, title: "\(name) · \(t["cover"]!)")
     }
 }

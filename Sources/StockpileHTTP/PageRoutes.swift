@@ -136,6 +136,18 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         return try JSON.response(try await MovementSync.run(body, scope: scope, database: database, sessionUser: scope.actor))
     }
+    // The clerk marks a refused entry resolved from the outbox, once what happened is recorded.
+    router.post("/entry/resolve") { request, context in
+        let page = PageRequest(request)
+        guard let scope = context.scope, PagePaths.recorders.contains(scope.role) else {
+            throw APIError(.unauthorized, "sign_in", "sign in to resolve an entry")
+        }
+        guard PageSession.same(request.headers[PageSession.csrfHeader] ?? "", page.csrf) else {
+            throw APIError(.forbidden, "csrf", "the page's token is stale; fetch /entry/session and send again", field: "csrf")
+        }
+        let input = try JSON.decode(PageResolveInput.self, from: try await request.body.collect(upTo: 64 << 10))
+        return try await resolveSubmission(id: input.id ?? "", resolution: input.resolution, scope: scope, database: database)
+    }
     router.post("/entry") { request, context in
         let body = try await request.body.collect(upTo: 64 << 10)
         return try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in

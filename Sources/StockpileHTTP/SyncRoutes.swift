@@ -222,21 +222,34 @@ func addSyncRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stockp
     }
     api.post("attention/{id}/resolve") { request, context in
         let scope = try context.require(StockpileAPI.readers, to: "resolve what needs attention")
-        let idText = try context.parameters.require("id")
-        guard let id = UUID(uuidString: idText) else {
-            throw APIError(.badRequest, "invalid", "id: must be the movement's UUID", field: "id")
-        }
-        let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
-        let input = try JSON.decode(ResolveInput.self, from: body)
-        let resolution: String
-        do {
-            resolution = try TextBounds.check(input.resolution ?? "", field: "resolution", maxBytes: TextBounds.note, required: true, multiline: true)
-        } catch let error as FieldError { throw APIError.invalid(error) }
-        switch try await PostgresSubmissions(database, scope: scope).resolve(id, resolution: resolution) {
-        case .resolved: return try JSON.response(["id": id.uuidString.lowercased(), "status": "resolved"])
-        case .alreadyResolved: throw APIError(.conflict, "conflict", "submission \(idText) was already resolved", field: "id")
-        // Outside the token's facilities is, to it, not there.
-        case .notFound: throw APIError(.notFound, "not_found", "no submission \(idText) needs attention", field: "id")
-        }
+        let id = try context.parameters.require("id")
+        let input = try JSON.decode(ResolveInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
+        return try await resolveSubmission(id: id, resolution: input.resolution, scope: scope, database: database)
+    }
+}
+
+struct PageResolveInput: Decodable, Sendable {
+    var id: String?
+    var resolution: String?
+}
+
+/// Closes a submission that needed attention (the API's and the outbox's route).
+func resolveSubmission(id idText: String, resolution text: String?, scope: AccessScope, database: StockpileDatabase) async throws -> Response {
+    guard let id = UUID(uuidString: idText) else {
+        throw APIError(.badRequest, "invalid", "id: must be the movement's UUID", field: "id")
+    }
+    // Through a Result: a typed-throws do/catch here crashed the 6.3.1 compiler (SILGenCleanup).
+    let resolution: String
+    switch Result(catching: { () throws(FieldError) -> String in
+        try TextBounds.check(text ?? "", field: "resolution", maxBytes: TextBounds.note, required: true, multiline: true)
+    }) {
+    case .success(let text): resolution = text
+    case .failure(let error): throw APIError.invalid(error)
+    }
+    switch try await PostgresSubmissions(database, scope: scope).resolve(id, resolution: resolution) {
+    case .resolved: return try JSON.response(["id": id.uuidString.lowercased(), "status": "resolved"])
+    case .alreadyResolved: throw APIError(.conflict, "conflict", "submission \(idText) was already resolved", field: "id")
+    // Outside the token's facilities is, to it, not there.
+    case .notFound: throw APIError(.notFound, "not_found", "no submission \(idText) needs attention", field: "id")
     }
 }

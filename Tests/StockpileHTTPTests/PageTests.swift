@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
@@ -38,6 +39,14 @@ import Testing
         }
 
         var csrf: String { cookies["sp_csrf"] ?? "" }
+
+        /// What the outbox script sends: JSON, the cookies, and the CSRF token in a header.
+        func json(_ uri: String, _ object: [String: Any], csrfHeader: String?) async throws -> TestResponse {
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
+            if let csrfHeader { headers[HTTPField.Name("X-CSRF-Token")!] = csrfHeader }
+            return try await client.execute(uri: uri, method: .post, headers: headers, body: StockpileHTTPTests.json(object))
+        }
 
         mutating func signIn(_ token: String) async throws -> TestResponse {
             _ = try await request("/login")
@@ -321,6 +330,58 @@ import Testing
             let clerkNav = Self.html(try await clerk.request("/facilities/H"))
             #expect(clerkNav.contains("<a href=\"/entry\">") && !clerkNav.contains("<a href=\"/reports\">"))
             #expect(page.contains("<a href=\"/entry\">") && page.contains("<a href=\"/reports\">"))
+        }
+    }
+
+    /// The entry page's offline outbox, server side: its session and CSRF endpoint, its sends under
+    /// the session only (never another clerk's entries), the worker and scripts it loads, and the
+    /// facility page's list of what needs attention.
+    @Test func theOutboxSendsUnderItsOwnSessionOnly() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            var browser = Browser(client)
+            // Not signed in: JSON 401s, not the login page.
+            #expect(try await browser.request("/entry/session").status == .unauthorized)
+            #expect(try await browser.json("/entry/sync", ["movements": [movement("receipt", 1)]], csrfHeader: "x").status == .unauthorized)
+            _ = try await browser.signIn(service.clerkH)
+            let session = body(try await browser.request("/entry/session"))
+            #expect(session["user"] as? String == "clerk-h" && session["csrf"] as? String == browser.csrf)
+            let page = Self.html(try await browser.request("/entry"))
+            #expect(page.contains("id=\"outbox\"") && page.contains("data-user=\"clerk-h\"") && page.contains("/static/outbox.js"))
+            for asset in ["/sw.js", "/static/outbox.js", "/static/scan.js"] {
+                let response = try await browser.request(asset)
+                #expect(response.status == .ok && response.headers[.contentType]?.contains("javascript") == true && response.body.readableBytes > 500, "\(asset)")
+            }
+            #expect(try await browser.request("/sw.js").headers[.cacheControl] == "no-cache")
+
+            let before = try service.ledgerState()
+            let mine = movement("receipt", 6, lot: "OB1", extra: ["recorded_by": "clerk-h"])
+            let theirs = movement("receipt", 9, lot: "OB2", extra: ["recorded_by": "clerk-w"])
+            // A stale or missing token changes nothing.
+            for header in [nil, "", String(repeating: "0", count: 64)] as [String?] {
+                let refused = try await browser.json("/entry/sync", ["movements": [mine]], csrfHeader: header)
+                #expect(refused.status == .forbidden && errorOf(refused).field == "csrf")
+            }
+            #expect(try service.ledgerState() == before)
+            let sent = try await browser.json("/entry/sync", ["movements": [mine, theirs]], csrfHeader: browser.csrf)
+            let results = body(sent)["results"] as? [[String: Any]] ?? []
+            #expect(results.map { $0["status"] as? String } == ["recorded", "refused"])
+            #expect(results.last?["code"] as? String == "other_user")
+            #expect(try service.scalar("SELECT count(*) AS n FROM movements") == before[0] + 1)
+            #expect(try service.scalar("SELECT count(*) AS n FROM movements WHERE recorded_by = 'clerk-h'") == 1)
+
+            // A refused entry is listed on the facility's page for its supervisors, and the clerk resolves it from the outbox.
+            let tooMany = movement("issue", 1000, lot: "OB1", extra: ["recorded_by": "clerk-h"])
+            _ = try await browser.json("/entry/sync", ["movements": [tooMany]], csrfHeader: browser.csrf)
+            var command = Browser(client)
+            _ = try await command.signIn(service.commandD)
+            let facility = Self.html(try await command.request("/facilities/H"))
+            #expect(facility.contains("id=\"attention\"") && facility.contains("data-id=\"\((tooMany["id"] as! String).lowercased())\""))
+            #expect(facility.contains("库存不足"))
+            let resolved = try await browser.json("/entry/resolve", ["id": tooMany["id"]!, "resolution": "实发 6，已另行登记"], csrfHeader: browser.csrf)
+            #expect(resolved.status == .ok, "\(String(buffer: resolved.body))")
+            #expect(try await browser.json("/entry/resolve", ["id": tooMany["id"]!, "resolution": "again"], csrfHeader: browser.csrf).status == .conflict)
+            #expect(!Self.html(try await command.request("/facilities/H")).contains("id=\"attention\""))
         }
     }
 }

@@ -93,7 +93,7 @@
       // Newest first; recorded ones for a day, what waits or needs someone until it is dealt with.
       var day = Date.now() - 86400000;
       entries.slice().reverse().forEach(function (e) {
-        if ((e.state === "recorded" || e.state === "replay") && new Date(e.made_at).getTime() < day) return;
+        if ((e.state === "recorded" || e.state === "replay" || e.state === "resolved") && new Date(e.made_at).getTime() < day) return;
         var li = document.createElement("li");
         var state = e.state;
         if (e.state === "waiting" && e.recorded_by !== pageUser) state = "otherUser";
@@ -103,8 +103,23 @@
         var label = (text["st." + state] || state).replace("{user}", e.recorded_by);
         var line = label + " · " + (text["kind." + e.kind] || e.kind) + " " + e.item + " · " + text.lot + " " + e.lot + " · " +
           text.quantity + " " + e.quantity + " · " + clock(e.occurred_at);
-        if (e.state === "refused") line += " — " + (e.reason || e.code) + (e.on_hand != null ? " (" + text.onHand + " " + e.on_hand + ")" : "");
+        // The refusal in the page's words; the server's own sentence (English, with the details) as the tooltip.
+        if (e.state === "refused") {
+          line += " — " + (text["code." + e.code] || e.code || "") + (e.field ? " (" + e.field + ")" : "") +
+            (e.on_hand != null ? " · " + text.onHand + " " + e.on_hand : "");
+          li.title = e.reason || "";
+        }
+        if (e.state === "recorded" && e.attention) line += " — " + (text["code." + e.attention] || e.attention);
         li.textContent = line;
+        if (e.state === "refused") {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "ob-resolve";
+          button.textContent = text.resolve;
+          button.addEventListener("click", function () { resolve(e); });
+          li.appendChild(document.createTextNode(" "));
+          li.appendChild(button);
+        }
         list.appendChild(li);
       });
       box.setAttribute("data-waiting", String(waiting.length));
@@ -172,6 +187,27 @@
       sending = false;
       return render();
     });
+  }
+
+  // Someone has recorded what really happened: the entry leaves the facility's list (and this one),
+  // with the clerk's words. Online only; the server keeps who closed it.
+  function resolve(e) {
+    var words = window.prompt(text.resolvePrompt, "");
+    if (!words || !words.trim()) return;
+    session().then(function (s) {
+      if (!s) return render();
+      return fetch("/entry/resolve", {
+        method: "POST", credentials: "same-origin", redirect: "manual", cache: "no-store",
+        headers: { "content-type": "application/json", accept: "application/json", "x-csrf-token": s.csrf },
+        body: JSON.stringify({ id: e.id, resolution: words.trim() })
+      }).then(function (r) {
+        // 409: someone else closed it already; either way it is dealt with.
+        if (r.status !== 200 && r.status !== 409) return render();
+        e.state = "resolved";
+        e.resolution = words.trim();
+        return put([e]).then(render);
+      });
+    }).catch(function () { offline = true; render(); });
   }
 
   form.addEventListener("submit", function (event) {
