@@ -187,6 +187,56 @@ extension Item {
     }
 }
 
+/// A barcode that names an item, from item_barcodes.csv: a box's or carton's GTIN (several per
+/// item, each with how many base units it holds), an MA device identifier, or a drug's 7-digit
+/// 药品标识码 (the first 7 digits of its 20-digit traceability codes). The item's own `gtin` is its
+/// base unit's.
+public struct ItemBarcode: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable { case gtin, ma, drug }
+    public var item: String
+    /// As scans are looked up: a GTIN-14, an MA device identifier in capitals, or 7 digits.
+    public var code: String
+    public var kind: Kind
+    /// Base units of the item under this code (1 for an each, 10 for a box of 10, …).
+    public var units: Int64
+    /// The packaging level's name as people say it (盒, 箱), for the page.
+    public var level: String
+
+    public static let csvColumns = ["item_code", "code", "units"]
+    public static let maxUnits: Int64 = 1_000_000
+
+    public init(item: String, code: String, kind: Kind, units: Int64, level: String) {
+        self.item = item; self.code = code; self.kind = kind; self.units = units; self.level = level
+    }
+
+    public init(csv f: CSVFields) throws(FieldError) {
+        item = try f.code("item_code")
+        (code, kind) = try Self.normalise(f.required("code"))
+        let unitsText = f.text("units")
+        guard let n = Int64(unitsText), (1...Self.maxUnits).contains(n) else {
+            throw FieldError(field: "units", reason: "units: base units under this code, a whole number from 1 to \(Self.maxUnits) (got \(unitsText.prefix(20)))")
+        }
+        units = n
+        level = try TextBounds.check(f.text("level"), field: "level", maxBytes: 60, required: false)
+    }
+
+    /// What a barcode column may hold, as scans are looked up by it.
+    public static func normalise(_ text: String) throws(FieldError) -> (String, Kind) {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        if text.uppercased().hasPrefix("MA.") {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 5, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), !parts[1].isEmpty, !parts[3].isEmpty, !parts[4].isEmpty else {
+                throw FieldError(field: "code", reason: "code: an MA device identifier is MA.<country>.<industry>.<registrant>.<product> (got \(text.prefix(60)))")
+            }
+            return (text.uppercased(), .ma)
+        }
+        if text.count == 7, text.allSatisfy({ $0.isASCII && $0.isNumber }) { return (text, .drug) }
+        do { return (try Item.gtin(text), .gtin) } catch {
+            throw FieldError(field: "code", reason: "code: a GTIN (8, 12, 13 or 14 digits, check digit right), an MA device identifier or a 7-digit drug code; \(error.reason)")
+        }
+    }
+}
+
 extension StockCount {
     public static let csvColumns = ["facility_code", "item_code", "lot", "expiry", "quantity"]
     public init(csv f: CSVFields) throws(FieldError) {

@@ -9,7 +9,7 @@ import StockpilePostgres
 /// part and the reason; a readable one whose item is unknown answers `item: null` with a message,
 /// and fills in nothing that would be a guess.
 extension StockpileAPI {
-    static let scanRoutes: [(method: String, path: String, roles: Set<Role>)] = [("POST", "/api/v1/scan", readers)]
+    static let scanRoutes: [(method: String, path: String, roles: Set<Role>)] = [("POST", "/api/v1/scan", readers), ("GET", "/api/v1/barcodes", readers)]
     /// Longest scan taken: a GS1 DataMatrix holds at most 2,335 characters.
     static let maxScan = 4096
 }
@@ -21,6 +21,9 @@ struct ScanOutput: Encodable {
     var kind: String
     var symbology: String?
     var item: ItemRef?
+    /// Base units of the item under the scanned code (a carton's GTIN: the carton's content), and its level.
+    var units: Int64?
+    var level: String?
     var gtin: String?
     var lot: String?
     var expiry: LocalDate?
@@ -33,7 +36,7 @@ struct ScanOutput: Encodable {
     var warnings: [String]
     var message: String?
     enum CodingKeys: String, CodingKey {
-        case kind, symbology, item, gtin, lot, expiry, production, serial, count, fields, warnings, message
+        case kind, symbology, item, units, level, gtin, lot, expiry, production, serial, count, fields, warnings, message
         case maDeviceID = "ma_device_id", drugCode = "drug_code"
     }
 }
@@ -66,17 +69,25 @@ func addScanRoute(_ api: RouterGroup<StockpileRequestContext>, services: Stockpi
         } catch let error as ScanError {
             throw APIError(.badRequest, "invalid", "code: \(error.reason)", field: "code")
         }
-        var item: Item?
-        if let gtin = scanned.gtin { item = try await PostgresMasterData(services.database, scope: scope).item(gtin: gtin) }
+        // The code an item is known by: a GTIN, else an MA device identifier, else a drug code (sql/0024).
+        let key = scanned.gtin ?? scanned.maDeviceID ?? scanned.drugCode
+        var found: (item: Item, units: Int64, level: String)?
+        if let key { found = try await PostgresMasterData(services.database, scope: scope).item(code: key) }
         var message: String?
-        if item == nil {
-            message = scanned.gtin.map { "no item has GTIN \($0) yet: add it in items.csv (gtin column), then scan again" }
-                ?? "this code names no GTIN (\(scanned.kind.rawValue)): choose the item, and type the lot and expiry"
+        if found == nil {
+            message = key.map { "no item has the code \($0) yet: add it in items.csv (gtin) or item_barcodes.csv, then scan again" }
+                ?? "this code names no product (\(scanned.kind.rawValue)): choose the item, and type the lot and expiry"
         }
+        let item = found?.item
         return try JSON.response(ScanOutput(
             kind: scanned.kind.rawValue, symbology: scanned.symbology, item: item.map { .init(code: $0.code, name: $0.name, unit: $0.unit) },
+            units: found?.units, level: found.map { $0.level.isEmpty ? nil : $0.level } ?? nil,
             gtin: scanned.gtin, lot: scanned.lot, expiry: scanned.expiry, production: scanned.production, serial: scanned.serial,
             count: scanned.count, maDeviceID: scanned.maDeviceID, drugCode: scanned.drugCode, fields: scanned.fields,
             warnings: scanned.warnings.map(\.code), message: message))
+    }
+    api.get("barcodes") { _, context in
+        let scope = try context.require(StockpileAPI.readers, to: "read barcodes")
+        return try JSON.response(["barcodes": try await PostgresMasterData(services.database, scope: scope).barcodes()])
     }
 }

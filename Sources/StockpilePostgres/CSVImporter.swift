@@ -43,9 +43,9 @@ public struct ImportSummary: Sendable, Codable, Equatable {
 /// counts get ids from the file's content. So importing the same folder twice changes nothing.
 public struct CSVImporter: Sendable {
     /// Dependency order. History (movements) goes before counts (stock), which say what is on hand now.
-    public static let fileOrder = ["regions", "facilities", "items", "demand", "contracts", "capacity", "movements", "stock"]
+    public static let fileOrder = ["regions", "facilities", "items", "item_barcodes", "demand", "contracts", "capacity", "movements", "stock"]
     public static let columns: [String: [String]] = [
-        "regions": Region.csvColumns, "facilities": Facility.csvColumns, "items": Item.csvColumns,
+        "regions": Region.csvColumns, "facilities": Facility.csvColumns, "items": Item.csvColumns, "item_barcodes": ItemBarcode.csvColumns,
         "demand": DemandPlanRow.csvColumns, "contracts": ContractRow.csvColumns, "capacity": CapacityRow.csvColumns,
         "movements": MovementDraft.csvColumns, "stock": StockCount.csvColumns,
     ]
@@ -91,6 +91,10 @@ public struct CSVImporter: Sendable {
         if let text = contents["regions"] { regions = try Self.parse("regions", text, Region.init(csv:)) }
         if let text = contents["facilities"] { facilities = try Self.parse("facilities", text, Facility.init(csv:)) }
         if let text = contents["items"] { items = try Self.parse("items", text, Item.init(csv:)) }
+        var barcodes: [(Int, ItemBarcode)] = []
+        if let text = contents["item_barcodes"] { barcodes = try Self.parse("item_barcodes", text, ItemBarcode.init(csv:)) }
+        try Self.rejectDuplicates("item_barcodes", barcodes.map { ($0.0, $0.1.code) }, column: "code")
+        let b = barcodes
         if let text = contents["movements"] { movements = try Self.parse("movements", text, MovementDraft.validated(csv:)) }
         if let text = contents["stock"] { counts = try Self.parse("stock", text, StockCount.init(csv:)) }
         var demand: [(Int, DemandPlanRow)] = []
@@ -118,6 +122,7 @@ public struct CSVImporter: Sendable {
             if present.contains("regions") { summary.files["regions.csv"] = try Self.loadRegions(r, on: connection) }
             if present.contains("facilities") { summary.files["facilities.csv"] = try Self.loadFacilities(f, on: connection) }
             if present.contains("items") { summary.files["items.csv"] = try Self.loadItems(i, on: connection) }
+            if present.contains("item_barcodes") { summary.files["item_barcodes.csv"] = try Self.loadItemBarcodes(b, on: connection) }
             if present.contains("demand") { summary.files["demand.csv"] = try Self.loadDemand(d, on: connection) }
             if present.contains("contracts") { summary.files["contracts.csv"] = try Self.loadContracts(k, on: connection) }
             if present.contains("capacity") { summary.files["capacity.csv"] = try Self.loadCapacity(p, on: connection) }
@@ -266,6 +271,11 @@ public struct CSVImporter: Sendable {
             SELECT s.row_no, s.gtin || ' (item ' || i.code || ')' AS value FROM stage_items s JOIN items i ON i.gtin = s.gtin AND i.code <> s.code
             ORDER BY s.row_no LIMIT 1
             """) { "this GTIN belongs to another item: \($0)" }
+        try failIfAny(c, file: "items.csv", column: "gtin", """
+            SELECT s.row_no, s.gtin || ' (item ' || i.code || ', item_barcodes.csv)' AS value FROM stage_items s
+              JOIN item_barcodes b ON b.code = s.gtin JOIN items i ON i.id = b.item_id AND i.code <> s.code
+            ORDER BY s.row_no LIMIT 1
+            """) { "this GTIN is another item's barcode: \($0)" }
         let changed = try c.query("""
             INSERT INTO items (code, name, category, unit, target_days, shelf_life_days, expires, gtin)
             SELECT code, name, category, unit, target_days, shelf_life_days, expires, gtin FROM stage_items
@@ -276,6 +286,29 @@ public struct CSVImporter: Sendable {
                 IS DISTINCT FROM (excluded.name, excluded.category, excluded.unit, excluded.target_days, excluded.shelf_life_days, excluded.expires, excluded.gtin)
             """).affectedRows
         return .init(rows: items.count, changed: changed, unchanged: items.count - changed)
+    }
+
+    static func loadItemBarcodes(_ rows: [(Int, ItemBarcode)], on c: PQConnection) throws -> ImportSummary.FileSummary {
+        try stage(c, table: "stage_item_barcodes", columns: "row_no int, item_code text, code text, kind text, units bigint, level text",
+                  rows: rows.map { [String($0.0), $0.1.item, $0.1.code, $0.1.kind.rawValue, String($0.1.units), $0.1.level] })
+        try failIfAny(c, file: "item_barcodes.csv", column: "item_code", """
+            SELECT s.row_no, s.item_code AS value FROM stage_item_barcodes s
+            WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.code = s.item_code) ORDER BY s.row_no LIMIT 1
+            """) { "unknown item \($0)" }
+        // A code names one item: not another item's, and not again the item's own GTIN (that is its base unit's).
+        try failIfAny(c, file: "item_barcodes.csv", column: "code", """
+            SELECT s.row_no, s.code || ' (item ' || i.code || ')' AS value FROM stage_item_barcodes s
+              JOIN item_codes k ON k.code = s.code JOIN items i ON i.id = k.item_id
+             WHERE i.code <> s.item_code OR i.gtin = s.code
+            ORDER BY s.row_no LIMIT 1
+            """) { "this code already names an item: \($0)" }
+        let changed = try c.query("""
+            INSERT INTO item_barcodes (code, item_id, kind, units, level)
+            SELECT s.code, i.id, s.kind, s.units, coalesce(s.level, '') FROM stage_item_barcodes s JOIN items i ON i.code = s.item_code
+            ON CONFLICT (code) DO UPDATE SET units = excluded.units, level = excluded.level
+            WHERE (item_barcodes.units, item_barcodes.level) IS DISTINCT FROM (excluded.units, excluded.level)
+            """).affectedRows
+        return .init(rows: rows.count, changed: changed, unchanged: rows.count - changed)
     }
 
     /// Unknown facility or item codes in a staged file, reported by row.

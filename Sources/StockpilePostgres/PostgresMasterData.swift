@@ -49,10 +49,25 @@ public struct PostgresMasterData: Sendable {
     }
 
     /// The item whose packaging carries this GTIN-14, if any.
-    public func item(gtin: String) async throws -> Item? {
+    /// The item a scanned code names (its own GTIN, a box's or carton's, an MA device identifier, a
+    /// drug code), with the base units under that code and its packaging level.
+    public func item(code: String) async throws -> (item: Item, units: Int64, level: String)? {
         try await database.withConnection(scope) { c in
-            try c.query("SELECT code, name, category, unit, target_days, shelf_life_days, expires, gtin FROM items WHERE gtin = $1", [gtin])
-                .rows.first.map(Self.item)
+            try c.query("""
+                SELECT i.code, i.name, i.category, i.unit, i.target_days, i.shelf_life_days, i.expires, i.gtin, k.units, k.level
+                  FROM item_codes k JOIN items i ON i.id = k.item_id WHERE k.code = $1
+                """, [code]).rows.first.map { (try Self.item($0), try $0.decode("units"), try $0.decode("level")) }
+        }
+    }
+
+    /// Every code that names an item (GET /api/v1/barcodes; the entry page reads scans offline with it).
+    public func barcodes() async throws -> [ItemBarcode] {
+        try await database.withConnection(scope) { c in
+            try c.query("SELECT k.code, i.code AS item, k.kind, k.units, k.level FROM item_codes k JOIN items i ON i.id = k.item_id ORDER BY i.code, k.units, k.code")
+                .rows.map { row in
+                    ItemBarcode(item: try row.decode("item"), code: try row.decode("code"),
+                                kind: ItemBarcode.Kind(rawValue: try row.decode("kind")) ?? .gtin, units: try row.decode("units"), level: try row.decode("level"))
+                }
         }
     }
 

@@ -72,4 +72,63 @@ import Testing
         }
         #expect(try service.scalar("SELECT count(*) AS n FROM items WHERE gtin = '06901234567892'") == 1)
     }
+
+    /// item_barcodes.csv: a box's and a carton's GTIN with their units, an MA device identifier and
+    /// a drug code name the item; a code names one item; GET /api/v1/barcodes lists them all.
+    @Test func boxesCartonsMAAndDrugCodesNameTheirItem() async throws {
+        let service = try await TestService()
+        let importer = CSVImporter(service.database, scope: .system("test"))
+        _ = try await importer.importFiles(["items": Self.itemsWithGTIN, "item_barcodes": """
+            item_code,code,units,level
+            N95,16901234567899,10,盒
+            N95,26901234567896,200,箱
+            MASK,MA.156.M0.100761.21234561,1,
+            MASK,8385793,50,盒
+
+            """])
+        try await service.test { client in
+            let scan = { (code: String) in body(try await client.post("/api/v1/scan", ["code": code])) }
+            let box = try await scan("(01)16901234567899(10)B1(17)280630")
+            #expect((box["item"] as? [String: Any])?["code"] as? String == "N95" && box["units"] as? Int == 10 && box["level"] as? String == "盒")
+            #expect(box["lot"] as? String == "B1" && box["expiry"] as? String == "2028-06-30")
+            let carton = try await scan("]C1012690123456789637200")
+            #expect((carton["item"] as? [String: Any])?["code"] as? String == "N95" && carton["units"] as? Int == 200)
+            let each = try await scan("6901234567892")
+            #expect(each["units"] as? Int == 1 && each["level"] == nil)
+            let ma = try await scan("MA.156.M0.100761.21234561.L2406.E20270101")
+            #expect((ma["item"] as? [String: Any])?["code"] as? String == "MASK" && ma["lot"] as? String == "2406" && ma["expiry"] as? String == "2026-12-31")
+            let drug = try await scan("83857930000879766660")
+            #expect((drug["item"] as? [String: Any])?["code"] as? String == "MASK" && drug["units"] as? Int == 50)
+            let listed = body(try await client.with(service.clerkH).get("/api/v1/barcodes"))["barcodes"] as? [[String: Any]] ?? []
+            #expect(listed.count == 5 && Set(listed.compactMap { $0["code"] as? String }).contains("8385793"))
+        }
+        // Refused by row and column, and nothing of the file kept.
+        let bad: [(String, String)] = [
+            ("N95,16901234567899,10,\nMASK,16901234567899,10,\n", "code"),      // twice in the file
+            ("MASK,16901234567899,10,\n", "code"),                               // another item's box
+            ("MASK,06901234567892,1,\n", "code"),                                // another item's own GTIN
+            ("N95,06901234567892,1,\n", "code"),                                 // the item's own GTIN again
+            ("NOSUCH,06901234567908,1,\n", "item_code"),
+            ("N95,06901234567908,0,\n", "units"),
+            ("N95,06901234567909,1,\n", "code"),                                 // check digit
+            ("N95,MA.156,1,\n", "code"),
+        ]
+        for (rows, column) in bad {
+            let before = try service.scalar("SELECT count(*) AS n FROM item_barcodes")
+            do {
+                _ = try await importer.importFiles(["item_barcodes": "item_code,code,units,level\n" + rows])
+                Issue.record("accepted: \(rows)")
+            } catch let error as ImportError {
+                #expect(error.column == column, "\(rows): \(error)")
+            }
+            #expect(try service.scalar("SELECT count(*) AS n FROM item_barcodes") == before)
+        }
+        // And an item's GTIN may not be another item's box.
+        do {
+            _ = try await importer.importFiles(["items": "code,name,category,unit,target_days,shelf_life_days,gtin\nMASK,医用外科口罩,ppe,只,,730,16901234567899\n"])
+            Issue.record("an item took another item's box GTIN")
+        } catch let error as ImportError {
+            #expect(error.column == "gtin")
+        }
+    }
 }
