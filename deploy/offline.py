@@ -7,11 +7,15 @@ worker's own fetches through (research/offline-entry.md 2.6). The browser reache
 through a small proxy here, which can drop the answer of one /entry/sync after the server has
 answered it: the lost response the outbox must survive.
 
-usage: offline.py BASE_URL CLERK_SECRET FACILITY ITEM ADMIN_SECRET SHOTS_DIR
+usage: offline.py BASE_URL CLERK_SECRET FACILITY ITEM ADMIN_SECRET SHOTS_DIR ITEM_GTIN
+
+Offline, it also scans: a DataMatrix as a keyboard-wedge scanner types it, its GS as Ctrl+]
+(a real key event), read by the page's own parser: item, lot and expiry filled in; an unknown
+GTIN says so and fills in nothing.
 """
 import base64, http.client, http.server, json, os, socketserver, subprocess, sys, tempfile, threading, time, urllib.request
 
-base, clerk, facility, item, admin, shots = sys.argv[1:7]
+base, clerk, facility, item, admin, shots, gtin = sys.argv[1:8]
 upstream = base.split("//", 1)[1]
 
 
@@ -185,6 +189,30 @@ try:
     wait_for(page, "!document.getElementById('outbox').hidden && document.getElementById('outbox').className.indexOf('is-offline') >= 0",
              "the page to say it is offline")
 
+    # A scan, offline: typed by the "scanner", GS as Ctrl+], then Enter.
+    def key(session, key, code, vk, modifiers=0):
+        for kind in ("rawKeyDown", "keyUp"):
+            cdp("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": code, "windowsVirtualKeyCode": vk, "modifiers": modifiers}, session)
+
+    def scan(parts):
+        evaluate(page, "var i = document.getElementById('item'); i.value = ''; ['lot','expiry','quantity'].forEach(function (n) { document.getElementById(n).value = ''; }); i.focus(); true")
+        for n, part in enumerate(parts):
+            if n:
+                key(page, "]", "BracketRight", 221, modifiers=2)
+            cdp("Input.insertText", {"text": part}, page)
+        key(page, "Enter", "Enter", 13)
+        time.sleep(0.3)
+        return evaluate(page, "({item: document.getElementById('item').value, lot: document.getElementById('lot').value, "
+                              "expiry: document.getElementById('expiry').value, message: document.getElementById('scan-message').textContent})")
+
+    got = scan(["]d201" + gtin + "17280630" + "10LOT-SCAN", "21SER1"])
+    if (got["item"], got["lot"], got["expiry"]) != (item, "LOT-SCAN", "2028-06-30"):
+        fail("the scan filled in %s" % got)
+    unknown = scan(["(01)04150469848975(10)X1"])
+    if unknown["item"] or unknown["lot"] or "04150469848975" not in unknown["message"]:
+        fail("an unknown GTIN: %s" % unknown)
+    scanned = "scanned offline with GS as Ctrl+]: %s · %s · %s; an unknown GTIN filled in nothing" % (got["item"], got["lot"], got["expiry"])
+
     entries = [("receipt", "OFF-A", "2028-06-30", 10), ("receipt", "OFF-B", "2028-06-30", 20), ("issue", "OFF-A", "", 3),
                ("issue", "OFF-A", "", 1000), ("issue", "OFF-B", "", 5)]
     for n, (kind, lot, expiry, quantity) in enumerate(entries, 1):
@@ -251,7 +279,7 @@ try:
     shot = cdp("Page.captureScreenshot", {"format": "png"}, page)["data"]
     with open(os.path.join(shots, "entry-synced-390x844.png"), "wb") as f:
         f.write(base64.b64decode(shot))
-    print("offline: ok (page reloaded offline from the service worker; 5 entries queued offline; online: 4 recorded once, "
+    print("offline: ok (page reloaded offline from the service worker; " + scanned + "; 5 entries queued offline; online: 4 recorded once, "
           "1 refused and listed for the facility — %s; a lost answer (server said %d) resent as a replay, counted once; "
           "screenshots in %s)" % (refused_text.strip()[:120], syncs_dropped[0], shots))
 finally:

@@ -27,5 +27,7 @@ facility=QS-RM
 admin=$("$bin" token create --data-dir "$data/db" --name offline-admin --role admin 2>/dev/null | tail -1)
 clerk=$("$bin" token create --data-dir "$data/db" --name offline-clerk --role warehouse --facility "$facility" 2>/dev/null | tail -1)
 case "$admin$clerk" in sp_*sp_*) ;; *) fail "token create printed no secret";; esac
-item=$(curl -fsS -H "authorization: Bearer $admin" "$base/api/v1/items" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["code"])')
-python3 deploy/offline.py "$base" "$clerk" "$facility" "$item" "$admin" "$shots" || fail "the offline run failed"
+# An item with a GTIN (the demo district's are made up), for the scan.
+read -r item gtin < <(curl -fsS -H "authorization: Bearer $admin" "$base/api/v1/items" \
+    | python3 -c 'import json,sys; i=[x for x in json.load(sys.stdin)["items"] if x.get("gtin")][0]; print(i["code"], i["gtin"])')
+python3 deploy/offline.py "$base" "$clerk" "$facility" "$item" "$admin" "$shots" "$gtin" || fail "the offline run failed"

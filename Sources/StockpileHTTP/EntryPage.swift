@@ -10,6 +10,8 @@ import StockpilePostgres
 struct EntryPage {
     let database: StockpileDatabase
     let scope: AccessScope
+    /// For the scan parser's "today" (GS1's sliding century), as the server's dates are.
+    var timeZone = TimeZone(identifier: "Asia/Shanghai")!
 
     static let reasons = AdjustmentReason.allCases.map(\.rawValue)
 
@@ -25,6 +27,7 @@ struct EntryPage {
             facilities = all.map { ($0.code, $0.name) }
         }
         let items = try await PostgresMasterData(database, scope: scope).items()
+        let barcodes = try await PostgresMasterData(database, scope: scope).barcodes()
         let kind = form["kind"] ?? MovementKind.receipt.rawValue
         let chosenFacility = form["facility"] ?? facilities.first?.code
         let (reasonCode, note) = Self.splitReason(form)
@@ -47,8 +50,26 @@ struct EntryPage {
             // read (the cached copy says how old they are), and its words.
             "user": scope.actor, "generatedAt": PQTimestamp.formatRFC3339(Date()),
             "outboxText": Self.outboxText(t),
+            // For reading scans in the page, offline too (pages/scan.js): which code names which item.
+            "codes": Self.codes(barcodes), "today": LocalDate(Date(), in: timeZone).description, "scanText": Self.words(t, prefix: "scan."),
         ]
         return PageTemplates.render("entry", values, page: page, title: t["entry"]!, status: status)
+    }
+
+    /// Code → item, units and level, as JSON for the form's data-codes attribute.
+    static func codes(_ barcodes: [ItemBarcode]) -> String {
+        var map: [String: [String: Any]] = [:]
+        for b in barcodes { map[b.code] = ["item": b.item, "units": b.units, "level": b.level] }
+        let data = (try? JSONSerialization.data(withJSONObject: map, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The words under `prefix` (without it), as JSON for a data attribute.
+    static func words(_ t: [String: String], prefix: String) -> String {
+        var words: [String: String] = [:]
+        for (key, value) in t where key.hasPrefix(prefix) { words[String(key.dropFirst(prefix.count))] = value }
+        let data = (try? JSONSerialization.data(withJSONObject: words, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The outbox's words as JSON, for the section's data-text attribute.

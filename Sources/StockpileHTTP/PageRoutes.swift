@@ -101,7 +101,7 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
     }
     router.get("/entry") { request, context in
         try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
-            try await EntryPage(database: database, scope: scope).response(page: page, form: [:])
+            try await EntryPage(database: database, scope: scope, timeZone: services.timeZone).response(page: page, form: [:])
         }
     }
     // The offline outbox (pages/outbox.js, pages/sw.js). The worker is served from the root so its
@@ -151,7 +151,7 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
     router.post("/entry") { request, context in
         let body = try await request.body.collect(upTo: 64 << 10)
         return try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
-            try await EntryPage(database: database, scope: scope).submit(PageSession.form(body), page: page)
+            try await EntryPage(database: database, scope: scope, timeZone: services.timeZone).submit(PageSession.form(body), page: page)
         }
     }
 }
