@@ -31,6 +31,9 @@ extension StockpileAPI {
         return [
             body("POST", "/api/v1/movements", "quantity", whole(Ranges.movementQuantity)),
             body("POST", "/api/v1/movements/batch", "quantity", whole(Ranges.movementQuantity)),
+            // A sync answers a number outside its range in that movement's result (refused, naming the field), not with 400.
+            body("POST", "/api/v1/movements/sync", "quantity", whole(Ranges.movementQuantity)),
+            body("POST", "/api/v1/movements/sync", "device_seq", 0...Double(Int64.max)),
             body("POST", "/api/v1/tokens", "valid_days", whole(Ranges.tokenDays)),
             query("/api/v1/movements", "limit", 1...1000),
             query("/api/v1/audit", "limit", 1...1000),

@@ -179,6 +179,10 @@ import Testing
                 object = ["lines": [["lot": "KEPT", input.name: value.json]], "reason": "范围"]
             case "/api/v1/movements":
                 object = movement("receipt", value.json, lot: "X\(n)")
+            case "/api/v1/movements/sync" where input.name == "quantity":
+                object = ["movements": [movement("receipt", value.json, lot: "X\(n)")]]
+            case "/api/v1/movements/sync":
+                object = ["movements": [movement("receipt", 1, lot: "X\(n)", extra: [input.name: value.json])]]
             default:
                 object[input.name] = value.json
             }
@@ -210,7 +214,15 @@ import Testing
                         }
                         // Outside the range is 400 naming the field (an order id outside it is simply not there: 404).
                         let number = Double(value.text)!
-                        if !number.isNaN && (number < input.minimum || number > input.maximum) {
+                        if input.path == "/api/v1/movements/sync" {
+                            // Each movement is answered on its own: outside the range (or NaN) is that movement refused, naming the field.
+                            let result = (StockpileHTTPTests.body(response)["results"] as? [[String: Any]])?.first
+                            #expect(response.status == .ok, "\(what)")
+                            if number.isNaN || number < input.minimum || number > input.maximum {
+                                #expect(result?["status"] as? String == "refused" && result?["field"] as? String == input.name, "\(what)")
+                                #expect(try service.ledgerState() == before, "\(what) changed the ledger")
+                            }
+                        } else if !number.isNaN && (number < input.minimum || number > input.maximum) {
                             let want: HTTPResponse.Status = input.place == .path ? .notFound : .badRequest
                             #expect(response.status == want, "\(what)")
                             if input.place != .path { #expect(errorOf(response).field?.hasSuffix(input.name) == true, "\(what)") }
