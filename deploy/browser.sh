@@ -109,6 +109,11 @@ check facility "$dom" '储备构成' 'class="l-physical"' '批次与有效期' '
 dom=$(browse dom 1366,768 "$base/?lang=en")
 check "dashboard (English)" "$dom" '<html lang="en">' 'Command centre'
 
+# A what-if (issue 17): demand ×2 moves the bands, with the comparison; item names across the top.
+dom=$(browse dom 1366,768 "$base/?lang=zh&surge=2")
+check "dashboard what-if" "$dom" 'id="whatif"' '需求 ×2' 'class="cat"' '防护用品'
+browse shot 1366,768 "$base/?lang=zh&surge=2" "$shots/dashboard-whatif-1366x768.png"
+
 dom=$(browse dom 1366,768 "$base/orders?lang=zh")
 check orders "$dom" '<html lang="zh-CN">' 'id="orders"' '调拨单'
 

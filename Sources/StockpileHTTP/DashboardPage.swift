@@ -26,18 +26,31 @@ struct DashboardPage {
         filter.designated = text("designated").flatMap { $0 == "true" ? true : $0 == "false" ? false : nil }
         let sort = text("sort").flatMap(CoverSort.init(rawValue:)) ?? .shortfall
         let asOf = LocalDate(Date(), in: timeZone)
+        let whatIf = WhatIf(text("surge"))
+        let surge = whatIf.surge
 
         let cover = PostgresCover(database, scope: scope, timeZone: timeZone)
-        let found = try await cover.page(CoverQuery(filter: filter, sort: .facility, limit: 10_000, asOf: asOf))
+        let found = try await cover.page(CoverQuery(filter: filter, sort: .facility, limit: 10_000, asOf: asOf, surge: surge))
         // The worst shortfalls of the whole selection (not only of the positions the heat map holds), then in the order asked.
-        let worst = try await cover.page(CoverQuery(filter: filter, sort: .shortfall, limit: Self.shortfallRows, asOf: asOf))
-        let rollup = try await cover.rollup(filter, group: .region, asOf: asOf)
+        let worst = try await cover.page(CoverQuery(filter: filter, sort: .shortfall, limit: Self.shortfallRows, asOf: asOf, surge: surge))
+        let rollup = try await cover.rollup(filter, group: .region, asOf: asOf, surge: surge)
+        // A what-if is shown against today's demand: the bands and shortfall, both ways.
+        let baseline = whatIf.active ? try await cover.rollup(filter, group: .region, asOf: asOf) : nil
         let regions = try await PostgresMasterData(database, scope: scope).regions()
         let lastRecorded = try await PostgresPages(database, scope: scope).lastRecorded()
 
-        // The heat map: facilities down, items across, in code order.
-        let items = Array(Set(found.rows.map(\.item))).sorted()
+        // The heat map: facilities down, items across, grouped by category (in its order), then by code.
         let itemNames = Dictionary(found.rows.map { ($0.item, $0.itemName) }, uniquingKeysWith: { a, _ in a })
+        let itemCategory = Dictionary(found.rows.map { ($0.item, $0.category) }, uniquingKeysWith: { a, _ in a })
+        let categoryOrder = Dictionary(uniqueKeysWithValues: ItemCategory.allCases.enumerated().map { ($1, $0) })
+        let items = Array(Set(found.rows.map(\.item))).sorted {
+            (categoryOrder[itemCategory[$0]!]!, $0) < (categoryOrder[itemCategory[$1]!]!, $1)
+        }
+        var categoryGroups: [(category: ItemCategory, count: Int)] = []
+        for item in items {
+            let category = itemCategory[item]!
+            if categoryGroups.last?.category == category { categoryGroups[categoryGroups.count - 1].count += 1 } else { categoryGroups.append((category, 1)) }
+        }
         var byFacility: [(code: String, name: String, designated: Bool, cells: [String: CoverRow])] = []
         for row in found.rows {
             if byFacility.last?.code != row.facility { byFacility.append((row.facility, row.facilityName, row.designated, [:])) }
@@ -62,7 +75,8 @@ struct DashboardPage {
              "contract": r.contractQty, "capacity": r.capacityQty, "shortfall": r.shortfallQty, "expiring": Int64(saturating: r.expiringQty.rounded())]
         }
         // Sort links keep the filters.
-        let keep = ["region": text("region"), "category": text("category"), "designated": text("designated")]
+        let keep = ["region": text("region"), "category": text("category"), "designated": text("designated"),
+                    "surge": whatIf.active ? WhatIf.format(surge) : nil]
         let sortLinks: [String: String] = Dictionary(uniqueKeysWithValues: Self.sorts.map { s in
             var parts = keep.compactMap { k, v in v.map { "\(k)=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" } }.sorted()
             parts.append("sort=\(s.rawValue)")
@@ -76,9 +90,12 @@ struct DashboardPage {
             "asOf": asOf.description, "source": found.source,
             "freshness": lastRecorded.map(formatter.string(from:)) ?? t["noMovements"]!,
             "regions": regions.map { ["code": $0.code, "name": $0.name, "selected": $0.code == filter.region] },
-            "categories": ItemCategory.allCases.map { ["code": $0.rawValue, "selected": $0 == filter.category] },
+            "categories": ItemCategory.allCases.map { ["code": $0.rawValue, "name": t["cat." + $0.rawValue]!, "selected": $0 == filter.category] },
+            "categoryGroups": categoryGroups.map { ["name": t["cat." + $0.category.rawValue]!, "span": $0.count] },
             "designatedYes": filter.designated == true, "designatedNo": filter.designated == false,
-            "items": items.map { ["code": $0, "name": itemNames[$0] ?? $0] },
+            // Chinese names across the top (the code on hover); the English view shows codes, as the names are Chinese.
+            "items": items.map { ["code": $0, "name": itemNames[$0] ?? $0, "head": page.language == .zh ? (itemNames[$0] ?? $0) : $0,
+                                  "hover": page.language == .zh ? $0 : (itemNames[$0] ?? $0)] },
             "heatRows": heatRows, "truncated": byFacility.count > Self.heatMapRows, "facilityCount": byFacility.count,
             "legend": CoverBand.allCases.map { ["band": bandClass($0), "label": page.language.band($0)] },
             "shortfalls": shortfalls, "noShortfalls": shortfalls.isEmpty, "totals": totals,
@@ -94,6 +111,15 @@ struct DashboardPage {
                                  "replicaLag": replicaLag.isFinite ? String(format: "%.0f s", replicaLag.rounded(.up)) : "?"]
         }
         values["sort_" + sort.rawValue] = true
+        values.merge(whatIf.values(t)) { a, _ in a }
+        if let baseline {
+            let now = CoverRollupRow.total(baseline.rows, code: "", name: "")
+            let then = CoverRollupRow.total(rollup.rows, code: "", name: "")
+            values["surgeCompare"] = CoverBand.allCases.map { band -> [String: Any] in
+                ["isBand": true, "band": bandClass(band), "label": page.language.band(band),
+                 "now": now.bands[band.rawValue] ?? 0, "whatIf": then.bands[band.rawValue] ?? 0]
+            } + [["isBand": false, "label": t["shortfallQty"]!, "now": now.shortfallQty, "whatIf": then.shortfallQty]]
+        }
         var response = PageTemplates.render("dashboard", values, page: page, title: t["dashboard"]!)
         response.headers[.init("Server-Timing")!] = "db;dur=\(values["renderedMs"]!)"
         return response

@@ -13,9 +13,10 @@ struct FacilityPage {
     /// Lots expiring within this many days are marked (the nightly report's expiring-lots window).
     static let expiringWithin = 90
 
-    func response(_ code: String, page: PageRequest) async throws -> Response {
+    func response(_ code: String, page: PageRequest, surge surgeText: String? = nil) async throws -> Response {
         let t = page.t
         let asOf = LocalDate(Date(), in: timeZone)
+        let whatIf = WhatIf(surgeText)
         // Outside the scope a facility does not exist, as in the API.
         guard let lots = try await PostgresLedger(database, scope: scope).stock(facility: code) else {
             return PageTemplates.render("message", ["message": t["notFound"]!], page: page, title: t["notFound"]!, status: .notFound)
@@ -23,7 +24,12 @@ struct FacilityPage {
         var filter = CoverFilter()
         filter.facility = code
         let rows = try await PostgresCover(database, scope: scope, timeZone: timeZone)
-            .page(CoverQuery(filter: filter, sort: .item, limit: 10_000, asOf: asOf)).rows
+            .page(CoverQuery(filter: filter, sort: .item, limit: 10_000, asOf: asOf, surge: whatIf.surge)).rows
+        // Under a what-if, each item also says where it stands at today's demand.
+        let baseline: [String: CoverRow] = whatIf.active
+            ? Dictionary(try await PostgresCover(database, scope: scope, timeZone: timeZone)
+                .page(CoverQuery(filter: filter, sort: .item, limit: 10_000, asOf: asOf)).rows.map { ($0.item, $0) }, uniquingKeysWith: { a, _ in a })
+            : [:]
         let orders = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
             .list(status: "dispatched", facility: code, item: nil, limit: 100)
         let recent = try await PostgresPages(database, scope: scope).recentMovements(facility: code, limit: 20)
@@ -46,7 +52,10 @@ struct FacilityPage {
                     "contractDays": daysText(row.contractDays, t), "capacityDays": daysText(row.capacityDays, t),
                     "totalDays": daysText(row.totalDays, t), "shortfall": row.shortfallQty, "onHand": row.physicalQty,
                     "demand": String(format: "%.1f", row.dailyDemand), "unbounded": row.dailyDemand == 0,
-                    "segments": segments, "targetX": pct(scale > 0 ? target / scale * 100 : 100)]
+                    "segments": segments, "targetX": pct(scale > 0 ? target / scale * 100 : 100),
+                    "baseline": baseline[row.item].map { b -> [String: Any] in
+                        ["bandLabel": page.language.band(b.band), "band": bandClass(b.band), "shortfall": b.shortfallQty]
+                    } ?? false]
         }
         let lotRows = lots.map { lot -> [String: Any] in
             let days = lot.expiry.map { asOf.days(until: $0) }
@@ -74,11 +83,13 @@ struct FacilityPage {
                     "onHand": s.onHand.map { "\(t["ob.onHand"]!) \($0)" } ?? ""]
         }
         let name = rows.first?.facilityName ?? code
-        return PageTemplates.render("facility", [
+        var values: [String: Any] = [
             "code": code, "name": name, "asOf": asOf.description, "cover": cover, "lots": lotRows, "noLots": lotRows.isEmpty,
             "orders": orderRows, "noOrders": orderRows.isEmpty, "movements": movementRows, "noMovements": movementRows.isEmpty,
             "canRecord": PagePaths.recorders.contains(scope.role), "attention": attentionRows, "hasAttention": !attentionRows.isEmpty,
-        ], page: page, title: "\(name) · \(t["cover"]!)")
+        ]
+        values.merge(whatIf.values(t)) { a, _ in a }
+        return PageTemplates.render("facility", values, page: page, title: "\(name) · \(t["cover"]!)")
     }
 }
 

@@ -65,7 +65,8 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
     router.get("/facilities/{code}") { request, context in
         let code = try context.parameters.require("code")
         return try await signedIn(request, context) { scope, page in
-            try await FacilityPage(database: database, timeZone: services.timeZone, scope: scope).response(code, page: page)
+            try await FacilityPage(database: database, timeZone: services.timeZone, scope: scope)
+                .response(code, page: page, surge: request.uri.queryParameters["surge"].map(String.init))
         }
     }
     router.get("/orders") { request, context in

@@ -384,4 +384,42 @@ import Testing
             #expect(!Self.html(try await command.request("/facilities/H")).contains("id=\"attention\""))
         }
     }
+
+    /// Issue 17, parts 7 and 8: the heat map in the users' words (Chinese item names grouped by
+    /// category, the code on hover and in English), and a what-if surge that moves bands and
+    /// shortfalls on the dashboard and the facility page without writing anything.
+    @Test func aWhatIfSurgeShowsHowBandsMoveAndWritesNothing() async throws {
+        let service = try await TestService()
+        _ = try await CSVImporter(service.database, scope: .system("test")).importFiles(["demand": "facility_code,item_code,full_load_daily\nH,N95,1\n"])
+        try await service.test { client in
+            #expect(try await client.post("/api/v1/movements", movement("receipt", 40, lot: "WI1")).status == .created)
+            var browser = Browser(client)
+            _ = try await browser.signIn(service.commandD)
+            let before = try service.ledgerState()
+            let plain = Self.html(try await browser.request("/"))
+            #expect(plain.contains("<th scope=\"colgroup\" colspan=\"2\" class=\"cat\">防护用品</th>"))
+            #expect(plain.contains("title=\"N95\" data-item=\"N95\"><span class=\"vert\">N95口罩</span>"))
+            #expect(plain.contains(">防护用品</option>") && !plain.contains("id=\"whatif\""))
+
+            let surged = Self.html(try await browser.request("/?surge=2"))
+            #expect(surged.contains("id=\"whatif\"") && surged.contains("需求 ×2"))
+            // The comparison's shortfall row: today's and the what-if's, the latter larger.
+            let shortfall = surged.components(separatedBy: "<tr><th scope=\"row\">实物缺口</th>").dropFirst().first ?? ""
+            let numbers = shortfall.components(separatedBy: "<td class=\"num\">").dropFirst().prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+            #expect(numbers.count == 2 && numbers[1] > numbers[0], "\(numbers)")
+            // Sort links keep the what-if.
+            #expect(surged.contains("surge=2&amp;sort=") || surged.contains("sort=shortfall&amp;surge=2") || surged.contains("surge=2"))
+
+            let facility = Self.html(try await browser.request("/facilities/H?surge=2"))
+            #expect(facility.contains("id=\"whatif\"") && facility.contains("class=\"was\""))
+            for bad in ["abc", "0", "1000", "NaN", "-1"] {
+                let page = Self.html(try await browser.request("/?surge=\(bad)"))
+                #expect(page.contains("id=\"surge-error\"") && !page.contains("id=\"whatif\""), "\(bad)")
+            }
+            #expect(try service.ledgerState() == before)
+            // The English view: codes across the top, the name on hover, categories in English.
+            let english = Self.html(try await browser.request("/?lang=en"))
+            #expect(english.contains("title=\"N95口罩\" data-item=\"N95\"><span class=\"vert\">N95</span>") && english.contains("Protective equipment"))
+        }
+    }
 }
