@@ -46,6 +46,8 @@ public struct StockpileServices: Sendable {
     /// cookie is `Secure` and responses carry HSTS. Never on plain loopback, where a Secure cookie
     /// would not be sent back and nobody could sign in.
     public var https = false
+    /// When an order on the road is overdue (STOCKPILE_TRANSIT_KMH, STOCKPILE_TRANSIT_MIN_HOURS).
+    public var transit = TransitRule.standard
 
     public init(database: StockpileDatabase, metrics: PrometheusCollectorRegistry? = nil,
                 timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!, logger: Logger = Logger(label: "stockpile"),
@@ -137,7 +139,7 @@ public enum StockpileAPI {
         ("GET", "/api/v1/regions", readers), ("POST", "/api/v1/import/{file}", admins),
         ("GET", "/api/v1/tokens", admins), ("POST", "/api/v1/tokens", admins), ("DELETE", "/api/v1/tokens/{name}", admins),
         ("GET", "/api/v1/audit", [.admin, .command]), ("GET", "/api/v1/cover", readers), ("GET", "/api/v1/cover/rollup", readers),
-    ] + reserveRoutes + planRoutes + orderRoutes + nightlyRoutes + scanRoutes + syncRoutes
+    ] + reserveRoutes + planRoutes + orderRoutes + nightlyRoutes + scanRoutes + syncRoutes + transitRoutes
     /// Warehouse staff record for their own facilities; the command centre reads and plans, it does not record stock.
     static let writers: Set<Role> = [.warehouse, .admin]
     static let readers: Set<Role> = [.warehouse, .command, .admin]
@@ -356,6 +358,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
     addOrderRoutes(api, services: services)
     addNightlyRoutes(api, services: services)
     addSyncRoutes(api, services: services)
+    addTransitRoutes(api, services: services)
     addScanRoute(api, services: services)
     addPageRoutes(router, services: services)
 

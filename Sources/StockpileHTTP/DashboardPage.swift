@@ -9,6 +9,7 @@ struct DashboardPage {
     let database: StockpileDatabase
     let timeZone: TimeZone
     let scope: AccessScope
+    var transit = TransitRule.standard
 
     /// A wall screen shows this many facilities at most; filters narrow a city to a district.
     static let heatMapRows = 300
@@ -38,6 +39,7 @@ struct DashboardPage {
         let baseline = whatIf.active ? try await cover.rollup(filter, group: .region, asOf: asOf) : nil
         let regions = try await PostgresMasterData(database, scope: scope).regions()
         let lastRecorded = try await PostgresPages(database, scope: scope).lastRecorded()
+        let overdue = try await PostgresInterception(database, scope: scope, timeZone: timeZone).overdue(transit, limit: 1000).count
 
         // The heat map: facilities down, items across, grouped by category (in its order), then by code.
         let itemNames = Dictionary(found.rows.map { ($0.item, $0.itemName) }, uniquingKeysWith: { a, _ in a })
@@ -111,6 +113,7 @@ struct DashboardPage {
                                  "replicaLag": replicaLag.isFinite ? String(format: "%.0f s", replicaLag.rounded(.up)) : "?"]
         }
         values["sort_" + sort.rawValue] = true
+        if overdue > 0 { values["overdueNotice"] = t["overdueNotice"]!.replacingOccurrences(of: "{n}", with: String(overdue)) }
         values.merge(whatIf.values(t)) { a, _ in a }
         if let baseline {
             let now = CoverRollupRow.total(baseline.rows, code: "", name: "")

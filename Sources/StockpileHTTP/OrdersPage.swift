@@ -10,6 +10,7 @@ struct OrdersPage {
     let database: StockpileDatabase
     let timeZone: TimeZone
     let scope: AccessScope
+    var transit = TransitRule.standard
 
     static let statuses = ["proposed", "approved", "dispatched", "received", "cancelled"]
     static let actions: [String: Set<Role>] = ["approve": StockpileAPI.planners, "cancel": StockpileAPI.planners,
@@ -35,7 +36,30 @@ struct OrdersPage {
                     // Each lot's received quantity, the whole of it unless the clerk changes it.
                     "receiveLines": o.lines.map { ["order": o.id, "line": $0.line, "lot": $0.lot, "quantity": $0.quantity] }]
         }
+        // 截留: what is late on the road, and what arrived short (issue 17, part 3).
+        let interception = PostgresInterception(database, scope: scope, timeZone: timeZone)
+        let overdue = try await interception.overdue(transit, limit: 200)
+        let formatter = DateFormatter()
+        formatter.timeZone = timeZone
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        let overdueRows = overdue.map { o -> [String: Any] in
+            ["id": o.id, "item": o.itemName, "itemCode": o.item, "from": o.fromName, "to": o.toName, "inTransit": o.inTransit,
+             "dispatchedAt": formatter.string(from: o.dispatchedAt), "dueAt": formatter.string(from: o.dueAt),
+             "days": String(format: "%.1f", o.daysOverdue), "dispatchedBy": o.dispatchedBy ?? ""]
+        }
+        let short = try await interception.shortReceipts(limit: 50)
+        let shortRows = short.map { r -> [String: Any] in
+            ["id": r.id, "item": r.item, "from": r.from, "to": r.to, "dispatched": r.dispatched, "received": r.received, "lost": r.lost,
+             "reasons": r.reasons, "receivedAt": formatter.string(from: r.receivedAt), "receivedBy": r.receivedBy ?? ""]
+        }
+        let summary = try await interception.shortReceiptSummary().prefix(20).map { s -> [String: Any] in
+            ["from": s.from, "to": s.to, "month": s.month, "orders": s.orders, "dispatched": s.dispatched, "lost": s.lost]
+        }
         var values: [String: Any] = [
+            "overdue": overdueRows, "hasOverdue": !overdueRows.isEmpty,
+            "transitRule": t["transitRule"]!.replacingOccurrences(of: "{kmh}", with: WhatIf.format(transit.kmh))
+                .replacingOccurrences(of: "{hours}", with: WhatIf.format(transit.minimumHours)),
+            "short": shortRows, "hasShort": !shortRows.isEmpty, "shortSummary": summary,
             "orders": rows, "noOrders": rows.isEmpty,
             "statuses": Self.statuses.map { ["code": $0, "label": t["status." + $0]!, "selected": $0 == status] },
         ]

@@ -59,7 +59,7 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
 
     router.get("/") { request, context in
         try await signedIn(request, context) { scope, page in
-            try await DashboardPage(database: database, timeZone: services.timeZone, scope: scope).response(request, page: page)
+            try await DashboardPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit).response(request, page: page)
         }
     }
     router.get("/facilities/{code}") { request, context in
@@ -71,7 +71,7 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
     }
     router.get("/orders") { request, context in
         try await signedIn(request, context) { scope, page in
-            try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope)
+            try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit)
                 .response(page: page, status: request.uri.queryParameters["status"].map(String.init))
         }
     }
@@ -79,7 +79,7 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
         let id = try context.parameters.require("id")
         let body = try await request.body.collect(upTo: 16 << 10)
         return try await signedIn(request, context) { scope, page in
-            try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope).submit(id, form: PageSession.form(body), page: page)
+            try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit).submit(id, form: PageSession.form(body), page: page)
         }
     }
     router.get("/reports") { request, context in

@@ -98,6 +98,12 @@ struct Serve: AsyncParsableCommand {
             }
             logger.info("serving HTTPS", metadata: ["certificate": "\(tlsCert)"])
         }
+        // When an order on the road is overdue: checked before anything starts, like the certificate.
+        let transit: TransitRule
+        do {
+            transit = try TransitRule(kmh: ProcessInfo.processInfo.environment["STOCKPILE_TRANSIT_KMH"],
+                                      minimumHours: ProcessInfo.processInfo.environment["STOCKPILE_TRANSIT_MIN_HOURS"])
+        } catch { throw ValidationError(error.reason) }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let runtime = try database.open(logger)
@@ -113,6 +119,7 @@ struct Serve: AsyncParsableCommand {
         var services = StockpileServices(database: db, metrics: registry, timeZone: Environment.timeZone, logger: logger,
                                          rateLimit: rateLimit)
         services.https = tlsCert != nil || behindHttpsProxy
+        services.transit = transit
         let app = buildApplication(services, settings: settings)
         let keeper = CoverKeeper(database: db, timeZone: Environment.timeZone, logger: logger)
         var running: [any Service] = [app, keeper]

@@ -98,3 +98,28 @@ struct DemoDistrictTests {
         }
     }
 }
+
+/// Issue 17, part 3: when an order on the road is overdue.
+@Suite struct TransitRuleTests {
+    @Test func anOrderIsDueAfterItsDistanceAtTheSpeedButNeverSoonerThanTheMinimum() throws {
+        let rule = TransitRule(kmh: 30, minimumHours: 24)
+        #expect(rule.expectedHours(distanceKm: 15) == 24)            // a short hop still gets a day
+        #expect(rule.expectedHours(distanceKm: 900) == 30)           // 900 km at 30 km/h
+        #expect(rule.expectedHours(distanceKm: .nan) == 24 && rule.expectedHours(distanceKm: -5) == 24)
+        let sent = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(rule.daysOverdue(dispatched: sent, distanceKm: 15, now: sent.addingTimeInterval(23 * 3600)) == nil)
+        #expect(rule.daysOverdue(dispatched: sent, distanceKm: 15, now: sent.addingTimeInterval(24 * 3600)) == nil)
+        #expect(rule.daysOverdue(dispatched: sent, distanceKm: 15, now: sent.addingTimeInterval(72 * 3600)) == 2)
+        #expect(rule.daysOverdue(dispatched: sent, distanceKm: 900, now: sent.addingTimeInterval(42 * 3600)) == 0.5)
+    }
+
+    @Test func theSettingsAreCheckedByName() throws {
+        #expect(try TransitRule(kmh: nil, minimumHours: "") == .standard)
+        #expect(try TransitRule(kmh: "60", minimumHours: "12") == TransitRule(kmh: 60, minimumHours: 12))
+        for (kmh, hours, name) in [("0", nil, "STOCKPILE_TRANSIT_KMH"), ("fast", nil, "STOCKPILE_TRANSIT_KMH"), ("inf", nil, "STOCKPILE_TRANSIT_KMH"),
+                                   (nil, "-1", "STOCKPILE_TRANSIT_MIN_HOURS"), (nil, "1000", "STOCKPILE_TRANSIT_MIN_HOURS")] as [(String?, String?, String)] {
+            #expect(throws: FieldError.self) { try TransitRule(kmh: kmh, minimumHours: hours) }
+            do { _ = try TransitRule(kmh: kmh, minimumHours: hours) } catch { #expect(error.field == name) }
+        }
+    }
+}
