@@ -221,10 +221,14 @@ try:
             f.querySelector('input[name=kind][value=%s]').checked = true;
             var set = function (n, v) { f.elements.namedItem(n).value = v; };
             set('facility', %s); set('item', %s); set('lot', %s); set('expiry', %s); set('quantity', %s);
-            f.requestSubmit(); return true; })()""" % (kind, json.dumps(facility), json.dumps(item), json.dumps(lot), json.dumps(expiry), quantity))
+            f.requestSubmit(); if (%s) f.requestSubmit(); return true; })()""" % (kind, json.dumps(facility), json.dumps(item), json.dumps(lot), json.dumps(expiry), quantity,
+                                                                     "true" if n == 1 else "false"))
         wait_for(page, "document.getElementById('outbox').getAttribute('data-waiting') === '%d'" % n, "entry %d to wait in the outbox" % n)
     if movements_of("OFF-A") or movements_of("OFF-B"):
         fail("something reached the ledger while offline")
+    # The first entry was submitted twice in a row (a double click): one entry.
+    if evaluate(page, "document.getElementById('outbox').getAttribute('data-waiting')") != "5":
+        fail("a double submit made two entries")
 
     # At phone size, the offline page with its queue.
     cdp("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}, page)
@@ -279,8 +283,49 @@ try:
     shot = cdp("Page.captureScreenshot", {"format": "png"}, page)["data"]
     with open(os.path.join(shots, "entry-synced-390x844.png"), "wb") as f:
         f.write(base64.b64decode(shot))
+    # An entry made offline, then the sign-in lapses: after signing in again it is held for the
+    # clerk to confirm (it was made in an earlier sign-in), and sent once confirmed.
+    network(True)
+    evaluate(page, """(function () {
+        var f = document.getElementById('entry-form');
+        f.querySelector('input[name=kind][value=receipt]').checked = true;
+        var set = function (n, v) { f.elements.namedItem(n).value = v; };
+        set('facility', %s); set('item', %s); set('lot', 'OFF-D'); set('expiry', '2028-06-30'); set('quantity', '2'); f.requestSubmit(); return true; })()""" % (json.dumps(facility), json.dumps(item)))
+    wait_for(page, "document.getElementById('outbox').getAttribute('data-waiting') === '1'", "the OFF-D entry to wait")
+    cdp("Network.clearBrowserCookies", session=page)
+    network(False)
+    evaluate(page, "document.getElementById('outbox-send').click(); true")
+    time.sleep(1)
+    if movements_of("OFF-D"):
+        fail("an entry was sent without a session")
+    navigate(page, site + "/login")
+    evaluate(page, "document.querySelector('input[name=token]').value = %s; document.querySelector('form').submit(); true" % json.dumps(clerk))
+    wait_for(page, "location.pathname === '/entry' && document.readyState === 'complete'", "the entry page after signing in again")
+    wait_for(page, "document.querySelector('#outbox-list li[data-state=held]') !== null", "the earlier sign-in's entry to be held", 30)
+    if movements_of("OFF-D"):
+        fail("an entry of an earlier sign-in was sent without the clerk confirming it")
+    evaluate(page, "document.querySelector('#outbox-list li[data-state=held] button').click(); true")
+    wait_for(page, "document.querySelector('#outbox-list li[data-state=held]') === null && document.getElementById('outbox').getAttribute('data-waiting') === '0'",
+             "the confirmed entry to be sent", 30)
+    if len(movements_of("OFF-D")) != 1:
+        fail("the confirmed entry is not in the ledger exactly once")
+
+    # Signing out forgets the kept page: offline, /entry no longer opens for the next person.
+    evaluate(page, "document.querySelector(\"form[action='/logout'] button\").click(); true")
+    wait_for(page, "location.pathname === '/login'", "the sign-in page after signing out")
+    network(True)
+    try:
+        cdp("Page.navigate", {"url": site + "/entry"}, page)
+    except SystemExit:
+        pass
+    time.sleep(2)
+    if evaluate(page, "!!document.getElementById('entry-form')"):
+        fail("after signing out the entry page still opened offline")
+    network(False)
+
     print("offline: ok (page reloaded offline from the service worker; " + scanned + "; 5 entries queued offline; online: 4 recorded once, "
           "1 refused and listed for the facility — %s; a lost answer (server said %d) resent as a replay, counted once; "
+          "an entry of a lapsed sign-in held until confirmed, then sent once; a double submit kept once; after signing out the page no longer opens offline; "
           "screenshots in %s)" % (refused_text.strip()[:120], syncs_dropped[0], shots))
 finally:
     chrome.kill()

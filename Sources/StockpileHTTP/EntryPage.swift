@@ -48,7 +48,7 @@ struct EntryPage {
             "confirmation": confirmation ?? false,
             // For the offline outbox (pages/outbox.js): whose entries this page makes, when its lists were
             // read (the cached copy says how old they are), and its words.
-            "user": scope.actor, "generatedAt": PQTimestamp.formatRFC3339(Date()),
+            "user": scope.actor, "session": page.sessionTag, "generatedAt": PQTimestamp.formatRFC3339(Date()),
             "outboxText": Self.outboxText(t),
             // For reading scans in the page, offline too (pages/scan.js): which code names which item.
             "codes": Self.codes(barcodes), "today": LocalDate(Date(), in: timeZone).description, "scanText": Self.words(t, prefix: "scan."),

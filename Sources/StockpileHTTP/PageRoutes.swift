@@ -53,8 +53,12 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
         guard page.accepts(form) else { return PageTemplates.redirect(PagePaths.dashboard) }
         // Ended on the server: a copy of the cookie opens nothing after sign-out.
         if let session = PageSession.secret(request) { try await PostgresTokens.endSession(session, database: database) }
-        return PageTemplates.redirect(PagePaths.login, cookies: [PageSession.cookie(PageSession.sessionCookie, "", maxAge: 0),
-                                                                 PageSession.cookie(PageSession.csrfCookie, "", maxAge: 0)])
+        var response = PageTemplates.redirect(PagePaths.login, cookies: [PageSession.cookie(PageSession.sessionCookie, "", maxAge: 0),
+                                                                         PageSession.cookie(PageSession.csrfCookie, "", maxAge: 0)])
+        // The kept entry page was this session's: no one after it should open it offline. (The outbox's
+        // entries are storage, not cache: a clerk's unsent entries survive signing out.)
+        response.headers[HTTPField.Name("Clear-Site-Data")!] = "\"cache\""
+        return response
     }
 
     router.get("/") { request, context in
@@ -120,7 +124,7 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
         guard let scope = context.scope, PagePaths.recorders.contains(scope.role) else {
             throw APIError(.unauthorized, "sign_in", "sign in to send the entries waiting on this device")
         }
-        var response = try JSON.response(["user": scope.actor, "csrf": page.csrf])
+        var response = try JSON.response(["user": scope.actor, "csrf": page.csrf, "session": page.sessionTag])
         response.headers[.cacheControl] = "no-store"
         for cookie in page.setCookies { response.headers.append(HTTPField(name: .setCookie, value: cookie)) }
         return response

@@ -35,6 +35,14 @@ enum PageSession {
         cookies(request)[sessionCookie].flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// FNV-1a over the session id, as 16 hex digits: stable across restarts (the session lives in
+    /// the database), and telling nothing usable about a random 128-bit id.
+    static func tag(_ session: String) -> String {
+        var hash: UInt64 = 0xcbf29ce484222325
+        for byte in session.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+        return String(format: "%016llx", hash)
+    }
+
     /// 32 random hex digits from the system's generator.
     static func newCSRF() -> String {
         var generator = SystemRandomNumberGenerator()
@@ -73,6 +81,9 @@ struct PageRequest {
     var setCookies: [String] = []
     /// The signed-in role, for the navigation: links only to pages the role may open.
     var role: Role?
+    /// A stable tag of the session (not its secret): the outbox marks entries with the session they
+    /// were made in, and holds those of an earlier one for the clerk to confirm before sending.
+    var sessionTag = ""
 
     init(_ request: Request) {
         let cookies = PageSession.cookies(request)
@@ -82,6 +93,7 @@ struct PageRequest {
         } else {
             language = cookies[PageSession.languageCookie].flatMap(PageLanguage.init(rawValue:)) ?? .zh
         }
+        if let session = cookies[PageSession.sessionCookie], !session.isEmpty { sessionTag = PageSession.tag(session) }
         if let csrf = cookies[PageSession.csrfCookie], csrf.count == 64 {
             self.csrf = csrf
         } else {

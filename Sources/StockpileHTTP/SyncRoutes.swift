@@ -73,8 +73,11 @@ struct SyncOutput: Encodable, Sendable {
         var onHand: Int64?
         var attention: String?
         var movement: RecordedMovement?
+        /// Whether the server keeps this outcome (and lists a refusal for a person). A refusal it does
+        /// not keep (no id, no facility, another facility's, another clerk's) stays the device's.
+        var stored = true
         enum CodingKeys: String, CodingKey {
-            case id, status, replay, field, code, reason, attention, movement
+            case id, status, replay, field, code, reason, attention, movement, stored
             case onHand = "on_hand"
         }
     }
@@ -92,6 +95,8 @@ struct SyncOutput: Encodable, Sendable {
 }
 
 enum MovementSync {
+    /// Times PostgreSQL's timestamptz holds without complaint, and the sender's clock may claim.
+    static let storable = Date(timeIntervalSince1970: -2_208_988_800)...Date(timeIntervalSince1970: 253_402_300_799) // 1900 … 9999
     /// Sends a whole outbox, entry by entry in the order given. A database that fails midway ends
     /// the request with 503: what was decided is stored, and the resend finds it as replays.
     static func run(_ body: ByteBuffer, scope: AccessScope, database: StockpileDatabase, sessionUser: String? = nil) async throws -> SyncOutput {
@@ -105,7 +110,7 @@ enum MovementSync {
         let received = Date()
         var sentAt: Date?
         if let text = input.sentAt {
-            guard let date = Timestamps.parse(text) else {
+            guard let date = Timestamps.parse(text), Self.storable.contains(date) else {
                 throw APIError(.badRequest, "invalid", "sent_at: must be an ISO-8601 time with offset (the device clock when sending)", field: "sent_at")
             }
             sentAt = date
@@ -122,22 +127,26 @@ enum MovementSync {
         for (i, input) in entries.enumerated() {
             guard let idText = input.draft.id?.trimmingCharacters(in: .whitespaces), let id = UUID(uuidString: idText) else {
                 // Nothing to key it by: refused, not stored; the device keeps it.
-                results.append(.init(id: input.draft.id ?? "", status: "refused", replay: false, field: "id", code: "invalid",
-                                     reason: "movements[\(i)].id: required, a UUID made when the entry was made"))
+                results.append(.init(id: String((input.draft.id ?? "").prefix(100)), status: "refused", replay: false, field: "id", code: "invalid",
+                                     reason: "movements[\(i)].id: required, a UUID made when the entry was made", stored: false))
                 continue
             }
             // Never one clerk's entry under another's session (a shared PC): the page says whose it is.
             if let sessionUser, let by = input.recordedBy, by != sessionUser {
                 results.append(.init(id: id.uuidString.lowercased(), status: "refused", replay: false, field: "recorded_by", code: "other_user",
-                                     reason: "made by \(by), not by \(sessionUser): sign in as \(by) to send it"))
+                                     reason: "made by \(by.prefix(100)), not by \(sessionUser): sign in as \(by.prefix(100)) to send it", stored: false))
                 continue
             }
-            if let facility = input.draft.facility {
-                do { try requireFacility(facility, in: scope) } catch let error as APIError {
-                    results.append(.init(id: id.uuidString.lowercased(), status: "refused", replay: false, field: "facility", code: "forbidden",
-                                         reason: error.message))
-                    continue
-                }
+            // The facility decides who may see the entry: without one it is not kept (the device keeps it).
+            guard let facility = input.draft.facility?.trimmingCharacters(in: .whitespaces), !facility.isEmpty else {
+                results.append(.init(id: id.uuidString.lowercased(), status: "refused", replay: false, field: "facility", code: "invalid",
+                                     reason: "facility: required", stored: false))
+                continue
+            }
+            do { try requireFacility(facility, in: scope) } catch let error as APIError {
+                results.append(.init(id: id.uuidString.lowercased(), status: "refused", replay: false, field: "facility", code: "forbidden",
+                                     reason: error.message, stored: false))
+                continue
             }
             let entry = prepare(input, id: id, offset: corrected ? offset : nil, received: received)
             let outcome: SubmissionOutcome
@@ -146,7 +155,12 @@ enum MovementSync {
             } catch let error as PQError where error.sqlState == "SP409" && error.column == "id" {
                 // Sent before with another body: the first one's outcome stands; this one is the device's to show.
                 results.append(.init(id: id.uuidString.lowercased(), status: "refused", replay: false, field: "id", code: "conflict",
-                                     reason: error.message))
+                                     reason: error.message, stored: false))
+                continue
+            } catch let error as PQError where ["22", "23"].contains(error.sqlState?.prefix(2)) || error.sqlState == "42501" {
+                // Something in this entry the database cannot hold: this entry refused, the rest go on.
+                results.append(.init(id: id.uuidString.lowercased(), status: "refused", replay: false, field: error.column ?? "movement",
+                                     code: "invalid", reason: "could not be kept: \(error.message)", stored: false))
                 continue
             }
             results.append(.init(id: id.uuidString.lowercased(),
@@ -162,6 +176,13 @@ enum MovementSync {
     /// The entry checked as any movement is, with its occurred_at moved by the device's clock
     /// offset when that clock was wrong (`offset` non-nil).
     static func prepare(_ input: SyncEntryInput, id: UUID, offset: Double?, received: Date) -> SubmittedEntry {
+        // What is kept of a refused entry as sent: no NUL (PostgreSQL's text cannot hold one), at most
+        // 500 characters a field. Validation sees the entry as it came, NUL and all.
+        var raw = input.draft
+        let keepable = { (text: String?) in text.map { String($0.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}").prefix(500)) } }
+        raw.facility = keepable(raw.facility); raw.item = keepable(raw.item); raw.lot = keepable(raw.lot)
+        raw.expiry = keepable(raw.expiry); raw.kind = keepable(raw.kind); raw.reason = keepable(raw.reason)
+        raw.occurredAt = keepable(raw.occurredAt)
         var draft = input.draft
         var clientOccurred: Date?
         var refusal: FieldError?
@@ -170,7 +191,8 @@ enum MovementSync {
         }
         if let text = draft.occurredAt?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
             if let date = Timestamps.parse(text) {
-                clientOccurred = date
+                // Kept only when PostgreSQL can hold it (a year-0 clock would fail the whole request).
+                clientOccurred = (Self.storable).contains(date) ? date : nil
                 let when = date.addingTimeInterval(offset ?? 0)
                 // Checked here rather than by the draft, after the correction, with a hint at the clock.
                 if refusal == nil, when > received.addingTimeInterval(300) {
@@ -181,10 +203,10 @@ enum MovementSync {
                 draft.occurredAt = nil
                 if refusal == nil {
                     var movement: MovementRequest
-                    do { movement = try draft.validated() } catch { return SubmittedEntry(id: id, movement: nil, raw: input.draft, refusal: error,
+                    do { movement = try draft.validated() } catch { return SubmittedEntry(id: id, movement: nil, raw: raw, refusal: error,
                                                                                            clientOccurredAt: clientOccurred, deviceSeq: input.deviceSeq) }
                     movement.occurredAt = min(when, received)
-                    return SubmittedEntry(id: id, movement: movement, raw: input.draft, refusal: nil, clientOccurredAt: clientOccurred, deviceSeq: input.deviceSeq)
+                    return SubmittedEntry(id: id, movement: movement, raw: raw, refusal: nil, clientOccurredAt: clientOccurred, deviceSeq: input.deviceSeq)
                 }
             } else if refusal == nil {
                 refusal = FieldError(field: "occurred_at", reason: "must be an ISO-8601 time with offset, e.g. 2026-11-22T09:30:00+08:00")
@@ -193,10 +215,10 @@ enum MovementSync {
         if refusal == nil {
             do {
                 let movement = try draft.validated()
-                return SubmittedEntry(id: id, movement: movement, raw: input.draft, refusal: nil, clientOccurredAt: nil, deviceSeq: input.deviceSeq)
+                return SubmittedEntry(id: id, movement: movement, raw: raw, refusal: nil, clientOccurredAt: nil, deviceSeq: input.deviceSeq)
             } catch { refusal = error }
         }
-        return SubmittedEntry(id: id, movement: nil, raw: input.draft, refusal: refusal, clientOccurredAt: clientOccurred, deviceSeq: input.deviceSeq)
+        return SubmittedEntry(id: id, movement: nil, raw: raw, refusal: refusal, clientOccurredAt: clientOccurred, deviceSeq: input.deviceSeq)
     }
 }
 

@@ -347,6 +347,9 @@ import Testing
             let session = body(try await browser.request("/entry/session"))
             #expect(session["user"] as? String == "clerk-h" && session["csrf"] as? String == browser.csrf)
             let page = Self.html(try await browser.request("/entry"))
+            // The page and the session endpoint name the same sign-in (entries of another are held for the clerk).
+            let tag = session["session"] as? String ?? ""
+            #expect(tag.count == 16 && page.contains("data-session=\"\(tag)\""))
             #expect(page.contains("id=\"outbox\"") && page.contains("data-user=\"clerk-h\"") && page.contains("/static/outbox.js"))
             for asset in ["/sw.js", "/static/outbox.js", "/static/scan.js"] {
                 let response = try await browser.request(asset)
@@ -382,6 +385,14 @@ import Testing
             #expect(resolved.status == .ok, "\(String(buffer: resolved.body))")
             #expect(try await browser.json("/entry/resolve", ["id": tooMany["id"]!, "resolution": "again"], csrfHeader: browser.csrf).status == .conflict)
             #expect(!Self.html(try await command.request("/facilities/H")).contains("id=\"attention\""))
+            // The resolve route wants the CSRF header too.
+            #expect(try await browser.json("/entry/resolve", ["id": UUID().uuidString, "resolution": "x"], csrfHeader: nil).status == .forbidden)
+            // Signing out tells the browser to drop the entry page it kept.
+            let out = try await browser.request("/logout", method: .post, form: ["csrf": browser.csrf])
+            #expect(out.headers[HTTPField.Name("Clear-Site-Data")!] == "\"cache\"")
+            // A new sign-in is another session: another tag.
+            _ = try await browser.signIn(service.clerkH)
+            #expect(body(try await browser.request("/entry/session"))["session"] as? String != tag)
         }
     }
 

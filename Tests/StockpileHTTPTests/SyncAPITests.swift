@@ -189,6 +189,18 @@ import Testing
             // A count made now is what it always was: on hand becomes the figure.
             try await clerk.post("/api/v1/movements", movement("count", 42, lot: "BAT"))
             #expect(try balance("BAT") == 42)
+            // Two counts in one batch, the later-timed first: the later one stands, as one at a time.
+            try await clerk.post("/api/v1/movements", movement("receipt", 10, lot: "TWO", extra: ["occurred_at": Self.iso(now.addingTimeInterval(-3 * 3600))]))
+            let twoCounts = try await clerk.post("/api/v1/movements/batch", ["movements": [
+                movement("count", 5, lot: "TWO", extra: ["occurred_at": Self.iso(now.addingTimeInterval(-60))]),
+                movement("count", 8, lot: "TWO", extra: ["occurred_at": Self.iso(now.addingTimeInterval(-120))]),
+            ]])
+            #expect(twoCounts.status == .created, "\(String(buffer: twoCounts.body))")
+            #expect(try balance("TWO") == 5)
+            // A device clock a minute fast: its receipt is stored at now, so a count made after it is not undone by it.
+            try await clerk.post("/api/v1/movements", movement("receipt", 3, lot: "BAT", extra: ["occurred_at": Self.iso(Date().addingTimeInterval(120))]))
+            try await clerk.post("/api/v1/movements", movement("count", 20, lot: "BAT"))
+            #expect(try balance("BAT") == 20)
         }
         #expect(try await service.mismatches() == 0)
     }
@@ -212,5 +224,45 @@ import Testing
         #expect(try service.scalar("SELECT count(*) AS n FROM movements") == 20)
         #expect(try service.scalar("SELECT sum(quantity)::bigint AS n FROM balances") == 60)
         #expect(try service.scalar("SELECT count(*) AS n FROM movement_submissions") == 20)
+    }
+
+    /// What an odd entry does: refused on its own, kept or not as the answer says, and never
+    /// stopping the entries after it, on the first send or any resend.
+    @Test func oddEntriesAreRefusedOneByOneAndNeverJamTheRest() async throws {
+        let service = try await TestService()
+        try await service.test { admin in
+            let clerk = admin.with(service.clerkH)
+            var noFacility = movement("receipt", 1, lot: "NF")
+            noFacility.removeValue(forKey: "facility")
+            let outbox: [[String: Any]] = [
+                noFacility,
+                movement("receipt", 1, lot: "NUL\u{0}LOT"),
+                movement("receipt", 1, lot: "Y0", extra: ["occurred_at": "0000-01-01T00:00:00Z"]),
+                movement("count", 0, lot: "NEVER-BROUGHT-IN"),
+                movement("receipt", 4, lot: "AFTER"),
+            ]
+            for round in 1...2 {
+                let response = try await clerk.post("/api/v1/movements/sync", ["movements": outbox])
+                #expect(response.status == .ok, "round \(round): \(String(buffer: response.body))")
+                let results = Self.results(response)
+                #expect(results.map { $0["status"] as? String } == ["refused", "refused", "refused", "refused", round == 1 ? "recorded" : "replay"], "\(results)")
+                #expect(results.map { $0["field"] as? String } == ["facility", "lot", "occurred_at", "lot", nil])
+                #expect(results[0]["stored"] as? Bool == false && results[3]["stored"] as? Bool == true)
+            }
+            // The zero count brought no lot into being.
+            #expect(try service.scalar("SELECT count(*) AS n FROM lots WHERE lot_number = 'NEVER-BROUGHT-IN'") == 0)
+            #expect(try service.scalar("SELECT count(*) AS n FROM movements") == 1)
+
+            // An id another facility's clerk already used: a conflict for this one, by either path, never a 5xx.
+            let id = UUID().uuidString
+            #expect(try await clerk.post("/api/v1/movements", movement("receipt", 2, lot: "MINE", id: id)).status == .created)
+            let other = admin.with(service.clerkW)
+            let plain = try await other.post("/api/v1/movements", movement("receipt", 2, lot: "THEIRS", id: id, facility: "W"))
+            #expect(plain.status == .conflict, "\(String(buffer: plain.body))")
+            let synced = Self.results(try await other.post("/api/v1/movements/sync", ["movements": [movement("receipt", 2, lot: "THEIRS", id: id, facility: "W")]]))
+            #expect(synced.first?["code"] as? String == "conflict" && synced.first?["status"] as? String == "refused")
+            #expect(try service.scalar("SELECT count(*) AS n FROM movements WHERE facility_id = (SELECT id FROM facilities WHERE code = 'W')") == 0)
+        }
+        #expect(try await service.mismatches() == 0)
     }
 }

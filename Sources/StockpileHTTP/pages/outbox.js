@@ -12,11 +12,12 @@
   if (!box || !form || !window.indexedDB || !window.fetch || !window.Promise) return;
   var text = JSON.parse(box.getAttribute("data-text") || "{}");
   var pageUser = box.getAttribute("data-user");
+  var pageSession = box.getAttribute("data-session");
   var generated = box.getAttribute("data-generated");
   var statusLine = document.getElementById("outbox-status");
   var list = document.getElementById("outbox-list");
   var sendButton = document.getElementById("outbox-send");
-  var db = null, sending = false, offline = !navigator.onLine, signInNeeded = false, lastSent = null;
+  var db = null, sending = false, saving = false, offline = !navigator.onLine, signInNeeded = false, lastSent = null;
 
   function open() {
     return new Promise(function (resolve, reject) {
@@ -54,15 +55,21 @@
     var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
     return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   }
+  // localStorage can be missing or full (some private modes): then the sequence is the time, and
+  // the device has no name; the entry is still kept.
   function device() {
-    var id = localStorage.getItem("stockpile-device");
-    if (!id) { id = uuid(); localStorage.setItem("stockpile-device", id); }
-    return id;
+    try {
+      var id = localStorage.getItem("stockpile-device");
+      if (!id) { id = uuid(); localStorage.setItem("stockpile-device", id); }
+      return id;
+    } catch (e) { return null; }
   }
   function nextSeq() {
-    var n = Number(localStorage.getItem("stockpile-device-seq") || "0") + 1;
-    localStorage.setItem("stockpile-device-seq", String(n));
-    return n;
+    try {
+      var n = Number(localStorage.getItem("stockpile-device-seq") || "0") + 1;
+      localStorage.setItem("stockpile-device-seq", String(n));
+      return n;
+    } catch (e) { return Date.now(); }
   }
   function value(name) {
     // namedItem, not elements[name]: elements.item is the collection's item() method, not the field.
@@ -97,6 +104,7 @@
         var li = document.createElement("li");
         var state = e.state;
         if (e.state === "waiting" && e.recorded_by !== pageUser) state = "otherUser";
+        if (e.state === "refused" && e.stored === false) state = "unsendable";
         li.className = "ob-" + state;
         li.setAttribute("data-id", e.id);
         li.setAttribute("data-state", state);
@@ -111,20 +119,26 @@
         }
         if (e.state === "recorded" && e.attention) line += " — " + (text["code." + e.attention] || e.attention);
         li.textContent = line;
-        if (e.state === "refused") {
-          var button = document.createElement("button");
-          button.type = "button";
-          button.className = "ob-resolve";
-          button.textContent = text.resolve;
-          button.addEventListener("click", function () { resolve(e); });
-          li.appendChild(document.createTextNode(" "));
-          li.appendChild(button);
-        }
+        // What a person can do about it: close a refusal the server keeps (once what happened is
+        // recorded), discard one it does not keep, or confirm an entry made in an earlier sign-in.
+        if (state === "refused") button(li, text.resolve, function () { resolve(e); });
+        if (state === "unsendable") button(li, text.discard, function () { discard(e); });
+        if (state === "held") button(li, text.confirmSend, function () { confirmHeld(e); });
         list.appendChild(li);
       });
       box.setAttribute("data-waiting", String(waiting.length));
       box.setAttribute("data-attention", String(attention.length));
     });
+  }
+
+  function button(li, label, action) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "ob-action";
+    b.textContent = label;
+    b.addEventListener("click", action);
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(b);
   }
 
   // The session's user and CSRF token, asked for now: the cached page's may be stale.
@@ -146,8 +160,12 @@
       if (!waiting.length) return null;
       return session().then(function (s) {
         if (!s) return null;
-        var mine = waiting.filter(function (e) { return e.recorded_by === s.user; }).slice(0, 200);
-        if (!mine.length) return null;
+        // An entry made in an earlier sign-in (the page kept offline, maybe opened by someone else) is
+        // not sent until its clerk has looked at it.
+        var held = waiting.filter(function (e) { return e.recorded_by === s.user && e.session !== s.session; });
+        held.forEach(function (e) { e.state = "held"; });
+        var mine = waiting.filter(function (e) { return e.recorded_by === s.user && e.session === s.session; }).slice(0, 200);
+        if (!mine.length) return held.length ? put(held) : null;
         var body = {
           sent_at: new Date().toISOString(), device: device(),
           movements: mine.map(function (e) {
@@ -172,10 +190,11 @@
               e.state = result.status === "refused" ? "refused" : (result.replay ? "replay" : "recorded");
               e.code = result.code || null; e.reason = result.reason || null; e.field = result.field || null;
               e.on_hand = result.on_hand == null ? null : result.on_hand; e.attention = result.attention || null;
+              e.stored = result.stored !== false;
               changed.push(e);
             });
             lastSent = new Date().toISOString();
-            return put(changed);
+            return put(changed.concat(held));
           });
         });
       });
@@ -210,13 +229,32 @@
     }).catch(function () { offline = true; render(); });
   }
 
+  function discard(e) {
+    if (!window.confirm(text.discardPrompt)) return;
+    var tx = db.transaction("entries", "readwrite");
+    tx.objectStore("entries").delete(e.id);
+    tx.oncomplete = render;
+  }
+
+  function confirmHeld(e) {
+    session().then(function (s) {
+      if (!s || s.user !== e.recorded_by) return render();
+      e.session = s.session;
+      e.state = "waiting";
+      return put([e]).then(send);
+    }).catch(function () { offline = true; render(); });
+  }
+
   form.addEventListener("submit", function (event) {
     if (!db) return;  // the plain form post
     event.preventDefault();
+    // A double click or a second Enter while the first entry is being kept: one entry, not two.
+    if (saving) return;
+    saving = true;
     var kind = value("kind"), code = value("reason_code"), note = value("reason");
     var quantityText = value("quantity");
     var entry = {
-      id: uuid(), recorded_by: pageUser, facility: value("facility"), item: value("item"), lot: value("lot"),
+      id: uuid(), recorded_by: pageUser, session: pageSession, facility: value("facility"), item: value("item"), lot: value("lot"),
       expiry: value("expiry"), kind: kind, quantity: quantityText === "" ? null : Number(quantityText),
       // An adjustment's reason starts with its code, as the form's (EntryPage.submit).
       reason: kind === "adjustment" && code ? (note ? code + ": " + note : code) : note,
@@ -224,6 +262,7 @@
     };
     var notice = document.getElementById("outbox-saved");
     put([entry]).then(function () {
+      saving = false;
       // Only now, with the entry on disk, does the page say so and clear the fields for the next one.
       notice.textContent = text.saved + " · " + entry.item + " · " + entry.lot + " · " + entry.quantity;
       notice.hidden = false;
@@ -232,6 +271,7 @@
       form.elements.namedItem("item").focus();
       return render().then(send);
     }, function (error) {
+      saving = false;
       notice.textContent = text.storageFailed + " (" + error + ")";
       notice.hidden = false;
     });

@@ -1,4 +1,19 @@
 // Stockpile pages: a little plain JavaScript; every page also works without it.
+
+// Signing out forgets the entry page kept for offline use, so the next person at this PC cannot
+// open it (the server also says Clear-Site-Data: "cache"). Unsent entries are not cache: they stay.
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("form[action='/logout']"), function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.caches || form.getAttribute("data-cleared")) return;
+      event.preventDefault();
+      caches.keys().then(function (names) {
+        return Promise.all(names.filter(function (n) { return n.indexOf("stockpile-entry-") === 0; }).map(function (n) { return caches.delete(n); }));
+      }).catch(function () {}).then(function () { form.setAttribute("data-cleared", "1"); form.submit(); });
+    });
+  });
+});
 (function () {
   "use strict";
   var form = document.getElementById("entry-form");

@@ -38,7 +38,9 @@ self.addEventListener("fetch", (event) => {
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
     const fresh = await Promise.race([keep(cache, url.pathname, request), new Promise((r) => setTimeout(() => r(null), 4000))]);
-    if (fresh && (fresh.ok || fresh.type === "opaqueredirect" || fresh.redirected)) return fresh;
+    // The server answered: its answer stands (a sign-in page, a "forbidden"), unless it is the
+    // server's own failure (5xx: the database is down), when the kept page lets the clerk go on.
+    if (fresh && fresh.status < 500) return fresh;
     const kept = await cache.match(url.pathname);
     return kept || fresh || new Response("offline", { status: 503, headers: { "content-type": "text/plain; charset=utf-8" } });
   })());

@@ -15,32 +15,59 @@ RETURNS bigint LANGUAGE sql STABLE AS $$
        AND m.occurred_at > coalesce(p_at, now()) AND m.id <> p_id
 $$;
 
--- The change is made to the two ledger functions as a textual edit of their stored definitions
--- (0001 and 0002 stay as they were applied), checked so that a function that no longer has the
--- line fails this migration instead of silently keeping the old rule.
+-- The changes are made to the two ledger functions as textual edits of their stored definitions
+-- (0001 and 0002 stay as they were applied), each checked so that a function that no longer has
+-- the text fails this migration instead of silently keeping the old rule. Besides the count rule:
+--   * occurred_at is stored no later than now (a device clock a few minutes fast, which the service
+--     allows, would otherwise sit "after" every online count of the lot);
+--   * a zero count never brings a lot into being here (0017's xmin guard cannot see a lot made
+--     inside a savepoint, which is how sync_movement below records);
+--   * an id taken by a movement this request cannot see (another facility's) is a conflict, not a
+--     replay with nothing in it.
 DO $$
 DECLARE
     v_one   text := pg_get_functiondef('record_movement'::regproc);
     v_batch text := pg_get_functiondef('record_movements'::regproc);
-    v_one_old   text := 'v_delta := p_quantity - v_onhand;';
-    v_one_new   text := $n$v_delta := coalesce(p_quantity - (v_onhand - movements_after(v_facility, v_item, v_lot, p_occurred_at, p_id)), 0);
+    v_edits text[][] := ARRAY[
+        ['one', 'v_delta := p_quantity - v_onhand;',
+         $n$v_delta := coalesce(p_quantity - (v_onhand - movements_after(v_facility, v_item, v_lot, p_occurred_at, p_id)), 0);
         IF v_onhand + v_delta < 0 THEN
             RAISE EXCEPTION 'a count of % at % leaves below zero after the % taken since by movements recorded before it',
                 p_quantity, p_occurred_at, -(v_onhand + v_delta - p_quantity) USING ERRCODE = 'SP409', COLUMN = 'quantity';
-        END IF;$n$;
-    v_batch_old text := 'ELSE p_quantities[k] - pos_bal[v_pos[k]] END;';
-    -- In a batch, "after" counts the ledger's later movements and the batch's own earlier lines
-    -- that occurred later.
-    v_batch_new text := $n$ELSE coalesce(p_quantities[k] - pos_bal[v_pos[k]]
-                      + movements_after(v_fac[k], v_item[k], v_lot[k], coalesce(p_occurred_at[k], v_now), p_ids[k])
-                      + coalesce((SELECT sum(u.d) FROM unnest(v_delta[1:k-1], v_pos[1:k-1], p_occurred_at[1:k-1], v_new[1:k-1]) AS u(d, pos, occ, is_new)
-                                   WHERE u.is_new AND u.pos = v_pos[k] AND coalesce(u.occ, v_now) > coalesce(p_occurred_at[k], v_now)), 0), 0) END;$n$;
+        END IF;$n$],
+        ['one', 'coalesce(p_occurred_at, now()), p_recorded_by, v_fp)', 'least(coalesce(p_occurred_at, now()), now()), p_recorded_by, v_fp)'],
+        ['one', $o$        INSERT INTO lots (item_id, lot_number, expiry) VALUES (v_item, p_lot, p_expiry)$o$,
+         $n$        IF p_kind = 'count' AND p_quantity = 0 THEN
+            RAISE EXCEPTION 'unknown lot %: nothing has brought it in, and a count of 0 records nothing', p_lot
+                USING ERRCODE = 'SP404', COLUMN = 'lot';
+        END IF;
+        INSERT INTO lots (item_id, lot_number, expiry) VALUES (v_item, p_lot, p_expiry)$n$],
+        ['one', 'IF v_existing.fingerprint <> v_fp THEN', 'IF v_existing.id IS NULL OR v_existing.fingerprint <> v_fp THEN'],
+        -- In a batch, "after" counts the ledger's later movements and the batch's own earlier lines that
+        -- occurred later; an earlier line that is a later count supersedes this one (a change of 0).
+        ['batch', 'ELSE p_quantities[k] - pos_bal[v_pos[k]] END;',
+         $n$ELSE coalesce(CASE WHEN EXISTS (SELECT 1 FROM unnest(p_kinds[1:k-1], v_pos[1:k-1], p_occurred_at[1:k-1], v_new[1:k-1]) AS u(kind, pos, occ, is_new)
+                                            WHERE u.is_new AND u.kind = 'count' AND u.pos = v_pos[k] AND coalesce(u.occ, v_now) > coalesce(p_occurred_at[k], v_now))
+                           THEN NULL
+                           ELSE p_quantities[k] - pos_bal[v_pos[k]]
+                                + movements_after(v_fac[k], v_item[k], v_lot[k], coalesce(p_occurred_at[k], v_now), p_ids[k])
+                                + coalesce((SELECT sum(u.d) FROM unnest(v_delta[1:k-1], v_pos[1:k-1], p_occurred_at[1:k-1], v_new[1:k-1]) AS u(d, pos, occ, is_new)
+                                             WHERE u.is_new AND u.pos = v_pos[k] AND coalesce(u.occ, v_now) > coalesce(p_occurred_at[k], v_now)), 0) END, 0) END;$n$],
+        ['batch', 'coalesce(u.occ, v_now), v_now, p_recorded_by, u.fp', 'least(coalesce(u.occ, v_now), v_now), v_now, p_recorded_by, u.fp'],
+        ['batch', 'occurred_at := coalesce(p_occurred_at[k], v_now);', 'occurred_at := least(coalesce(p_occurred_at[k], v_now), v_now);'],
+        ['batch', 'occurred_at := coalesce(p_occurred_at[first_k], v_now);', 'occurred_at := least(coalesce(p_occurred_at[first_k], v_now), v_now);']
+    ];
+    i int;
 BEGIN
-    IF position(v_one_old IN v_one) = 0 OR position(v_batch_old IN v_batch) = 0 THEN
-        RAISE EXCEPTION 'record_movement or record_movements no longer has the count rule this migration replaces';
-    END IF;
-    EXECUTE replace(v_one, v_one_old, v_one_new);
-    EXECUTE replace(v_batch, v_batch_old, v_batch_new);
+    FOR i IN 1..array_length(v_edits, 1) LOOP
+        IF position(v_edits[i][2] IN CASE v_edits[i][1] WHEN 'one' THEN v_one ELSE v_batch END) = 0 THEN
+            RAISE EXCEPTION 'record_movement(s) no longer has the text this migration edits: %', v_edits[i][2];
+        END IF;
+        IF v_edits[i][1] = 'one' THEN v_one := replace(v_one, v_edits[i][2], v_edits[i][3]);
+        ELSE v_batch := replace(v_batch, v_edits[i][2], v_edits[i][3]); END IF;
+    END LOOP;
+    EXECUTE v_one;
+    EXECUTE v_batch;
 END $$;
 
 -- 2. Every movement sent by the offline outbox, with its one outcome. Only 'recorded' ones are in
@@ -85,7 +112,7 @@ ALTER TABLE movement_submissions FORCE ROW LEVEL SECURITY;
 -- A submission naming no known facility is the administrators' to see.
 CREATE POLICY movement_submissions_in_scope ON movement_submissions
     USING (CASE WHEN facility_id IS NULL THEN current_setting('stockpile.scope', true) = 'all' ELSE stockpile_in_scope(facility_id) END)
-    WITH CHECK (CASE WHEN facility_id IS NULL THEN true ELSE stockpile_in_scope(facility_id) END);
+    WITH CHECK (CASE WHEN facility_id IS NULL THEN current_setting('stockpile.scope', true) = 'all' ELSE stockpile_in_scope(facility_id) END);
 GRANT SELECT, INSERT, UPDATE (resolved_at, resolved_by, resolution) ON movement_submissions TO stockpile_app;
 
 -- One movement from the outbox. p_refused_field/p_refused_reason: the service's own validation
@@ -164,12 +191,17 @@ BEGIN
         END IF;
     END IF;
 
+    -- A row under this id that this request cannot see (another facility's) makes this a conflict.
     INSERT INTO movement_submissions (id, facility_id, entry, fingerprint, submitted_by, device, device_seq, client_occurred_at,
                                       client_sent_at, clock_offset_s, occurred_at, outcome, field, code, reason, on_hand, attention)
     VALUES (p_id, v_facility,
             jsonb_build_object('facility', p_facility, 'item', p_item, 'lot', p_lot, 'expiry', p_expiry, 'kind', p_kind,
                                'quantity', p_quantity, 'reason', p_reason, 'occurred_at', p_client_occurred_at),
             v_fp, p_submitted_by, p_device, p_device_seq, p_client_occurred_at, p_client_sent_at, p_clock_offset_s,
-            coalesce(occurred_at, p_occurred_at), outcome, field, code, reason, on_hand, attention);
+            coalesce(occurred_at, p_occurred_at), outcome, field, code, reason, on_hand, attention)
+    ON CONFLICT (id) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'movement % was already sent by someone else', p_id USING ERRCODE = 'SP409', COLUMN = 'id';
+    END IF;
 END $$;
 GRANT EXECUTE ON FUNCTION sync_movement TO stockpile_app;
