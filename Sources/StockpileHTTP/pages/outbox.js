@@ -245,6 +245,10 @@
     }).catch(function () { offline = true; render(); });
   }
 
+  // The form's own movement id (for the plain post, when there is no outbox) is made here for each
+  // load: a page the worker kept would otherwise post the id it was rendered with, again and again.
+  if (form.elements.namedItem("id")) form.elements.namedItem("id").value = uuid();
+
   form.addEventListener("submit", function (event) {
     if (!db) return;  // the plain form post
     event.preventDefault();
