@@ -288,15 +288,19 @@ public struct NightlyReport: Sendable, Codable, Equatable {
     public var contractGaps: [ContractGapLine]
     public var expiringLots: [ExpiringLotLine]
     public var stale: [StaleLine]
+    /// 截留 (issue 17): orders overdue on the road, and receivers holding allocated stock far above
+    /// target while others in their region are short. Optional so reports stored before them read.
+    public var overdue: [OverdueLine]?
+    public var hoarding: [HoardingLine]?
     public var items: [NightlyItemSummary]
     public var phases: [String: Double]
 
     public init(asOf: LocalDate, region: String?, generatedAt: String, requestID: String, positions: Int, orders: [NightlyOrder],
                 reorders: [ReorderLine], contractGaps: [ContractGapLine], expiringLots: [ExpiringLotLine], stale: [StaleLine],
-                phases: [String: Double]) {
+                overdue: [OverdueLine] = [], hoarding: [HoardingLine] = [], phases: [String: Double]) {
         self.asOf = asOf; self.region = region; self.generatedAt = generatedAt; self.requestID = requestID; self.positions = positions
         self.orders = orders; self.reorders = reorders; self.contractGaps = contractGaps; self.expiringLots = expiringLots
-        self.stale = stale; self.phases = phases
+        self.stale = stale; self.overdue = overdue; self.hoarding = hoarding; self.phases = phases
         var byItem: [String: NightlyItemSummary] = [:]
         for line in reorders {
             var s = byItem[line.position.item] ?? NightlyItemSummary(item: line.position.item)
@@ -316,10 +320,64 @@ public struct NightlyReport: Sendable, Codable, Equatable {
     public var activationTotal: Int64 { items.saturatingSum(\.activated) }
 
     enum CodingKeys: String, CodingKey {
-        case region, positions, orders, reorders, stale, items, phases
+        case region, positions, orders, reorders, stale, overdue, hoarding, items, phases
         case asOf = "as_of", generatedAt = "generated_at", requestID = "request_id", contractGaps = "contract_gaps",
              expiringLots = "expiring_lots"
     }
+}
+
+/// An order dispatched and not received within its expected time on the road (TransitRule), as of the run.
+public struct OverdueLine: Sendable, Codable, Equatable {
+    public var order: Int64
+    public var item: String
+    public var itemName: String
+    public var from: String
+    public var to: String
+    public var inTransit: Int64
+    public var dispatchedAt: String
+    public var dueAt: String
+    public var daysOverdue: Double
+    public init(order: Int64, item: String, itemName: String, from: String, to: String, inTransit: Int64, dispatchedAt: String,
+                dueAt: String, daysOverdue: Double) {
+        self.order = order; self.item = item; self.itemName = itemName; self.from = from; self.to = to; self.inTransit = inTransit
+        self.dispatchedAt = dispatchedAt; self.dueAt = dueAt; self.daysOverdue = daysOverdue
+    }
+    enum CodingKeys: String, CodingKey {
+        case order, item, from, to
+        case itemName = "item_name", inTransit = "in_transit", dispatchedAt = "dispatched_at", dueAt = "due_at", daysOverdue = "days_overdue"
+    }
+}
+
+/// A facility that took in allocated stock (transfers received in the last 30 days) and holds far
+/// more than its own target, while other facilities of its region are short of the item: the
+/// surplus is what the planner would move away again.
+public struct HoardingLine: Sendable, Codable, Equatable {
+    public var facility: String
+    public var facilityName: String
+    public var item: String
+    public var itemName: String
+    public var received: Int64
+    public var physicalQty: Int64
+    public var targetQty: Int64
+    public var surplusQty: Int64
+    public var regionShortfallQty: Int64
+    public var shortFacilities: Int
+    public init(facility: String, facilityName: String, item: String, itemName: String, received: Int64, physicalQty: Int64,
+                targetQty: Int64, surplusQty: Int64, regionShortfallQty: Int64, shortFacilities: Int) {
+        self.facility = facility; self.facilityName = facilityName; self.item = item; self.itemName = itemName; self.received = received
+        self.physicalQty = physicalQty; self.targetQty = targetQty; self.surplusQty = surplusQty
+        self.regionShortfallQty = regionShortfallQty; self.shortFacilities = shortFacilities
+    }
+    enum CodingKeys: String, CodingKey {
+        case facility, item, received
+        case facilityName = "facility_name", itemName = "item_name", physicalQty = "physical_qty", targetQty = "target_qty",
+             surplusQty = "surplus_qty", regionShortfallQty = "region_shortfall_qty", shortFacilities = "short_facilities"
+    }
+
+    /// "Far above": on hand beyond this many times the target quantity.
+    public static let factor = 1.5
+    /// Transfers received within this many days make stock "allocated".
+    public static let receivedWithinDays = 30
 }
 
 public enum Reorder {

@@ -5,7 +5,7 @@ import StockpileCore
 /// Chinese headers) and the printable page, both from the same headers and cells.
 public enum NightlyReportTables {
     public enum Section: String, CaseIterable, Sendable {
-        case orders, callOffs = "call_offs", activations, procurement, contractGaps = "contract_gaps", expiring, stale
+        case orders, callOffs = "call_offs", activations, procurement, contractGaps = "contract_gaps", expiring, stale, overdue, hoarding
 
         public var title: String {
             switch self {
@@ -16,6 +16,8 @@ public enum NightlyReportTables {
             case .contractGaps: return "合同储备缺口"
             case .expiring: return "临期批次（90天内）"
             case .stale: return "数据陈旧（7天无变动或盘点）"
+            case .overdue: return "逾期未签收的调拨单（疑似截留）"
+            case .hoarding: return "调入后超储（疑似截留囤积）"
             }
         }
     }
@@ -37,6 +39,9 @@ public enum NightlyReportTables {
                                 "预计过期未用数量", "建议调往", "调往设施名称", "距离(公里)", "调往设施日需求量", "调往设施实物保障天数",
                                 "调往设施可用数量"]
         case .stale: return ["设施编码", "设施名称", "物资编码", "物资名称", "实物库存", "日需求量", "最后变动日期", "最后盘点日期", "距今天数"]
+        case .overdue: return ["调拨单号", "物资编码", "物资名称", "调出设施", "调入设施", "在途数量", "发出时间", "应到时间", "逾期天数"]
+        case .hoarding: return ["设施编码", "设施名称", "物资编码", "物资名称", "30天内调入", "实物库存", "目标数量", "超储数量",
+                                "本区域其他设施缺口", "缺口设施数"]
         }
     }
 
@@ -97,6 +102,15 @@ public enum NightlyReportTables {
             return report.stale.map { s in
                 [s.facility, s.facilityName, s.item, s.itemName, String(s.physicalQty), demand(s.dailyDemand),
                  s.lastMovement?.description ?? "从无", s.lastCount?.description ?? "从无", s.daysSince.map { String($0) } ?? ""]
+            }
+        case .overdue:
+            return (report.overdue ?? []).map { o in
+                [String(o.order), o.item, o.itemName, o.from, o.to, String(o.inTransit), o.dispatchedAt, o.dueAt, String(format: "%.1f", o.daysOverdue)]
+            }
+        case .hoarding:
+            return (report.hoarding ?? []).map { h in
+                [h.facility, h.facilityName, h.item, h.itemName, String(h.received), String(h.physicalQty), String(h.targetQty),
+                 String(h.surplusQty), String(h.regionShortfallQty), String(h.shortFacilities)]
             }
         }
     }
@@ -204,6 +218,8 @@ public enum NightlyReportTables {
         case .contractGaps: return "contract_gaps"
         case .expiring: return "expiring_lots"
         case .stale: return "stale"
+        case .overdue: return "overdue"
+        case .hoarding: return "hoarding"
         }
     }
 }

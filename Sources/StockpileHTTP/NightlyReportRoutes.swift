@@ -88,7 +88,9 @@ func addNightlyRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Sto
         // planner's statements may take minutes for a city, and a cancel halfway helps nobody).
         scope.statementTimeoutMilliseconds = 0
         let date = try validDate(try context.parameters.require("date"), field: "date")
-        let run = try await PostgresNightly(database, scope: scope, timeZone: services.timeZone).replace(asOf: date, region: text(request, "region"))
+        var nightly = PostgresNightly(database, scope: scope, timeZone: services.timeZone)
+        nightly.transit = services.transit
+        let run = try await nightly.replace(asOf: date, region: text(request, "region"))
         return try JSON.response(NightlyReplaceOutput(run), status: run.replay ? .ok : .created)
     }
 }

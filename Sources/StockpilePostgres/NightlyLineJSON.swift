@@ -185,3 +185,24 @@ extension NightlyOrder: NightlyLineEncodable {
         json.close()
     }
 }
+
+extension OverdueLine: NightlyLineEncodable {
+    func write(to json: inout NightlyLineJSON) throws {
+        json.open()
+        json.field("order", order); json.field("item", item); json.field("item_name", itemName); json.field("from", from)
+        json.field("to", to); json.field("in_transit", inTransit); json.field("dispatched_at", dispatchedAt); json.field("due_at", dueAt)
+        try json.field("days_overdue", daysOverdue)
+        json.close()
+    }
+}
+
+extension HoardingLine: NightlyLineEncodable {
+    func write(to json: inout NightlyLineJSON) throws {
+        json.open()
+        json.field("facility", facility); json.field("facility_name", facilityName); json.field("item", item)
+        json.field("item_name", itemName); json.field("received", received); json.field("physical_qty", physicalQty)
+        json.field("target_qty", targetQty); json.field("surplus_qty", surplusQty); json.field("region_shortfall_qty", regionShortfallQty)
+        json.field("short_facilities", shortFacilities)
+        json.close()
+    }
+}

@@ -18,7 +18,7 @@ public struct StoredNightly: Sendable {
     public var origin: ReadOrigin = .primary
 
     /// The stored sections in the order the report lists them.
-    public static let sections = ["orders", "reorders", "contract_gaps", "expiring_lots", "stale"]
+    public static let sections = ["orders", "reorders", "contract_gaps", "expiring_lots", "stale", "overdue", "hoarding"]
 }
 
 extension PostgresNightly {
@@ -88,6 +88,8 @@ extension PostgresNightly {
         case "reorders": report.reorders += try decoder.decode([ReorderLine].self, from: run)
         case "contract_gaps": report.contractGaps += try decoder.decode([ContractGapLine].self, from: run)
         case "expiring_lots": report.expiringLots += try decoder.decode([ExpiringLotLine].self, from: run)
+        case "overdue": report.overdue = (report.overdue ?? []) + (try decoder.decode([OverdueLine].self, from: run))
+        case "hoarding": report.hoarding = (report.hoarding ?? []) + (try decoder.decode([HoardingLine].self, from: run))
         default: report.stale += try decoder.decode([StaleLine].self, from: run)
         }
     }

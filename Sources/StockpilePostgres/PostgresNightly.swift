@@ -5,7 +5,7 @@ import Synchronization
 
 /// The steps of a nightly run, in order.
 public enum NightlyPhase: String, Sendable, CaseIterable {
-    case lock, orders, cover, reorder, expiry, stale, store
+    case lock, orders, cover, reorder, expiry, stale, interception, store
 }
 
 /// Where a run is: the phase it has just started, the positions it has taken in, the time so far.
@@ -61,6 +61,8 @@ public struct PostgresNightly: Sendable {
     let database: StockpileDatabase
     let scope: AccessScope
     let timeZone: TimeZone
+    /// When an order on the road is overdue, for the report's 截留 section.
+    public var transit = TransitRule.standard
 
     public init(_ database: StockpileDatabase, scope: AccessScope, timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!) {
         self.database = database
@@ -167,6 +169,7 @@ public struct PostgresNightly: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         var header = report
         header.orders = []; header.reorders = []; header.contractGaps = []; header.expiringLots = []; header.stale = []
+        header.overdue = []; header.hoarding = []
         try c.query("""
             WITH RECURSIVE subtree AS (
                 SELECT id FROM regions WHERE $2::text = '*' OR code = $2::text
@@ -184,6 +187,8 @@ public struct PostgresNightly: Sendable {
         try storeLines(c, "contract_gaps", report.contractGaps, date: date, key: key, generation: generation)
         try storeLines(c, "expiring_lots", report.expiringLots, date: date, key: key, generation: generation)
         try storeLines(c, "stale", report.stale, date: date, key: key, generation: generation)
+        try storeLines(c, "overdue", report.overdue ?? [], date: date, key: key, generation: generation)
+        try storeLines(c, "hoarding", report.hoarding ?? [], date: date, key: key, generation: generation)
     }
 
     /// One section's lines, `linesPerRun` a row. A city's lines are gigabytes of JSON: they are
@@ -404,11 +409,31 @@ public struct PostgresNightly: Sendable {
             }
         }
 
+        try enter(.interception)
+        let rule = transit
+        let (overdue, hoarding): ([OverdueLine], [HoardingLine]) = try await run.blocking { c in
+            // As the report's scope: orders with an end in its region, positions of tonight's cover.
+            let overdue = try c.query(NightlySQL.overdue, [rule.kmh, rule.minimumHours, region]).rows.map { row in
+                OverdueLine(order: try row.decode("id"), item: try row.decode("item"), itemName: try row.decode("item_name"),
+                            from: try row.decode("from_code"), to: try row.decode("to_code"), inTransit: try row.decode("in_transit"),
+                            dispatchedAt: PQTimestamp.formatRFC3339(try row.decode("dispatched_at")),
+                            dueAt: PQTimestamp.formatRFC3339(try row.decode("due_at")), daysOverdue: try row.decode("days_overdue"))
+            }
+            let hoarding = try c.query(NightlySQL.hoarding, [date, zone, HoardingLine.receivedWithinDays, HoardingLine.factor]).rows.map { row in
+                HoardingLine(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
+                             itemName: try row.decode("item_name"), received: try row.decode("received"), physicalQty: try row.decode("physical_qty"),
+                             targetQty: try row.decode("target_qty"), surplusQty: try row.decode("surplus_qty"),
+                             regionShortfallQty: try row.decode("region_shortfall_qty"), shortFacilities: try row.decode("short_facilities"))
+            }
+            return (overdue, hoarding)
+        }
+
         try enter(.store)
         // The phases' times are the report's; storing it is timed by whoever runs it (bench nightly).
         let report = NightlyReport(asOf: asOf, region: region, generatedAt: PQTimestamp.formatRFC3339(Date()),
                                    requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders,
-                                   reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale, phases: phases)
+                                   reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale,
+                                   overdue: overdue, hoarding: hoarding, phases: phases)
         let lines = reorders.filter { $0.need > 0 }.count
         let replaced: NightlyReplacement? = try await run.blocking { c in
             var replaced: NightlyReplacement?
@@ -648,6 +673,53 @@ enum NightlySQL {
 
     /// Positions with stock or demand and no movement of any kind (a count included) from D − 7
     /// through D ($1 as_of, $2 zone, $3 days), with their last movement and last count before D ends.
+    /// Orders dispatched and not received within their time on the road, now ($1 km/h, $2 hours at
+    /// least; $3 the report's region or NULL), most overdue first.
+    static let overdue = """
+        WITH RECURSIVE subtree AS (
+            SELECT id FROM regions WHERE $3::text IS NULL OR code = $3::text
+            UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+        ), due AS (
+            SELECT o.*, o.dispatched_at + make_interval(secs => greatest($2::float8, greatest(o.distance_km, 0) / $1::float8) * 3600) AS due_at
+              FROM reallocation_orders o WHERE o.status = 'dispatched'
+        )
+        SELECT d.id, i.code AS item, i.name AS item_name, ff.code AS from_code, tf.code AS to_code,
+               coalesce((SELECT sum(t.quantity) FROM in_transit t WHERE t.order_id = d.id), 0)::bigint AS in_transit,
+               d.dispatched_at, d.due_at, (floor(extract(epoch FROM now() - d.due_at) / 8640) / 10)::float8 AS days_overdue
+          FROM due d JOIN items i ON i.id = d.item_id
+          JOIN facilities ff ON ff.id = d.from_facility_id JOIN facilities tf ON tf.id = d.to_facility_id
+         WHERE d.due_at < now()
+           AND (ff.region_id IN (SELECT id FROM subtree) OR tf.region_id IN (SELECT id FROM subtree))
+         ORDER BY d.due_at, d.id
+        """
+
+    /// Positions that received transfers within $3 days up to the report's date ($1, zone $2) and
+    /// hold more than $4 × their target quantity, where other facilities of the same region are short.
+    static let hoarding = """
+        WITH received AS (
+            SELECT m.facility_id, m.item_id, sum(m.quantity)::bigint AS received FROM movements m
+             WHERE m.kind = 'transfer_in'
+               AND m.occurred_at >= ($1::date - $3::int)::timestamp AT TIME ZONE $2
+               AND m.occurred_at < ($1::date + 1)::timestamp AT TIME ZONE $2
+             GROUP BY m.facility_id, m.item_id
+        ), short AS (
+            SELECT f.region_id, nc.item_id, nc.facility_id, nc.shortfall_qty FROM nightly_cover nc JOIN facilities f ON f.id = nc.facility_id
+             WHERE nc.shortfall_qty > 0
+        )
+        SELECT f.code AS facility, f.name AS facility_name, i.code AS item, i.name AS item_name, r.received, nc.physical_qty,
+               ceil(nc.daily_demand * nc.target_days)::bigint AS target_qty,
+               (nc.physical_qty - ceil(nc.daily_demand * nc.target_days))::bigint AS surplus_qty,
+               s.shortfall::bigint AS region_shortfall_qty, s.facilities::int AS short_facilities
+          FROM \(joined)
+          JOIN received r ON r.facility_id = nc.facility_id AND r.item_id = nc.item_id
+          CROSS JOIN LATERAL (
+              SELECT coalesce(sum(sh.shortfall_qty), 0) AS shortfall, count(*) AS facilities FROM short sh
+               WHERE sh.region_id = f.region_id AND sh.item_id = nc.item_id AND sh.facility_id <> nc.facility_id
+          ) s
+         WHERE nc.daily_demand > 0 AND nc.physical_qty > $4::float8 * nc.daily_demand * nc.target_days AND s.facilities > 0
+         ORDER BY surplus_qty DESC, f.code, i.code
+        """
+
     static let stale = """
         WITH fresh AS (
             SELECT DISTINCT m.facility_id, m.item_id FROM movements m

@@ -78,7 +78,8 @@ enum NightlyJob {
     static func run(_ db: StockpileDatabase, date: LocalDate, region: String?, replace: Bool = false, scope: AccessScope = .system("nightly"),
                     timeZone: TimeZone, logger: Logger, progress: (@Sendable (NightlyProgress) throws -> Void)? = nil) async throws -> NightlyRun {
         let started = ContinuousClock.now
-        let nightly = PostgresNightly(db, scope: scope, timeZone: timeZone)
+        var nightly = PostgresNightly(db, scope: scope, timeZone: timeZone)
+        nightly.transit = try Environment.transit()
         let result = replace ? try await nightly.replace(asOf: date, region: region, progress: progress ?? { _ in })
                              : try await nightly.run(asOf: date, region: region, progress: progress ?? { _ in })
         // The progress line gives way to the summary.
@@ -130,7 +131,8 @@ struct NightlyScheduler: Service {
 
     func runIfMissing(_ date: LocalDate, missed: Bool) async {
         do {
-            let nightly = PostgresNightly(database, scope: .system("nightly"), timeZone: schedule.timeZone)
+            var nightly = PostgresNightly(database, scope: .system("nightly"), timeZone: schedule.timeZone)
+            nightly.transit = try Environment.transit()
             if missed {
                 // Whether it exists, not its lines: a city's take over a minute and gigabytes to read.
                 guard try await !nightly.isStored(asOf: date, region: nil) else { return }

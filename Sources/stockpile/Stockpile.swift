@@ -42,6 +42,14 @@ struct DatabaseOptions: ParsableArguments {
 
 enum Environment {
     /// The zone dates are reckoned in (STOCKPILE_TIME_ZONE, default Asia/Shanghai).
+    /// When an order on the road is overdue (STOCKPILE_TRANSIT_KMH, STOCKPILE_TRANSIT_MIN_HOURS).
+    static func transit() throws -> TransitRule {
+        do {
+            return try TransitRule(kmh: ProcessInfo.processInfo.environment["STOCKPILE_TRANSIT_KMH"],
+                                   minimumHours: ProcessInfo.processInfo.environment["STOCKPILE_TRANSIT_MIN_HOURS"])
+        } catch { throw ValidationError(error.reason) }
+    }
+
     static var timeZone: TimeZone {
         ProcessInfo.processInfo.environment["STOCKPILE_TIME_ZONE"].flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "Asia/Shanghai")!
     }
@@ -99,11 +107,7 @@ struct Serve: AsyncParsableCommand {
             logger.info("serving HTTPS", metadata: ["certificate": "\(tlsCert)"])
         }
         // When an order on the road is overdue: checked before anything starts, like the certificate.
-        let transit: TransitRule
-        do {
-            transit = try TransitRule(kmh: ProcessInfo.processInfo.environment["STOCKPILE_TRANSIT_KMH"],
-                                      minimumHours: ProcessInfo.processInfo.environment["STOCKPILE_TRANSIT_MIN_HOURS"])
-        } catch { throw ValidationError(error.reason) }
+        let transit = try Environment.transit()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let runtime = try database.open(logger)

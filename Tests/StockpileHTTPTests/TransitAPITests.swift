@@ -62,4 +62,36 @@ import Testing
             #expect(!after.contains("id=\"overdue\"") && after.contains("id=\"short\"") && after.contains("丢失 1 只"))
         }
     }
+
+    /// The nightly report carries both: the order overdue on the road, and after its receipt, the
+    /// receiver holding the allocated stock far above its target while H, in the same region, is short.
+    @Test func theNightlyReportListsOverdueOrdersAndHoarding() async throws {
+        let service = try await TestService(reserves: true)
+        _ = try await CSVImporter(service.database, scope: .system("test")).importFiles(["demand": "facility_code,item_code,full_load_daily\nH,N95,5\nW,N95,0.05\n"])
+        let today = LocalDate(Date(), in: TimeZone(identifier: "Asia/Shanghai")!)
+        try await service.test { admin in
+            #expect(try await admin.post("/api/v1/reallocations/1/approve", [:]).status == .ok)
+            #expect(try await admin.post("/api/v1/reallocations/1/dispatch", [:]).status == .ok)
+            try TestDatabase.ownerConnection(service.location).execute("UPDATE reallocation_orders SET dispatched_at = now() - interval '3 days' WHERE id = 1")
+            var nightly = PostgresNightly(service.database, scope: .system("test"))
+            nightly.transit = .standard
+            let first = try await nightly.run(asOf: today, region: nil).report
+            #expect(first.overdue?.map(\.order) == [1] && (first.overdue?.first?.daysOverdue ?? 0) >= 1.9, "\(String(describing: first.overdue))")
+            #expect(first.hoarding == [])
+
+            #expect(try await admin.with(service.clerkW).post("/api/v1/reallocations/1/receive", [:]).status == .ok)
+            let second = try await nightly.replace(asOf: today, region: nil).report
+            #expect(second.overdue == [])
+            let flagged = second.hoarding ?? []
+            #expect(flagged.count == 1 && flagged.first?.facility == "W" && flagged.first?.received == 10 && flagged.first?.physicalQty == 10
+                    && (flagged.first?.regionShortfallQty ?? 0) > 0 && flagged.first?.shortFacilities == 1, "\(flagged)")
+
+            // Stored and read back: the JSON, each section's CSV.
+            let json = body(try await admin.get("/api/v1/reports/nightly/\(today)"))
+            #expect((json["hoarding"] as? [[String: Any]])?.first?["facility"] as? String == "W")
+            #expect((json["overdue"] as? [Any])?.isEmpty == true)
+            let csv = String(buffer: try await admin.get("/api/v1/reports/nightly/\(today)?format=csv&section=hoarding").body)
+            #expect(csv.contains("超储数量") && csv.contains("第一区储备库"))
+        }
+    }
 }

@@ -58,6 +58,12 @@ import Testing
         let orders = [NightlyOrder(id: 1663817, item: "G-I0001", from: "G-F000010", to: "G-F003010", quantity: 206, distanceKm: 0,
                                    lots: "L05×206, L06×1")]
         #expect(try readBack(orders))
+        let overdue = [OverdueLine(order: 12, item: "N95", itemName: "口罩\"甲\"", from: "H", to: "W", inTransit: 10,
+                                   dispatchedAt: "2026-11-20T08:00:00Z", dueAt: "2026-11-21T08:00:00Z", daysOverdue: 1.5e-05)]
+        #expect(try readBack(overdue))
+        let hoarding = [HoardingLine(facility: "W", facilityName: "储备库\n", item: "N95", itemName: "口罩", received: 100, physicalQty: 900,
+                                     targetQty: 300, surplusQty: 600, regionShortfallQty: 250, shortFacilities: 2)]
+        #expect(try readBack(hoarding))
     }
 
     @Test func aNumberJSONCannotHoldIsRefused() {
