@@ -91,3 +91,17 @@ struct NightlyRulesTests {
         #expect(NightlySchedule("24:00", timeZone: shanghai) == nil && NightlySchedule("2:5", timeZone: shanghai) == nil)
     }
 }
+
+/// A report stored before the 截留 sections existed (no `overdue`, no `hoarding` in its header) still reads.
+@Suite struct NightlyReportCompatibilityTests {
+    @Test func aHeaderWithoutTheNewSectionsDecodes() throws {
+        let report = NightlyReport(asOf: LocalDate("2026-11-22")!, region: nil, generatedAt: "2026-11-22T02:00:00Z", requestID: "r",
+                                   positions: 3, orders: [], reorders: [], contractGaps: [], expiringLots: [], stale: [], phases: [:])
+        var object = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as! [String: Any]
+        #expect(object["overdue"] != nil && object["hoarding"] != nil)
+        object.removeValue(forKey: "overdue")
+        object.removeValue(forKey: "hoarding")
+        let old = try JSONDecoder().decode(NightlyReport.self, from: try JSONSerialization.data(withJSONObject: object))
+        #expect(old.overdue == nil && old.hoarding == nil && old.positions == 3)
+    }
+}
