@@ -34,6 +34,9 @@ extension StockpileAPI {
             // A sync answers a number outside its range in that movement's result (refused, naming the field), not with 400.
             body("POST", "/api/v1/movements/sync", "quantity", whole(Ranges.movementQuantity)),
             body("POST", "/api/v1/movements/sync", "device_seq", 0...Double(Int64.max)),
+            body("POST", "/api/v1/donations", "quantity", 1...Double(Ranges.movementQuantity.upperBound)),
+            body("POST", "/api/v1/donations/{id}/inspect", "line", 1...Double(DonationRequest.maxLines)),
+            NumericInput(method: "POST", path: "/api/v1/donations/{id}/inspect", name: "id", place: .path, minimum: 1, maximum: Double(Int64.max)),
             body("POST", "/api/v1/tokens", "valid_days", whole(Ranges.tokenDays)),
             query("/api/v1/movements", "limit", 1...1000),
             query("/api/v1/audit", "limit", 1...1000),

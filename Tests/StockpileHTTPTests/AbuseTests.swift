@@ -183,6 +183,10 @@ import Testing
                 object = ["movements": [movement("receipt", value.json, lot: "X\(n)")]]
             case "/api/v1/movements/sync":
                 object = ["movements": [movement("receipt", 1, lot: "X\(n)", extra: [input.name: value.json])]]
+            case "/api/v1/donations":
+                object["lines"] = [["item": "N95", "lot": "DX\(n)", "expiry": "2028-06-30", "quantity": value.json]]
+            case "/api/v1/donations/{id}/inspect":
+                object["lines"] = [["line": value.json, "result": "passed"]]
             default:
                 object[input.name] = value.json
             }

@@ -57,6 +57,11 @@ import Testing
         case ("POST", "/api/v1/attention/{id}/resolve"):
             // No submission has this id: found by nobody.
             return (uri.replacingOccurrences(of: "/1/", with: "/\(UUID().uuidString)/"), json(["resolution": "matrix"]))
+        case ("POST", "/api/v1/donations"):
+            return (uri, json(["id": UUID().uuidString, "donor": "红十字会", "facility": "H",
+                               "lines": [["item": "N95", "lot": "DON\(n)", "expiry": "2028-06-30", "quantity": 5]]]))
+        case ("POST", "/api/v1/donations/{id}/inspect"):
+            return (uri, json(["lines": [["line": 1, "result": "passed"]]]))
         case ("POST", "/api/v1/scan"):
             return (uri, json(["code": "(01)06901234567892(10)A1(17)270531"]))
         default:
@@ -84,6 +89,9 @@ import Testing
             return .ok
         }
         if path == "/api/v1/attention/{id}/resolve" { return .notFound }
+        // Donation 1 is the first the matrix recorded (as admin); inspected passed, then again (a replay).
+        if path == "/api/v1/donations/{id}/inspect" { return .ok }
+        if caller == .foreignClerk && method == "POST" && path == "/api/v1/donations" { return .forbidden }
         // A sync answers 200 with each movement's outcome; another facility's is refused in it, not by status.
         if path == "/api/v1/movements/sync" { return .ok }
         let created = (method == "POST" && path != "/api/v1/import/{file}" && path != "/api/v1/reallocations/plan" && path != "/api/v1/scan")
