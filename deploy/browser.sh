@@ -114,6 +114,14 @@ dom=$(browse dom 1366,768 "$base/?lang=zh&surge=2")
 check "dashboard what-if" "$dom" 'id="whatif"' '需求 ×2' 'class="cat"' '防护用品'
 browse shot 1366,768 "$base/?lang=zh&surge=2" "$shots/dashboard-whatif-1366x768.png"
 
+# The donation register (issue 17): one donation recorded through the API, waiting for inspection.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $admin" -H 'content-type: application/json' "$base/api/v1/donations" \
+    -d "{\"id\":\"$(python3 -c 'import uuid; print(uuid.uuid4())')\",\"donor\":\"某某慈善基金会\",\"certificate\":\"JZ-2026-118\",\"facility\":\"$facility\",\"lines\":[{\"item\":\"AGTEST\",\"lot\":\"DON-1\",\"expiry\":\"2028-06-30\",\"quantity\":200}]}")
+[ "$code" = 201 ] || fail "recording a donation gave $code"
+dom=$(browse dom 1366,768 "$base/donations?lang=zh")
+check donations "$dom" 'id="donations"' '某某慈善基金会' '待检' 'DON-1'
+for size in 1366,768 390,844; do browse shot "$size" "$base/donations?lang=zh" "$shots/donations-${size/,/x}.png"; done
+
 dom=$(browse dom 1366,768 "$base/orders?lang=zh")
 check orders "$dom" '<html lang="zh-CN">' 'id="orders"' '调拨单'
 

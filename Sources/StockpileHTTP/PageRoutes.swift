@@ -86,6 +86,37 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
             try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit).submit(id, form: PageSession.form(body), page: page)
         }
     }
+    // The donation register (社会捐赠, issue 17 part 2), and its CSV under the page session.
+    router.get("/donations") { request, context in
+        try await signedIn(request, context) { scope, page in
+            let t = page.t
+            let donations = try await PostgresDonations(database, scope: scope).list(facility: nil)
+            let day = DateFormatter()
+            day.timeZone = services.timeZone
+            day.dateFormat = "yyyy-MM-dd"
+            let rows: [[String: Any]] = donations.flatMap { d in
+                d.lines.map { l -> [String: Any] in
+                    let result = l.result ?? "pending"
+                    return ["id": d.id, "line": l.line, "receivedAt": day.string(from: d.receivedAt), "donor": d.donor,
+                            "donorKind": t["donorKind." + d.donorKind] ?? d.donorKind, "certificate": d.certificate,
+                            "facility": "\(d.facilityName) (\(d.facility))", "item": l.item, "itemName": l.itemName, "lot": l.lot,
+                            "expiry": l.expiry ?? "", "quantity": l.quantity, "result": t["insp." + result] ?? result, "resultClass": "insp-" + result,
+                            "note": l.note ?? "", "writtenOff": l.writtenOff.flatMap { $0 > 0 ? "\($0)" as Any : nil } ?? false,
+                            "shipped": l.shipped.map { "#\($0.order) → \($0.to) \($0.quantity)" }.joined(separator: "; ")]
+                }
+            }
+            return PageTemplates.render("donations", ["rows": rows, "noRows": rows.isEmpty], page: page, title: t["donations"]!)
+        }
+    }
+    router.get("/donations/csv") { request, context in
+        try await signedIn(request, context) { scope, _ in
+            let donations = try await PostgresDonations(database, scope: scope).list(facility: nil)
+            let text = CSVDownload.text(header: DonationRegister.header, rows: DonationRegister.rows(donations, timeZone: services.timeZone))
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
+                                                   .contentDisposition: "attachment; filename=\"donations.csv\""],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+    }
     router.get("/reports") { request, context in
         try await signedIn(request, context, roles: StockpileAPI.planners) { scope, page in
             try await ReportPage(database: database, timeZone: services.timeZone, scope: scope)

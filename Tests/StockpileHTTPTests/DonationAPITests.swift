@@ -88,6 +88,17 @@ import Testing
             #expect(csv.hasPrefix("\u{FEFF}捐赠编号") && csv.contains("合格") && csv.contains("不合格") && csv.contains("→H 30"))
             // Another facility's clerk sees none of it.
             #expect((body(try await admin.with(service.clerkH).get("/api/v1/donations"))["donations"] as? [Any])?.isEmpty == true)
+            // The register page and its CSV, for the command centre; nothing of it for H's clerk.
+            var browser = PageTests.Browser(admin)
+            _ = try await browser.signIn(service.commandD)
+            let page = PageTests.html(try await browser.request("/donations"))
+            #expect(page.contains("id=\"donations\"") && page.contains("某某慈善基金会") && page.contains("insp-passed") && page.contains("insp-failed")
+                    && page.contains("包装破损受潮") && page.contains("→ H 30"))
+            let download = try await browser.request("/donations/csv")
+            #expect(download.status == .ok && String(buffer: download.body).contains("JZ-2026-118"))
+            var clerkH = PageTests.Browser(admin)
+            _ = try await clerkH.signIn(service.clerkH)
+            #expect(!PageTests.html(try await clerkH.request("/donations")).contains("某某慈善基金会"))
         }
         #expect(try await service.mismatches() == 0)
     }
