@@ -40,7 +40,8 @@ struct DonationInput: Decodable, Sendable {
 
 struct InspectionInput: Decodable, Sendable {
     struct Line: Decodable, Sendable {
-        var line: Int?
+        /// A number of any size, so that one out of range is refused by name, not as bad JSON.
+        var line: Double?
         var result: String?
         var note: String?
     }
@@ -51,7 +52,7 @@ struct InspectionInput: Decodable, Sendable {
             throw APIError(.badRequest, "invalid", "lines: between 1 and \(DonationRequest.maxLines) results of line, result and note", field: "lines")
         }
         return try lines.enumerated().map { i, l in
-            guard let line = l.line, (1...DonationRequest.maxLines).contains(line) else {
+            guard let number = l.line, number == number.rounded(), (1...Double(DonationRequest.maxLines)).contains(number) else {
                 throw APIError(.badRequest, "invalid", "lines[\(i)].line: the donation's line number", field: "lines[\(i)].line")
             }
             guard let result = l.result.flatMap(InspectionResult.Result.init(rawValue:)) else {
@@ -65,7 +66,7 @@ struct InspectionInput: Decodable, Sendable {
             case .success(let text): note = text
             case .failure(let error): throw APIError.invalid(error)
             }
-            return InspectionResult(line: line, result: result, note: note)
+            return InspectionResult(line: Int(number), result: result, note: note)
         }
     }
 }
