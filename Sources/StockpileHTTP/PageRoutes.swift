@@ -86,26 +86,24 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
             try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit).submit(id, form: PageSession.form(body), page: page)
         }
     }
-    // The donation register (社会捐赠, issue 17 part 2), and its CSV under the page session.
+    // The donation register (社会捐赠, issue 17 part 2): record a donation, inspect its lines, its CSV.
     router.get("/donations") { request, context in
         try await signedIn(request, context) { scope, page in
-            let t = page.t
-            let donations = try await PostgresDonations(database, scope: scope).list(facility: nil)
-            let day = DateFormatter()
-            day.timeZone = services.timeZone
-            day.dateFormat = "yyyy-MM-dd"
-            let rows: [[String: Any]] = donations.flatMap { d in
-                d.lines.map { l -> [String: Any] in
-                    let result = l.result ?? "pending"
-                    return ["id": d.id, "line": l.line, "receivedAt": day.string(from: d.receivedAt), "donor": d.donor,
-                            "donorKind": t["donorKind." + d.donorKind] ?? d.donorKind, "certificate": d.certificate,
-                            "facility": "\(d.facilityName) (\(d.facility))", "item": l.item, "itemName": l.itemName, "lot": l.lot,
-                            "expiry": l.expiry ?? "", "quantity": l.quantity, "result": t["insp." + result] ?? result, "resultClass": "insp-" + result,
-                            "note": l.note ?? "", "writtenOff": l.writtenOff.flatMap { $0 > 0 ? "\($0)" as Any : nil } ?? false,
-                            "shipped": l.shipped.map { "#\($0.order) → \($0.to) \($0.quantity)" }.joined(separator: "; ")]
-                }
-            }
-            return PageTemplates.render("donations", ["rows": rows, "noRows": rows.isEmpty], page: page, title: t["donations"]!)
+            try await DonationsPage(database: database, timeZone: services.timeZone, scope: scope)
+                .response(page: page, message: request.uri.queryParameters["done"].map { _ in page.t["donationRecorded"]! })
+        }
+    }
+    router.post("/donations") { request, context in
+        let body = try await request.body.collect(upTo: 64 << 10)
+        return try await signedIn(request, context, roles: PagePaths.recorders) { scope, page in
+            try await DonationsPage(database: database, timeZone: services.timeZone, scope: scope).record(PageSession.form(body), page: page)
+        }
+    }
+    router.post("/donations/{id}/inspect") { request, context in
+        let id = try context.parameters.require("id")
+        let body = try await request.body.collect(upTo: 16 << 10)
+        return try await signedIn(request, context, roles: StockpileAPI.planners) { scope, page in
+            try await DonationsPage(database: database, timeZone: services.timeZone, scope: scope).inspect(id, form: PageSession.form(body), page: page)
         }
     }
     router.get("/donations/csv") { request, context in

@@ -132,4 +132,48 @@ import Testing
             #expect(try await admin.post("/api/v1/donations/999/inspect", ["lines": [["line": 1, "result": "passed"]]]).status == .notFound)
         }
     }
+
+    /// The page: a clerk records a donation with the form (a resubmission counts once), the command
+    /// centre inspects its line from the register.
+    @Test func aDonationIsRecordedAndInspectedFromItsPage() async throws {
+        let service = try await TestService()
+        try await service.test { client in
+            var clerk = PageTests.Browser(client)
+            _ = try await clerk.signIn(service.clerkW)
+            let page = PageTests.html(try await clerk.request("/donations"))
+            #expect(page.contains("id=\"record-donation\"") && page.contains("name=\"item.5\""))
+            let id = PageTests.hidden("id", in: page) ?? ""
+            var form = ["csrf": clerk.csrf, "id": id, "donor": "李四", "donor_kind": "person", "contact": "139", "certificate": "",
+                        "facility": "W", "item.0": "N95", "lot.0": "PG1", "expiry.0": "2028-06-30", "quantity.0": "40"]
+            for i in 1..<6 { form["item.\(i)"] = ""; form["lot.\(i)"] = ""; form["expiry.\(i)"] = ""; form["quantity.\(i)"] = "" }
+            for _ in 0..<2 {
+                let sent = try await clerk.request("/donations", method: .post, form: form)
+                #expect(sent.status == .seeOther, "\(PageTests.html(sent).prefix(300))")
+            }
+            #expect(try service.scalar("SELECT count(*) AS n FROM donations") == 1)
+            #expect(try service.scalar("SELECT count(*) AS n FROM movements WHERE reason = 'donation: 李四'") == 1)
+            // A line without its quantity: the form again, saying which, nothing recorded.
+            var bad = form
+            bad["id"] = UUID().uuidString
+            bad["quantity.0"] = ""
+            let refused = try await clerk.request("/donations", method: .post, form: bad)
+            #expect(refused.status == .badRequest && PageTests.html(refused).contains("lines[0].quantity"))
+            #expect(try service.scalar("SELECT count(*) AS n FROM donations") == 1)
+            // No inspection buttons for the clerk; the command centre inspects.
+            #expect(!PageTests.html(try await clerk.request("/donations")).contains("class=\"inline inspect\""))
+            var command = PageTests.Browser(client)
+            _ = try await command.signIn(service.commandD)
+            let register = PageTests.html(try await command.request("/donations"))
+            #expect(register.contains("class=\"inline inspect\"") && !register.contains("id=\"record-donation\""))
+            let donation = try service.scalar("SELECT id AS n FROM donations")
+            let failedNoNote = try await command.request("/donations/\(donation)/inspect", method: .post,
+                                                          form: ["csrf": command.csrf, "line": "1", "result": "failed", "note": ""])
+            #expect(failedNoNote.status == .badRequest)
+            let passed = try await command.request("/donations/\(donation)/inspect", method: .post,
+                                                    form: ["csrf": command.csrf, "line": "1", "result": "passed", "note": "合格"])
+            #expect(passed.status == .seeOther)
+            #expect(PageTests.html(try await command.request("/donations")).contains("insp-passed"))
+            #expect(try service.scalar("SELECT count(*) AS n FROM lots WHERE lot_number = 'PG1' AND quarantined") == 0)
+        }
+    }
 }
