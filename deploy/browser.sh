@@ -122,6 +122,13 @@ dom=$(browse dom 1366,768 "$base/donations?lang=zh")
 check donations "$dom" 'id="donations"' '某某慈善基金会' '待检' 'DON-1'
 for size in 1366,768 390,844; do browse shot "$size" "$base/donations?lang=zh" "$shots/donations-${size/,/x}.png"; done
 
+# A printable 调拨单 (issue 17): the first of tonight's orders.
+order=$(curl -fsS -H "authorization: Bearer $admin" "$base/api/v1/reallocations?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["orders"][0]["id"])') \
+    || fail "no reallocation order to print"
+dom=$(browse dom 1366,768 "$base/orders/$order/print?lang=zh")
+check "printable order" "$dom" 'id="waybill"' '应急物资调拨单' '承运人（签字）'
+for size in 1366,768 390,844; do browse shot "$size" "$base/orders/$order/print?lang=zh" "$shots/order-print-${size/,/x}.png"; done
+
 dom=$(browse dom 1366,768 "$base/orders?lang=zh")
 check orders "$dom" '<html lang="zh-CN">' 'id="orders"' '调拨单'
 

@@ -68,6 +68,31 @@ struct OrdersPage {
         return PageTemplates.render("orders", values, page: page, title: t["orders"]!, status: code)
     }
 
+    /// The printable transfer order (调拨单), for whoever may read the order (either end in scope).
+    func printable(_ id: String, page: PageRequest) async throws -> Response {
+        let t = page.t
+        let notFound = { PageTemplates.render("message", ["message": t["orderNotFound"]!], page: page, title: t["orders"]!, status: .notFound) }
+        guard let orderID = Int64(id), orderID > 0 else { return notFound() }
+        let order: ReallocationOrder
+        do {
+            order = try await PostgresReallocations(database, scope: scope, timeZone: timeZone).order(orderID)
+        } catch let refusal as Refusal where refusal.kind == .notFound {
+            return notFound()
+        }
+        let master = PostgresMasterData(database, scope: .system("print"))
+        let facilities = Dictionary(try await master.facilities().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let item = try await master.items().first { $0.code == order.item }
+        let received = order.lines.compactMap(\.received)
+        return PageTemplates.render("order-print", [
+            "id": order.id, "asOf": order.asOf, "status": t["status." + order.status] ?? order.status,
+            "from": order.from, "fromName": facilities[order.from] ?? order.from, "to": order.to, "toName": facilities[order.to] ?? order.to,
+            "item": order.item, "itemName": item?.name ?? order.item, "unit": item?.unit ?? "", "distance": String(format: "%.1f", order.distanceKm),
+            "quantity": order.quantity, "receivedTotal": received.count == order.lines.count ? "\(received.reduce(0, +))" : "",
+            "lines": order.lines.map { ["line": $0.line, "lot": $0.lot, "expiry": $0.expiry ?? "", "quantity": $0.quantity,
+                                        "received": $0.received.map { "\($0)" } ?? ""] },
+        ], page: page, title: "\(t["waybillTitle"]!) No. \(order.id)")
+    }
+
     /// One step on one order, from the form's `action`; the list again, with what happened.
     func submit(_ id: String, form: [String: String], page: PageRequest) async throws -> Response {
         let t = page.t

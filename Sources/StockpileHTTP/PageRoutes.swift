@@ -79,6 +79,13 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
                 .response(page: page, status: request.uri.queryParameters["status"].map(String.init))
         }
     }
+    // The printable 调拨单 of one order (A4): who sends, who receives, the lots, signature lines.
+    router.get("/orders/{id}/print") { request, context in
+        let id = try context.parameters.require("id")
+        return try await signedIn(request, context) { scope, page in
+            try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit).printable(id, page: page)
+        }
+    }
     router.post("/orders/{id}") { request, context in
         let id = try context.parameters.require("id")
         let body = try await request.body.collect(upTo: 16 << 10)

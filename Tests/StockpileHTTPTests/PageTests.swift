@@ -433,4 +433,25 @@ import Testing
             #expect(english.contains("title=\"N95口罩\" data-item=\"N95\"><span class=\"vert\">N95</span>") && english.contains("Protective equipment"))
         }
     }
+
+    /// The printable 调拨单 of an order: both ends' names, the lots with expiry, the signature lines;
+    /// for either end, not for a stranger's id.
+    @Test func anOrderPrintsAsATransferOrderWithSignatureLines() async throws {
+        let service = try await TestService(reserves: true)
+        try await service.test { client in
+            var clerk = Browser(client)
+            _ = try await clerk.signIn(service.clerkH)
+            #expect(Self.html(try await clerk.request("/orders")).contains("href=\"/orders/1/print\""))
+            let page = Self.html(try await clerk.request("/orders/1/print"))
+            #expect(page.contains("应急物资调拨单") && page.contains("No. 1") && page.contains("第一区人民医院 (H)") && page.contains("第一区储备库 (W)"))
+            #expect(page.contains("<td>KEPT</td><td>2028-01-31</td><td class=\"num\">10</td>"))
+            #expect(page.contains("调出单位（签字/盖章）") && page.contains("承运人（签字）") && page.contains("调入单位（签字/盖章）"))
+            var receiver = Browser(client)
+            _ = try await receiver.signIn(service.clerkW)
+            #expect(try await receiver.request("/orders/1/print").status == .ok)
+            for bad in ["999", "0", "abc", "-1", "99999999999999999999"] {
+                #expect(try await clerk.request("/orders/\(bad)/print").status == .notFound, "\(bad)")
+            }
+        }
+    }
 }
