@@ -39,7 +39,7 @@ struct DashboardPage {
         let baseline = whatIf.active ? try await cover.rollup(filter, group: .region, asOf: asOf) : nil
         let regions = try await PostgresMasterData(database, scope: scope).regions()
         let lastRecorded = try await PostgresPages(database, scope: scope).lastRecorded()
-        let overdue = try await PostgresInterception(database, scope: scope, timeZone: timeZone).overdue(transit, limit: 1000).count
+        let overdue = try await PostgresInterception(database, scope: scope, timeZone: timeZone).overdueCount(transit)
 
         // The heat map: facilities down, items across, grouped by category (in its order), then by code.
         let itemNames = Dictionary(found.rows.map { ($0.item, $0.itemName) }, uniquingKeysWith: { a, _ in a })

@@ -84,6 +84,13 @@ enum DonationRegister {
     static let header = ["捐赠编号", "接收日期", "捐赠方", "类型", "联系方式", "证书/登记号", "接收机构", "行", "物资编码", "物资名称", "批号",
                          "有效期至", "数量", "质检结果", "质检人", "质检说明", "报废数量", "调出去向"]
 
+    /// The register as a CSV download (the API's ?format=csv and the page's /donations/csv).
+    static func csv(_ donations: [Donation], timeZone: TimeZone) -> Response {
+        let text = CSVDownload.text(header: header, rows: rows(donations, timeZone: timeZone))
+        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"donations.csv\""],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
     static func rows(_ donations: [Donation], timeZone: TimeZone) -> [[String]] {
         let day = DateFormatter()
         day.timeZone = timeZone
@@ -119,12 +126,7 @@ func addDonationRoutes(_ api: RouterGroup<StockpileRequestContext>, services: St
         let scope = try context.require(StockpileAPI.readers, to: "read donations")
         let query = request.uri.queryParameters
         let donations = try await PostgresDonations(database, scope: scope).list(facility: query["facility"].map(String.init))
-        if query["format"] == "csv" {
-            let text = CSVDownload.text(header: DonationRegister.header, rows: DonationRegister.rows(donations, timeZone: services.timeZone))
-            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
-                                                   .contentDisposition: "attachment; filename=\"donations.csv\""],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
-        }
+        if query["format"] == "csv" { return DonationRegister.csv(donations, timeZone: services.timeZone) }
         return try JSON.response(DonationsOutput(donations: donations.map { DonationOutput(donation: $0, status: $0.status) }))
     }
     api.post("donations/{id}/inspect") { request, context in

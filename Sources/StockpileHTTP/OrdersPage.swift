@@ -79,6 +79,9 @@ struct OrdersPage {
         } catch let refusal as Refusal where refusal.kind == .notFound {
             return notFound()
         }
+        // The caller may read this order, which names both ends by code; their names (and the item's)
+        // tell nothing more, so they are read without the caller's facility scope, which would hide
+        // the other end's name from a warehouse clerk.
         let master = PostgresMasterData(database, scope: .system("print"))
         let facilities = Dictionary(try await master.facilities().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
         let item = try await master.items().first { $0.code == order.item }

@@ -115,11 +115,7 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
     }
     router.get("/donations/csv") { request, context in
         try await signedIn(request, context) { scope, _ in
-            let donations = try await PostgresDonations(database, scope: scope).list(facility: nil)
-            let text = CSVDownload.text(header: DonationRegister.header, rows: DonationRegister.rows(donations, timeZone: services.timeZone))
-            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
-                                                   .contentDisposition: "attachment; filename=\"donations.csv\""],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+            DonationRegister.csv(try await PostgresDonations(database, scope: scope).list(facility: nil), timeZone: services.timeZone)
         }
     }
     router.get("/reports") { request, context in

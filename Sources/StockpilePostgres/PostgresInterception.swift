@@ -68,27 +68,50 @@ public struct PostgresInterception: Sendable {
         self.timeZone = timeZone
     }
 
+    /// Dispatched orders past due at $3 ($1 km/h, at least $2 hours on the road), most overdue first,
+    /// with an end in region $5's subtree (NULL: anywhere in scope). The API, the pages and the
+    /// nightly report all read this one query.
+    static let overdueSQL = """
+        WITH RECURSIVE subtree AS (
+            SELECT id FROM regions WHERE $5::text IS NULL OR code = $5::text
+            UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+        ), due AS (
+            SELECT o.*, o.dispatched_at + make_interval(secs => greatest($2::float8, greatest(o.distance_km, 0) / $1::float8) * 3600) AS due_at
+              FROM reallocation_orders o WHERE o.status = 'dispatched'
+        )
+        SELECT d.id, i.code AS item, i.name AS item_name, ff.code AS from_code, ff.name AS from_name, tf.code AS to_code,
+               tf.name AS to_name, d.quantity, coalesce((SELECT sum(t.quantity) FROM in_transit t WHERE t.order_id = d.id), 0)::bigint AS in_transit,
+               d.distance_km, d.dispatched_at, d.dispatched_by, d.due_at
+          FROM due d JOIN items i ON i.id = d.item_id
+          JOIN facilities ff ON ff.id = d.from_facility_id JOIN facilities tf ON tf.id = d.to_facility_id
+         WHERE d.due_at < $3::timestamptz
+           AND ($5::text IS NULL OR ff.region_id IN (SELECT id FROM subtree) OR tf.region_id IN (SELECT id FROM subtree))
+         ORDER BY d.due_at, d.id LIMIT $4
+        """
+
     /// Dispatched orders past due at `now`, the latest first by how late they are.
     public func overdue(_ rule: TransitRule, now: Date = Date(), limit: Int = 1000) async throws -> [OverdueOrder] {
+        try await database.withConnection(scope) { c in try Self.overdue(c, rule, now: now, region: nil, limit: limit) }
+    }
+
+    /// How many, for the dashboard's notice (not the rows).
+    public func overdueCount(_ rule: TransitRule, now: Date = Date()) async throws -> Int {
         try await database.withConnection(scope) { c in
-            try c.query("""
-                SELECT o.id, i.code AS item, i.name AS item_name, ff.code AS from_code, ff.name AS from_name, tf.code AS to_code,
-                       tf.name AS to_name, o.quantity, coalesce((SELECT sum(t.quantity) FROM in_transit t WHERE t.order_id = o.id), 0)::bigint AS in_transit,
-                       o.distance_km, o.dispatched_at, o.dispatched_by,
-                       o.dispatched_at + make_interval(secs => greatest($2::float8, greatest(o.distance_km, 0) / $1::float8) * 3600) AS due_at
-                  FROM reallocation_orders o
-                  JOIN items i ON i.id = o.item_id JOIN facilities ff ON ff.id = o.from_facility_id JOIN facilities tf ON tf.id = o.to_facility_id
-                 WHERE o.status = 'dispatched'
-                   AND o.dispatched_at + make_interval(secs => greatest($2::float8, greatest(o.distance_km, 0) / $1::float8) * 3600) < $3::timestamptz
-                 ORDER BY due_at, o.id LIMIT $4
-                """, [rule.kmh, rule.minimumHours, now, limit]).rows.map { row in
-                let dispatched: Date = try row.decode("dispatched_at"), due: Date = try row.decode("due_at")
-                return OverdueOrder(id: try row.decode("id"), item: try row.decode("item"), itemName: try row.decode("item_name"),
-                                    from: try row.decode("from_code"), fromName: try row.decode("from_name"), to: try row.decode("to_code"),
-                                    toName: try row.decode("to_name"), quantity: try row.decode("quantity"), inTransit: try row.decode("in_transit"),
-                                    distanceKm: try row.decode("distance_km"), dispatchedAt: dispatched, dispatchedBy: try row.decode("dispatched_by"),
-                                    dueAt: due, daysOverdue: (now.timeIntervalSince(due) / 86400 * 10).rounded(.down) / 10)
-            }
+            try c.query("SELECT count(*)::int AS n FROM (\(Self.overdueSQL)) o", [rule.kmh, rule.minimumHours, now, nil as Int?, nil as String?])
+                .rows[0].decode("n")
+        }
+    }
+
+    /// The same on a connection the caller holds (the nightly run's), within a region's subtree.
+    public static func overdue(_ c: PQConnection, _ rule: TransitRule, now: Date, region: String?, limit: Int?) throws -> [OverdueOrder] {
+        try c.query(overdueSQL, [rule.kmh, rule.minimumHours, now, limit, region]).rows.map { row in
+            let due: Date = try row.decode("due_at")
+            return OverdueOrder(id: try row.decode("id"), item: try row.decode("item"), itemName: try row.decode("item_name"),
+                                from: try row.decode("from_code"), fromName: try row.decode("from_name"), to: try row.decode("to_code"),
+                                toName: try row.decode("to_name"), quantity: try row.decode("quantity"), inTransit: try row.decode("in_transit"),
+                                distanceKm: try row.decode("distance_km"), dispatchedAt: try row.decode("dispatched_at"),
+                                dispatchedBy: try row.decode("dispatched_by"), dueAt: due,
+                                daysOverdue: (now.timeIntervalSince(due) / 86400 * 10).rounded(.down) / 10)
         }
     }
 

@@ -413,11 +413,10 @@ public struct PostgresNightly: Sendable {
         let rule = transit
         let (overdue, hoarding): ([OverdueLine], [HoardingLine]) = try await run.blocking { c in
             // As the report's scope: orders with an end in its region, positions of tonight's cover.
-            let overdue = try c.query(NightlySQL.overdue, [rule.kmh, rule.minimumHours, region]).rows.map { row in
-                OverdueLine(order: try row.decode("id"), item: try row.decode("item"), itemName: try row.decode("item_name"),
-                            from: try row.decode("from_code"), to: try row.decode("to_code"), inTransit: try row.decode("in_transit"),
-                            dispatchedAt: PQTimestamp.formatRFC3339(try row.decode("dispatched_at")),
-                            dueAt: PQTimestamp.formatRFC3339(try row.decode("due_at")), daysOverdue: try row.decode("days_overdue"))
+            let overdue = try PostgresInterception.overdue(c, rule, now: Date(), region: region, limit: nil).map { o in
+                OverdueLine(order: o.id, item: o.item, itemName: o.itemName, from: o.from, to: o.to, inTransit: o.inTransit,
+                            dispatchedAt: PQTimestamp.formatRFC3339(o.dispatchedAt), dueAt: PQTimestamp.formatRFC3339(o.dueAt),
+                            daysOverdue: o.daysOverdue)
             }
             let hoarding = try c.query(NightlySQL.hoarding, [date, zone, HoardingLine.receivedWithinDays, HoardingLine.factor]).rows.map { row in
                 HoardingLine(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
@@ -673,26 +672,6 @@ enum NightlySQL {
 
     /// Positions with stock or demand and no movement of any kind (a count included) from D − 7
     /// through D ($1 as_of, $2 zone, $3 days), with their last movement and last count before D ends.
-    /// Orders dispatched and not received within their time on the road, now ($1 km/h, $2 hours at
-    /// least; $3 the report's region or NULL), most overdue first.
-    static let overdue = """
-        WITH RECURSIVE subtree AS (
-            SELECT id FROM regions WHERE $3::text IS NULL OR code = $3::text
-            UNION SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
-        ), due AS (
-            SELECT o.*, o.dispatched_at + make_interval(secs => greatest($2::float8, greatest(o.distance_km, 0) / $1::float8) * 3600) AS due_at
-              FROM reallocation_orders o WHERE o.status = 'dispatched'
-        )
-        SELECT d.id, i.code AS item, i.name AS item_name, ff.code AS from_code, tf.code AS to_code,
-               coalesce((SELECT sum(t.quantity) FROM in_transit t WHERE t.order_id = d.id), 0)::bigint AS in_transit,
-               d.dispatched_at, d.due_at, (floor(extract(epoch FROM now() - d.due_at) / 8640) / 10)::float8 AS days_overdue
-          FROM due d JOIN items i ON i.id = d.item_id
-          JOIN facilities ff ON ff.id = d.from_facility_id JOIN facilities tf ON tf.id = d.to_facility_id
-         WHERE d.due_at < now()
-           AND (ff.region_id IN (SELECT id FROM subtree) OR tf.region_id IN (SELECT id FROM subtree))
-         ORDER BY d.due_at, d.id
-        """
-
     /// Positions that received transfers within $3 days up to the report's date ($1, zone $2) and
     /// hold more than $4 × their target quantity, where other facilities of the same region are short.
     static let hoarding = """
