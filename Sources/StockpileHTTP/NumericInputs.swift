@@ -25,7 +25,7 @@ extension StockpileAPI {
         let plan: [NumericInput] = ["/api/v1/reallocations/plan", "/api/v1/reallocations"].flatMap { path in
             [body("POST", path, "max_distance_km", Ranges.maxDistanceKm), body("POST", path, "min_order", whole(Ranges.minOrder))]
         }
-        let orderIDs: [NumericInput] = orderRoutes.filter { $0.path.contains("{id}") }.map {
+        let orderIDs: [NumericInput] = (orderRoutes + shipmentRoutes).filter { $0.path.contains("{id}") }.map {
             NumericInput(method: $0.method, path: $0.path, name: "id", place: .path, minimum: 1, maximum: Double(Int64.max))
         }
         return [
@@ -54,6 +54,9 @@ extension StockpileAPI {
             body("PUT", "/api/v1/capacity/{code}", "daily_capacity", whole(Ranges.dailyCapacity)),
             body("PUT", "/api/v1/capacity/{code}", "ramp_up_days", whole(Ranges.leadDays)),
             body("POST", "/api/v1/reallocations/{id}/receive", "received", whole(Ranges.received)),
+            body("POST", "/api/v1/shipments/{id}/receive", "received", whole(Ranges.received)),
+            body("POST", "/api/v1/shipments/{id}/receive", "order", 1...Double(Int64.max)),
+            query("/api/v1/shipments", "limit", 1...1000),
         ] + plan + orderIDs
     }()
 }

@@ -63,6 +63,10 @@ struct OrdersPage {
             "orders": rows, "noOrders": rows.isEmpty,
             "statuses": Self.statuses.map { ["code": $0, "label": t["status." + $0]!, "selected": $0 == status] },
         ]
+        // Shipments (one truck each) and the plans still to approve, above the orders (issue 17, part 1).
+        for (key, value) in try await ShipmentsPage(database: database, timeZone: timeZone, scope: scope).values(page: page, status: status) {
+            values[key] = value
+        }
         if let message { values["message"] = message }
         if let error { values["error"] = error }
         return PageTemplates.render("orders", values, page: page, title: t["orders"]!, status: code)

@@ -93,6 +93,31 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
             try await OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit).submit(id, form: PageSession.form(body), page: page)
         }
     }
+    // Shipments (调拨单 by truck): the printable one, a step on one, and a whole plan approved.
+    router.get("/shipments/{id}/print") { request, context in
+        let id = try context.parameters.require("id")
+        return try await signedIn(request, context) { scope, page in
+            try await ShipmentsPage(database: database, timeZone: services.timeZone, scope: scope).printable(id, page: page)
+        }
+    }
+    router.post("/shipments/{id}") { request, context in
+        let id = try context.parameters.require("id")
+        let body = try await request.body.collect(upTo: 256 << 10)
+        return try await signedIn(request, context) { scope, page in
+            try await ShipmentsPage(database: database, timeZone: services.timeZone, scope: scope)
+                .submit(id, form: PageSession.form(body), page: page,
+                        orders: OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit))
+        }
+    }
+    router.post("/plans/{plan}/approve") { request, context in
+        let plan = try context.parameters.require("plan")
+        let body = try await request.body.collect(upTo: 16 << 10)
+        return try await signedIn(request, context) { scope, page in
+            try await ShipmentsPage(database: database, timeZone: services.timeZone, scope: scope)
+                .approvePlan(plan, form: PageSession.form(body), page: page,
+                             orders: OrdersPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit))
+        }
+    }
     // The donation register (社会捐赠, issue 17 part 2): record a donation, inspect its lines, its CSV.
     router.get("/donations") { request, context in
         try await signedIn(request, context) { scope, page in

@@ -27,9 +27,11 @@ public struct ReallocationOrder: Sendable, Codable, Equatable {
     public var receivedBy: String?
     public var cancelledBy: String?
     public var cancelReason: String?
+    /// The shipment (one truck, sender → receiver) the order travels in (sql/0027).
+    public var shipment: Int64?
     public var lines: [Line]
     enum CodingKeys: String, CodingKey {
-        case id, item, from, to, quantity, status, lines
+        case id, item, from, to, quantity, status, lines, shipment
         case distanceKm = "distance_km", asOf = "as_of", createdBy = "created_by", approvedBy = "approved_by",
              dispatchedBy = "dispatched_by", receivedBy = "received_by", cancelledBy = "cancelled_by", cancelReason = "cancel_reason"
     }
@@ -50,7 +52,7 @@ public struct PostgresReallocations: Sendable {
 
     static let select = """
         SELECT o.id, i.code AS item, ff.code AS from_code, tf.code AS to_code, o.quantity, o.distance_km, o.as_of::text AS as_of, o.status,
-               o.created_by, o.approved_by, o.dispatched_by, o.received_by, o.cancelled_by, o.cancel_reason
+               o.created_by, o.approved_by, o.dispatched_by, o.received_by, o.cancelled_by, o.cancel_reason, o.shipment_id
         FROM reallocation_orders o JOIN items i ON i.id = o.item_id
         JOIN facilities ff ON ff.id = o.from_facility_id JOIN facilities tf ON tf.id = o.to_facility_id
         """
@@ -65,7 +67,7 @@ public struct PostgresReallocations: Sendable {
                                             quantity: row.int64(4), distanceKm: row.double(5), asOf: row.string(6), status: row.string(7),
                                             createdBy: row.string(8), approvedBy: row.stringOrNil(9), dispatchedBy: row.stringOrNil(10),
                                             receivedBy: row.stringOrNil(11), cancelledBy: row.stringOrNil(12),
-                                            cancelReason: row.stringOrNil(13), lines: []))
+                                            cancelReason: row.stringOrNil(13), shipment: row.int64OrNil(14), lines: []))
         }
         guard !orders.isEmpty else { return [] }
         var index: [Int64: Int] = [:]
@@ -112,14 +114,35 @@ public struct PostgresReallocations: Sendable {
             ids.reserveCapacity(orders.count)
             try c.scan("SELECT nextval(pg_get_serial_sequence('reallocation_orders', 'id')) FROM generate_series(1, $1::int)",
                        [Int64(orders.count)]) { row in ids.append(row.int64(0)) }
+            // One shipment per sender → receiver pair (sql/0027), in the order the plan first names it.
+            var pairs: [String: Int] = [:], firsts: [Int] = []
+            let shipmentOf = orders.enumerated().map { i, order in
+                let key = order.from + "\u{1}" + order.to
+                if let known = pairs[key] { return known }
+                pairs[key] = firsts.count
+                firsts.append(i)
+                return firsts.count - 1
+            }
+            var shipmentIDs: [Int64] = []
+            shipmentIDs.reserveCapacity(firsts.count)
+            try c.scan("SELECT nextval(pg_get_serial_sequence('shipments', 'id')) FROM generate_series(1, $1::int)",
+                       [Int64(firsts.count)]) { row in shipmentIDs.append(row.int64(0)) }
+            let shipments = try c.query("""
+                INSERT INTO shipments (id, request_id, from_facility_id, to_facility_id, distance_km, as_of)
+                SELECT s.id, $1, ff.id, tf.id, s.distance_km, $6::date
+                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::float8[]) AS s(id, sender, receiver, distance_km)
+                JOIN facilities ff ON ff.code = s.sender JOIN facilities tf ON tf.code = s.receiver
+                """, [requestID, shipmentIDs, firsts.map { orders[$0].from }, firsts.map { orders[$0].to },
+                      firsts.map { orders[$0].distanceKm }, request.asOf.description]).affectedRows
             let created = try c.query("""
-                INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
-                SELECT o.id, $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $8::date, $9
-                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[])
-                     AS o(id, item, sender, receiver, quantity, distance_km)
+                INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by,
+                                                 shipment_id)
+                SELECT o.id, $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $8::date, $9, o.shipment
+                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $10::bigint[])
+                     AS o(id, item, sender, receiver, quantity, distance_km, shipment)
                 JOIN items i ON i.code = o.item JOIN facilities ff ON ff.code = o.sender JOIN facilities tf ON tf.code = o.receiver
                 """, [requestID, ids, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
-                      request.asOf.description, scope.actor]).affectedRows
+                      request.asOf.description, scope.actor, shipmentOf.map { shipmentIDs[$0] }]).affectedRows
             // Each line's foreign key is checked against the orders, by a query planned from the
             // table's statistics: ones that still say empty (as above) made each check a scan of
             // every order. A large plan refreshes them first (a non-owner gets a warning, no error).
@@ -132,11 +155,11 @@ public struct PostgresReallocations: Sendable {
                 JOIN items i ON i.code = x.item JOIN lots l ON l.item_id = i.id AND l.lot_number = x.lot
                 """, [lines.map(\.0), lines.map(\.1), lines.map { Int64($0.2) }, lines.map(\.3.lot), lines.map(\.3.quantity)]).affectedRows
             // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
-            guard created == orders.count, stored == lines.count else {
+            guard shipments == firsts.count, created == orders.count, stored == lines.count else {
                 throw Refusal(kind: .conflict, field: "plan", description: "the facilities, items or lots of the plan changed while it was stored; try again")
             }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: requestID.uuidString.lowercased(),
-                                     detail: "\(created) orders as of \(request.asOf)")
+                                     detail: "\(created) orders in \(shipments) shipments as of \(request.asOf)")
             return try Self.orders(c, where: "o.request_id = $1", [requestID])
         }
         return (orders, false)
@@ -193,115 +216,128 @@ public struct PostgresReallocations: Sendable {
     }
 
     public func approve(_ id: Int64) async throws -> ReallocationOrder {
-        try await step(id, side: nil) { c, order, scope in
-            if order.status == "approved" || order.status == "dispatched" || order.status == "received" { return false }
-            guard order.status == "proposed" else { throw Self.illegal(order, "approved") }
-            try c.query("UPDATE reallocation_orders SET status = 'approved', approved_at = now(), approved_by = $2 WHERE id = $1", [id, scope.actor])
-            try PostgresTokens.audit(c, scope: scope, action: "reallocation.approve", target: String(id), detail: nil)
-            return true
-        }
+        try await step(id, side: nil, Self.approveStep)
+    }
+
+    static func approveStep(_ c: PQConnection, _ order: ReallocationOrder, _ scope: AccessScope) throws -> Bool {
+        let id = order.id
+        if order.status == "approved" || order.status == "dispatched" || order.status == "received" { return false }
+        guard order.status == "proposed" else { throw Self.illegal(order, "approved") }
+        try c.query("UPDATE reallocation_orders SET status = 'approved', approved_at = now(), approved_by = $2 WHERE id = $1", [id, scope.actor])
+        try PostgresTokens.audit(c, scope: scope, action: "reallocation.approve", target: String(id), detail: nil)
+        return true
     }
 
     public func cancel(_ id: Int64, reason: String) async throws -> ReallocationOrder {
-        try await step(id, side: nil) { c, order, scope in
-            if order.status == "cancelled" { return false }
-            guard order.status == "proposed" || order.status == "approved" else { throw Self.illegal(order, "cancelled (the stock has left)") }
-            try c.query("UPDATE reallocation_orders SET status = 'cancelled', cancelled_at = now(), cancelled_by = $2, cancel_reason = $3 WHERE id = $1",
-                        [id, scope.actor, reason])
-            try PostgresTokens.audit(c, scope: scope, action: "reallocation.cancel", target: String(id), detail: reason)
-            return true
-        }
+        try await step(id, side: nil) { c, order, scope in try Self.cancelStep(c, order, scope, reason: reason) }
+    }
+
+    static func cancelStep(_ c: PQConnection, _ order: ReallocationOrder, _ scope: AccessScope, reason: String) throws -> Bool {
+        let id = order.id
+        if order.status == "cancelled" { return false }
+        guard order.status == "proposed" || order.status == "approved" else { throw Self.illegal(order, "cancelled (the stock has left)") }
+        try c.query("UPDATE reallocation_orders SET status = 'cancelled', cancelled_at = now(), cancelled_by = $2, cancel_reason = $3 WHERE id = $1",
+                    [id, scope.actor, reason])
+        try PostgresTokens.audit(c, scope: scope, action: "reallocation.cancel", target: String(id), detail: reason)
+        return true
     }
 
     /// Dispatch: transfer_out at the donor for every line, into in-transit. Fails whole (409) when a
     /// lot no longer holds its line's quantity.
     public func dispatch(_ id: Int64) async throws -> ReallocationOrder {
-        try await step(id, side: .sender) { c, order, scope in
-            if order.status == "dispatched" || order.status == "received" { return false }
-            guard order.status == "approved" else { throw Self.illegal(order, "dispatched (approve it first)") }
-            // A lot held at the donor does not leave (the ledger's trigger refuses it too, sql/0015).
-            if let held = try c.query("""
-                SELECT l.lot_number, h.id, h.reason, h.placed_by FROM reallocation_orders o
-                JOIN reallocation_lines rl ON rl.order_id = o.id JOIN lots l ON l.id = rl.lot_id,
-                LATERAL stockpile_lot_hold(rl.lot_id, o.from_facility_id) h
-                WHERE o.id = $1 AND h.id IS NOT NULL ORDER BY rl.line_no LIMIT 1
-                """, [id]).rows.first {
-                throw Refusal(kind: .held, field: "lot", description: """
-                    lot \(try held.decode("lot_number", as: String.self)) is held at the sending facility (hold \(try held.decode("id", as: Int64.self)): \
-                    \(try held.decode("reason", as: String.self)), placed by \(try held.decode("placed_by", as: String.self))); \
-                    order \(id) cannot be dispatched until it is released
-                    """)
-            }
-            for line in order.lines {
-                try c.query("""
-                    SELECT record_transfer($1, $2, 'transfer_out', o.from_facility_id, rl.lot_id, rl.quantity, 'reallocation ' || $1::bigint, $3)
-                    FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
-                    """, [id, line.line, scope.actor])
-                try c.query("""
-                    INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES ($1, $2, 'dispatch', $3, $4);
-                    """, [id, line.line, line.quantity, scope.actor])
-                try c.query("""
-                    INSERT INTO in_transit (order_id, line_no, item_id, lot_id, from_facility_id, to_facility_id, quantity)
-                    SELECT o.id, rl.line_no, o.item_id, rl.lot_id, o.from_facility_id, o.to_facility_id, rl.quantity
-                    FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
-                    """, [id, line.line])
-            }
-            try c.query("UPDATE reallocation_orders SET status = 'dispatched', dispatched_at = now(), dispatched_by = $2 WHERE id = $1",
-                        [id, scope.actor])
-            try PostgresTokens.audit(c, scope: scope, action: "reallocation.dispatch", target: String(id),
-                                     detail: order.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "))
-            return true
+        try await step(id, side: .sender, Self.dispatchStep)
+    }
+
+    static func dispatchStep(_ c: PQConnection, _ order: ReallocationOrder, _ scope: AccessScope) throws -> Bool {
+        let id = order.id
+        if order.status == "dispatched" || order.status == "received" { return false }
+        guard order.status == "approved" else { throw Self.illegal(order, "dispatched (approve it first)") }
+        // A lot held at the donor does not leave (the ledger's trigger refuses it too, sql/0015).
+        if let held = try c.query("""
+            SELECT l.lot_number, h.id, h.reason, h.placed_by FROM reallocation_orders o
+            JOIN reallocation_lines rl ON rl.order_id = o.id JOIN lots l ON l.id = rl.lot_id,
+            LATERAL stockpile_lot_hold(rl.lot_id, o.from_facility_id) h
+            WHERE o.id = $1 AND h.id IS NOT NULL ORDER BY rl.line_no LIMIT 1
+            """, [id]).rows.first {
+            throw Refusal(kind: .held, field: "lot", description: """
+                lot \(try held.decode("lot_number", as: String.self)) is held at the sending facility (hold \(try held.decode("id", as: Int64.self)): \
+                \(try held.decode("reason", as: String.self)), placed by \(try held.decode("placed_by", as: String.self))); \
+                order \(id) cannot be dispatched until it is released
+                """)
         }
+        for line in order.lines {
+            try c.query("""
+                SELECT record_transfer($1, $2, 'transfer_out', o.from_facility_id, rl.lot_id, rl.quantity, 'reallocation ' || $1::bigint, $3)
+                FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
+                """, [id, line.line, scope.actor])
+            try c.query("""
+                INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES ($1, $2, 'dispatch', $3, $4);
+                """, [id, line.line, line.quantity, scope.actor])
+            try c.query("""
+                INSERT INTO in_transit (order_id, line_no, item_id, lot_id, from_facility_id, to_facility_id, quantity)
+                SELECT o.id, rl.line_no, o.item_id, rl.lot_id, o.from_facility_id, o.to_facility_id, rl.quantity
+                FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
+                """, [id, line.line])
+        }
+        try c.query("UPDATE reallocation_orders SET status = 'dispatched', dispatched_at = now(), dispatched_by = $2 WHERE id = $1",
+                    [id, scope.actor])
+        try PostgresTokens.audit(c, scope: scope, action: "reallocation.dispatch", target: String(id),
+                                 detail: order.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "))
+        return true
     }
 
     /// Receipt: transfer_in at the receiver of what arrived, per lot (default: everything); what did
     /// not arrive leaves in-transit as a loss with `reason`. Repeating it with the same quantities is
     /// a replay; with other quantities, a conflict.
     public func receive(_ id: Int64, received: [String: Int64]?, reason: String) async throws -> ReallocationOrder {
-        try await step(id, side: .receiver) { c, order, scope in
-            let wanted = order.lines.map { received?[$0.lot] ?? $0.quantity }
-            if let received {
-                for lot in received.keys where !order.lines.contains(where: { $0.lot == lot }) {
-                    throw Refusal(kind: .invalid, field: "lines", description: "lot \(lot) is not on order \(id)")
-                }
-                for (line, quantity) in zip(order.lines, wanted) where quantity < 0 || quantity > line.quantity {
-                    throw Refusal(kind: .invalid, field: "lines", description: "lot \(line.lot): received must be 0…\(line.quantity)")
-                }
+        try await step(id, side: .receiver) { c, order, scope in try Self.receiveStep(c, order, scope, received: received, reason: reason) }
+    }
+
+    static func receiveStep(_ c: PQConnection, _ order: ReallocationOrder, _ scope: AccessScope,
+                            received: [String: Int64]?, reason: String) throws -> Bool {
+        let id = order.id
+        let wanted = order.lines.map { received?[$0.lot] ?? $0.quantity }
+        if let received {
+            for lot in received.keys where !order.lines.contains(where: { $0.lot == lot }) {
+                throw Refusal(kind: .invalid, field: "lines", description: "lot \(lot) is not on order \(id)")
             }
-            if order.status == "received" {
-                guard order.lines.map({ $0.received ?? 0 }) == wanted || received == nil else {
-                    throw Refusal(kind: .conflict, field: "lines", description: "order \(id) was already received with other quantities")
-                }
-                return false
+            for (line, quantity) in zip(order.lines, wanted) where quantity < 0 || quantity > line.quantity {
+                throw Refusal(kind: .invalid, field: "lines", description: "lot \(line.lot): received must be 0…\(line.quantity)")
             }
-            guard order.status == "dispatched" else { throw Self.illegal(order, "received (it has not been dispatched)") }
-            let short = zip(order.lines, wanted).contains { $0.quantity > $1 }
-            if short && reason.trimmingCharacters(in: .whitespaces).isEmpty {
-                throw Refusal(kind: .invalid, field: "reason", description: "a short receipt needs a reason (what happened to the rest)")
-            }
-            for (line, quantity) in zip(order.lines, wanted) {
-                if quantity > 0 {
-                    try c.query("""
-                        SELECT record_transfer($1, $2, 'transfer_in', o.to_facility_id, rl.lot_id, $3, 'reallocation ' || $1::bigint, $4)
-                        FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
-                        """, [id, line.line, quantity, scope.actor])
-                    try c.query("INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES ($1, $2, 'receipt', $3, $4)",
-                                [id, line.line, -quantity, scope.actor])
-                }
-                if line.quantity > quantity {
-                    try c.query("""
-                        INSERT INTO transit_movements (order_id, line_no, kind, quantity, reason, recorded_by) VALUES ($1, $2, 'loss', $3, $4, $5)
-                        """, [id, line.line, -(line.quantity - quantity), "loss: " + reason, scope.actor])
-                }
-                try c.query("UPDATE in_transit SET quantity = 0 WHERE order_id = $1 AND line_no = $2", [id, line.line])
-                try c.query("UPDATE reallocation_lines SET received = $3 WHERE order_id = $1 AND line_no = $2", [id, line.line, quantity])
-            }
-            try c.query("UPDATE reallocation_orders SET status = 'received', received_at = now(), received_by = $2 WHERE id = $1", [id, scope.actor])
-            try PostgresTokens.audit(c, scope: scope, action: "reallocation.receive", target: String(id),
-                                     detail: zip(order.lines, wanted).map { "\($0.lot) \($1)/\($0.quantity)" }.joined(separator: ", ")
-                                         + (short ? " — loss: \(reason)" : ""))
-            return true
         }
+        if order.status == "received" {
+            guard order.lines.map({ $0.received ?? 0 }) == wanted || received == nil else {
+                throw Refusal(kind: .conflict, field: "lines", description: "order \(id) was already received with other quantities")
+            }
+            return false
+        }
+        guard order.status == "dispatched" else { throw Self.illegal(order, "received (it has not been dispatched)") }
+        let short = zip(order.lines, wanted).contains { $0.quantity > $1 }
+        if short && reason.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw Refusal(kind: .invalid, field: "reason", description: "a short receipt needs a reason (what happened to the rest)")
+        }
+        for (line, quantity) in zip(order.lines, wanted) {
+            if quantity > 0 {
+                try c.query("""
+                    SELECT record_transfer($1, $2, 'transfer_in', o.to_facility_id, rl.lot_id, $3, 'reallocation ' || $1::bigint, $4)
+                    FROM reallocation_orders o JOIN reallocation_lines rl ON rl.order_id = o.id WHERE o.id = $1 AND rl.line_no = $2
+                    """, [id, line.line, quantity, scope.actor])
+                try c.query("INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES ($1, $2, 'receipt', $3, $4)",
+                            [id, line.line, -quantity, scope.actor])
+            }
+            if line.quantity > quantity {
+                try c.query("""
+                    INSERT INTO transit_movements (order_id, line_no, kind, quantity, reason, recorded_by) VALUES ($1, $2, 'loss', $3, $4, $5)
+                    """, [id, line.line, -(line.quantity - quantity), "loss: " + reason, scope.actor])
+            }
+            try c.query("UPDATE in_transit SET quantity = 0 WHERE order_id = $1 AND line_no = $2", [id, line.line])
+            try c.query("UPDATE reallocation_lines SET received = $3 WHERE order_id = $1 AND line_no = $2", [id, line.line, quantity])
+        }
+        try c.query("UPDATE reallocation_orders SET status = 'received', received_at = now(), received_by = $2 WHERE id = $1", [id, scope.actor])
+        try PostgresTokens.audit(c, scope: scope, action: "reallocation.receive", target: String(id),
+                                 detail: zip(order.lines, wanted).map { "\($0.lot) \($1)/\($0.quantity)" }.joined(separator: ", ")
+                                     + (short ? " — loss: \(reason)" : ""))
+        return true
     }
 
     /// One step in a transaction: `body` returns false when the step had already happened.

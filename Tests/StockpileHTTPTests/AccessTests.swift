@@ -62,6 +62,8 @@ import Testing
                                "lines": [["item": "N95", "lot": "DON\(n)", "expiry": "2028-06-30", "quantity": 5]]]))
         case ("POST", "/api/v1/donations/{id}/inspect"):
             return (uri, json(["lines": [["line": 1, "result": "passed"]]]))
+        case ("POST", "/api/v1/plan-approvals"):
+            return (uri, json(["plan": "00000000-0000-4000-8000-000000000001"]))
         case ("POST", "/api/v1/scan"):
             return (uri, json(["code": "(01)06901234567892(10)A1(17)270531"]))
         default:
@@ -82,13 +84,16 @@ import Testing
         guard roles.contains(role) else { return .forbidden }
         // Order {id} is TestService's H → W order: approved, dispatched by admin (H's clerk: a replay), received (W's clerk: a
         // replay), and by then it cannot be cancelled.
-        if path.hasPrefix("/api/v1/reallocations/{id}/") {
+        // Shipment {id} is that order's (the fixture's shipment 1): its steps answer as the order's.
+        if path.hasPrefix("/api/v1/reallocations/{id}/") || path.hasPrefix("/api/v1/shipments/{id}/") {
             if path.hasSuffix("/cancel") { return .conflict }
             if path.hasSuffix("/dispatch") && caller == .foreignClerk { return .forbidden }
             if path.hasSuffix("/receive") && caller == .ownClerk { return .forbidden }
             return .ok
         }
         if path == "/api/v1/attention/{id}/resolve" { return .notFound }
+        // The fixture's plan: nothing left proposed in it by then, so approving it approves nothing, for whoever may.
+        if path == "/api/v1/plan-approvals" { return .ok }
         // Donation 1 is the first the matrix recorded (as admin); inspected passed, then again (a replay).
         if path == "/api/v1/donations/{id}/inspect" { return .ok }
         if caller == .foreignClerk && method == "POST" && path == "/api/v1/donations" { return .forbidden }

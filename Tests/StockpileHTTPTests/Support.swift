@@ -45,10 +45,14 @@ struct TestService: Sendable {
         }
         _ = try await CSVImporter(database, scope: .system("test")).importFiles(files)
         if reserves {
-            // Order 1: 10 N95 of lot KEPT from H to W, proposed.
+            // Order 1: 10 N95 of lot KEPT from H to W, proposed, in shipment 1 of its plan.
             try TestDatabase.ownerConnection(location).execute("""
-                INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
-                SELECT gen_random_uuid(), i.id, h.id, w.id, 10, 14.5, current_date, 'test'
+                INSERT INTO shipments (request_id, from_facility_id, to_facility_id, distance_km, as_of)
+                SELECT '00000000-0000-4000-8000-000000000001', h.id, w.id, 14.5, current_date
+                FROM facilities h, facilities w WHERE h.code = 'H' AND w.code = 'W';
+                INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by,
+                                                 shipment_id)
+                SELECT '00000000-0000-4000-8000-000000000001', i.id, h.id, w.id, 10, 14.5, current_date, 'test', 1
                 FROM items i, facilities h, facilities w WHERE i.code = 'N95' AND h.code = 'H' AND w.code = 'W';
                 INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
                 SELECT 1, 1, l.id, 10 FROM lots l WHERE l.lot_number = 'KEPT';
