@@ -71,7 +71,7 @@ public struct NightlyBenchmark: Sendable {
                     say("  " + phase.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %8.2f s", t))
                 }
             }
-            say("  \(r.positions) positions, \(r.orders.count) orders, \(r.reorders.count) short positions, \(r.contractGaps.count) contract gaps, "
+            say("  \(r.positions) positions, \(r.orders.count) orders in \(r.shipments ?? 0) shipments, \(r.reorders.count) short positions, \(r.contractGaps.count) contract gaps, "
                 + "\(r.expiringLots.count) expiring lots, \(r.stale.count) stale; stored as \(size / 1_000_000) MB of JSON")
         }
     }

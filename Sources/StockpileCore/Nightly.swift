@@ -253,10 +253,13 @@ public struct NightlyOrder: Sendable, Codable, Equatable {
     public var quantity: Int64
     public var distanceKm: Double
     public var lots: String
-    public init(id: Int64, item: String, from: String, to: String, quantity: Int64, distanceKm: Double, lots: String) {
+    /// The shipment (one truck, sender → receiver) it travels in; nil in reports stored before shipments.
+    public var shipment: Int64?
+    public init(id: Int64, item: String, from: String, to: String, quantity: Int64, distanceKm: Double, lots: String, shipment: Int64? = nil) {
         self.id = id; self.item = item; self.from = from; self.to = to; self.quantity = quantity; self.distanceKm = distanceKm; self.lots = lots
+        self.shipment = shipment
     }
-    enum CodingKeys: String, CodingKey { case id, item, from, to, quantity, lots, distanceKm = "distance_km" }
+    enum CodingKeys: String, CodingKey { case id, item, from, to, quantity, lots, shipment, distanceKm = "distance_km" }
 }
 
 /// Per item: the shortfall and how each step meets it.
@@ -293,6 +296,8 @@ public struct NightlyReport: Sendable, Codable, Equatable {
     public var overdue: [OverdueLine]?
     public var hoarding: [HoardingLine]?
     public var items: [NightlyItemSummary]
+    /// How many shipments (trucks) tonight's orders make; nil in reports stored before shipments.
+    public var shipments: Int?
     public var phases: [String: Double]
 
     public init(asOf: LocalDate, region: String?, generatedAt: String, requestID: String, positions: Int, orders: [NightlyOrder],
@@ -301,6 +306,7 @@ public struct NightlyReport: Sendable, Codable, Equatable {
         self.asOf = asOf; self.region = region; self.generatedAt = generatedAt; self.requestID = requestID; self.positions = positions
         self.orders = orders; self.reorders = reorders; self.contractGaps = contractGaps; self.expiringLots = expiringLots
         self.stale = stale; self.overdue = overdue; self.hoarding = hoarding; self.phases = phases
+        self.shipments = Set(orders.compactMap(\.shipment)).count
         var byItem: [String: NightlyItemSummary] = [:]
         for line in reorders {
             var s = byItem[line.position.item] ?? NightlyItemSummary(item: line.position.item)
@@ -320,7 +326,7 @@ public struct NightlyReport: Sendable, Codable, Equatable {
     public var activationTotal: Int64 { items.saturatingSum(\.activated) }
 
     enum CodingKeys: String, CodingKey {
-        case region, positions, orders, reorders, stale, overdue, hoarding, items, phases
+        case region, positions, orders, shipments, reorders, stale, overdue, hoarding, items, phases
         case asOf = "as_of", generatedAt = "generated_at", requestID = "request_id", contractGaps = "contract_gaps",
              expiringLots = "expiring_lots"
     }

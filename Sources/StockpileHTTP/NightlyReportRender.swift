@@ -27,7 +27,7 @@ public enum NightlyReportTables {
 
     public static func header(_ section: Section) -> [String] {
         switch section {
-        case .orders: return ["调拨单号", "物资编码", "调出设施", "调入设施", "数量", "距离(公里)", "批次×数量"]
+        case .orders: return ["调拨单号", "物资编码", "调出设施", "调入设施", "数量", "距离(公里)", "批次×数量", "车次(调拨单)"]
         case .callOffs: return positionHeader + ["调拨补充", "在途数量", "调用前需求", "合同编号", "供应商", "本地企业", "交货周期(天)",
                                                  "合同剩余量", "调用数量"]
         case .activations: return positionHeader + ["调拨补充", "在途数量", "启用前需求", "产能编号", "生产企业", "本地企业", "日产能",
@@ -59,7 +59,8 @@ public enum NightlyReportTables {
     public static func rows(_ section: Section, of report: NightlyReport) -> [[String]] {
         switch section {
         case .orders:
-            return report.orders.map { [String($0.id), $0.item, $0.from, $0.to, String($0.quantity), String(format: "%.1f", $0.distanceKm), $0.lots] }
+            return report.orders.map { [String($0.id), $0.item, $0.from, $0.to, String($0.quantity), String(format: "%.1f", $0.distanceKm), $0.lots,
+                                        $0.shipment.map { "S\($0)" } ?? ""] }
         case .callOffs:
             return report.reorders.flatMap { line in
                 line.callOffs.map { k in
@@ -202,7 +203,7 @@ public enum NightlyReportTables {
             <body>
             <header id="summary">
             <h1>夜间补货报告 · \(report.asOf) · \(escape(scope))</h1>
-            <p>生成时间 \(escape(report.generatedAt))；保障位置 \(report.positions) 个；调拨单 \(orders) 张；合同调用 \(report.callOffTotal)；产能启用 \(report.activationTotal)；采购 \(report.procurementTotal)。</p>
+            <p>生成时间 \(escape(report.generatedAt))；保障位置 \(report.positions) 个；调拨单 \(orders) 张\(report.shipments.map { "（合 \($0) 车）" } ?? "")；合同调用 \(report.callOffTotal)；产能启用 \(report.activationTotal)；采购 \(report.procurementTotal)。</p>
             <p>顺序：先调拨，再按本地企业优先、交货周期最短调用合同储备，再启用已认证的产能储备（目标天数内扣除爬坡期的产量），其余采购。</p>
             \(summary)
             </header>

@@ -35,17 +35,18 @@ struct NightlyReplaceOutput: Encodable {
     var requestID: String
     var positions: Int
     var orders: Int
+    var shipments: Int?
     var procurement: Int64
     var superseded: Superseded?
     enum CodingKeys: String, CodingKey {
-        case region, generation, replay, positions, orders, procurement, superseded
+        case region, generation, replay, positions, orders, shipments, procurement, superseded
         case asOf = "as_of", requestID = "request_id"
     }
 
     init(_ run: NightlyRun) {
         let r = run.report
         asOf = r.asOf.description; region = r.region; generation = run.generation; replay = run.replay
-        requestID = r.requestID; positions = r.positions; orders = r.orders.count; procurement = r.procurementTotal
+        requestID = r.requestID; positions = r.positions; orders = r.orders.count; shipments = r.shipments; procurement = r.procurementTotal
         superseded = run.replaced.map { Superseded(generation: $0.supersededGeneration, requestID: $0.supersededRequestID,
                                                    cancelledOrders: $0.cancelledOrders, keptOrders: $0.keptOrders, reason: $0.reason) }
     }

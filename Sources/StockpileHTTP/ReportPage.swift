@@ -34,6 +34,11 @@ struct ReportPage {
                                  "rows": rows.map { ["cells": $0] }, "more": (count ?? Int.max) > Self.shownRows, "empty": rows.isEmpty])
             }
             values["sections"] = sections
+            // Tonight's orders as trucks (issue 17, part 1); reports stored before shipments have no count.
+            if let shipments = stream.stored.header.shipments {
+                values["shipmentSummary"] = t["reportShipments"]!.replacingOccurrences(of: "{orders}", with: "\(stream.stored.lineCounts["orders"] ?? 0)")
+                    .replacingOccurrences(of: "{shipments}", with: "\(shipments)")
+            }
         } else {
             values["missing"] = true
         }

@@ -182,6 +182,7 @@ extension NightlyOrder: NightlyLineEncodable {
         json.open()
         json.field("id", id); json.field("item", item); json.field("from", from); json.field("to", to)
         json.field("quantity", quantity); try json.field("distance_km", distanceKm); json.field("lots", lots)
+        json.field("shipment", shipment)
         json.close()
     }
 }

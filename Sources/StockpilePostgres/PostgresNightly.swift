@@ -356,7 +356,7 @@ public struct PostgresNightly: Sendable {
             .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
         let orders = created.orders.map { o in
             NightlyOrder(id: o.id, item: o.item, from: o.from, to: o.to, quantity: o.quantity, distanceKm: o.distanceKm,
-                         lots: o.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "))
+                         lots: o.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "), shipment: o.shipment)
         }
 
         try enter(.cover)

@@ -58,7 +58,7 @@ struct Nightly: AsyncParsableCommand {
             print(s.item.padding(toLength: 10, withPad: " ", startingAt: 0)
                   + String(format: "%11lld %12lld %11lld %11lld %10lld %12lld", s.shortfall, s.reallocated, s.inbound, s.calledOff, s.activated, s.procurement))
         }
-        print("\(report.orders.count) reallocation orders, \(report.contractGaps.count) contract gaps, \(report.expiringLots.count) expiring lots, \(report.stale.count) stale positions")
+        print("\(report.orders.count) reallocation orders in \(report.shipments ?? 0) shipments, \(report.contractGaps.count) contract gaps, \(report.expiringLots.count) expiring lots, \(report.stale.count) stale positions")
         if let out {
             let folder = URL(fileURLWithPath: out, isDirectory: true)
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -93,7 +93,7 @@ enum NightlyJob {
         let r = result.report
         var metadata: Logger.Metadata = [
             "date": "\(date)", "region": "\(region ?? "*")", "replay": "\(result.replay)", "generation": "\(result.generation)",
-            "positions": "\(r.positions)", "orders": "\(r.orders.count)", "reorder_lines": "\(r.reorders.filter { $0.need > 0 }.count)",
+            "positions": "\(r.positions)", "orders": "\(r.orders.count)", "shipments": "\(r.shipments ?? 0)", "reorder_lines": "\(r.reorders.filter { $0.need > 0 }.count)",
             "called_off": "\(r.callOffTotal)", "activated": "\(r.activationTotal)", "procurement": "\(r.procurementTotal)",
             "contract_gaps": "\(r.contractGaps.count)", "expiring_lots": "\(r.expiringLots.count)", "stale": "\(r.stale.count)",
             "seconds": "\(String(format: "%.2f", seconds))",

@@ -215,4 +215,31 @@ import Testing
             #expect(try await PostgresReallocations.integrityViolations(service.database) == [])
         }
     }
+
+    /// The nightly run counts tonight's orders as shipments: in the run, the stored report, its CSV and its page.
+    @Test func theNightlyReportCountsShipments() async throws {
+        let database = try TestDatabase.fresh(poolSize: 4)
+        _ = try await CSVImporter(database, scope: .system("test")).importDirectory(TestDatabase.districtA)
+        let admin = try await PostgresTokens(database, scope: .system("test")).create(name: "admin", role: .admin, region: nil, facilities: [], validDays: 1).secret
+        let run = try await PostgresNightly(database, scope: .system("test")).run(asOf: LocalDate("2026-11-22")!, region: nil)
+        let pairs = Set(run.report.orders.map { "\($0.from)→\($0.to)" })
+        #expect(run.report.orders.count > pairs.count && pairs.count > 0)
+        #expect(run.report.shipments == pairs.count)
+        #expect(Set(run.report.orders.compactMap(\.shipment)).count == pairs.count)
+        let app = buildApplication(StockpileServices(database: database, rateLimit: 10_000), settings: HTTPSettings(port: 0))
+        try await app.test(.router) { base in
+            let client = AuthorizedClient(base: base, token: admin)
+            let stored = body(try await client.execute(uri: "/api/v1/reports/nightly/2026-11-22", method: .get))
+            #expect(stored["shipments"] as? Int == pairs.count)
+            #expect((stored["orders"] as? [[String: Any]])?.allSatisfy { $0["shipment"] is Int } == true)
+            let csv = String(buffer: try await client.execute(uri: "/api/v1/reports/nightly/2026-11-22?format=csv&section=orders", method: .get).body)
+            #expect(csv.contains("车次(调拨单)") && csv.contains(",S\(run.report.orders[0].shipment!)"))
+            var browser = PageTests.Browser(AuthorizedClient(base: base, token: nil))
+            _ = try await browser.signIn(admin)
+            let page = PageTests.html(try await browser.request("/reports?date=2026-11-22"))
+            #expect(page.contains("今晚调拨 \(run.report.orders.count) 条，合 \(pairs.count) 车"))
+            let printable = PageTests.html(try await browser.request("/reports/2026-11-22/print"))
+            #expect(printable.contains("调拨单 \(run.report.orders.count) 张（合 \(pairs.count) 车）"))
+        }
+    }
 }
