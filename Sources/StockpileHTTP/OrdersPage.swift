@@ -50,10 +50,10 @@ struct OrdersPage {
         let short = try await interception.shortReceipts(limit: 50)
         let shortRows = short.map { r -> [String: Any] in
             ["id": r.id, "item": r.item, "from": r.from, "to": r.to, "dispatched": r.dispatched, "received": r.received, "lost": r.lost,
-             "reasons": r.reasons, "receivedAt": formatter.string(from: r.receivedAt), "receivedBy": r.receivedBy ?? ""]
+             "reasons": r.reasons, "receivedAt": formatter.string(from: r.receivedAt), "receivedBy": r.receivedBy ?? "", "carrier": r.carrier ?? ""]
         }
         let summary = try await interception.shortReceiptSummary().prefix(20).map { s -> [String: Any] in
-            ["from": s.from, "to": s.to, "month": s.month, "orders": s.orders, "dispatched": s.dispatched, "lost": s.lost]
+            ["from": s.from, "to": s.to, "carrier": s.carrier, "month": s.month, "orders": s.orders, "dispatched": s.dispatched, "lost": s.lost]
         }
         var values: [String: Any] = [
             "overdue": overdueRows, "hasOverdue": !overdueRows.isEmpty,

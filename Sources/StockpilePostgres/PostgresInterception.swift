@@ -38,22 +38,27 @@ public struct ShortReceipt: Sendable, Codable, Equatable {
     public var dispatchedBy: String?
     public var receivedBy: String?
     public var receivedAt: Date
+    /// The shipment it travelled in and who carried it, as the sender named them at dispatch.
+    public var shipment: Int64?
+    public var carrier: String?
     enum CodingKeys: String, CodingKey {
-        case id, item, from, to, dispatched, received, lost, reasons
+        case id, item, from, to, dispatched, received, lost, reasons, shipment, carrier
         case dispatchedBy = "dispatched_by", receivedBy = "received_by", receivedAt = "received_at"
     }
 }
 
-/// Short receipts summed per sender, receiver and month of receipt: a pair that keeps arriving
-/// short is the pattern to look at, not one broken box.
+/// Short receipts summed per sender, receiver, carrier and month of receipt: a pair (or a carrier)
+/// that keeps arriving short is the pattern to look at, not one broken box.
 public struct ShortReceiptSummary: Sendable, Codable, Equatable {
     public var from: String
     public var to: String
+    /// As named at dispatch; empty when nobody was named.
+    public var carrier: String
     public var month: String
     public var orders: Int
     public var dispatched: Int64
     public var lost: Int64
-    enum CodingKeys: String, CodingKey { case from, to, month, orders, dispatched, lost }
+    enum CodingKeys: String, CodingKey { case from, to, carrier, month, orders, dispatched, lost }
 }
 
 /// Issue 17, part 3 (no interception, 截留): orders held on the way, and receipts that came in
@@ -118,6 +123,7 @@ public struct PostgresInterception: Sendable {
     static let shortSQL = """
         SELECT o.id, i.code AS item, ff.code AS from_code, tf.code AS to_code, sum(l.quantity)::bigint AS dispatched,
                sum(coalesce(l.received, 0))::bigint AS received, o.dispatched_by, o.received_by, o.received_at,
+               o.shipment_id, (SELECT s.carrier FROM shipments s WHERE s.id = o.shipment_id) AS carrier,
                coalesce((SELECT string_agg(DISTINCT t.reason, '; ') FROM transit_movements t WHERE t.order_id = o.id AND t.kind = 'loss'), '') AS reasons
           FROM reallocation_orders o JOIN reallocation_lines l ON l.order_id = o.id
           JOIN items i ON i.id = o.item_id JOIN facilities ff ON ff.id = o.from_facility_id JOIN facilities tf ON tf.id = o.to_facility_id
@@ -134,7 +140,8 @@ public struct PostgresInterception: Sendable {
                 return ShortReceipt(id: try row.decode("id"), item: try row.decode("item"), from: try row.decode("from_code"), to: try row.decode("to_code"),
                                     dispatched: dispatched, received: received, lost: dispatched - received, reasons: try row.decode("reasons"),
                                     dispatchedBy: try row.decode("dispatched_by"), receivedBy: try row.decode("received_by"),
-                                    receivedAt: try row.decode("received_at"))
+                                    receivedAt: try row.decode("received_at"), shipment: try row.decode("shipment_id"),
+                                    carrier: try row.decode("carrier"))
             }
         }
     }
@@ -143,12 +150,13 @@ public struct PostgresInterception: Sendable {
     public func shortReceiptSummary() async throws -> [ShortReceiptSummary] {
         try await database.withConnection(scope) { c in
             try c.query("""
-                SELECT s.from_code, s.to_code, to_char(s.received_at AT TIME ZONE $1, 'YYYY-MM') AS month, count(*)::int AS orders,
-                       sum(s.dispatched)::bigint AS dispatched, sum(s.dispatched - s.received)::bigint AS lost
+                SELECT s.from_code, s.to_code, coalesce(s.carrier, '') AS carrier, to_char(s.received_at AT TIME ZONE $1, 'YYYY-MM') AS month,
+                       count(*)::int AS orders, sum(s.dispatched)::bigint AS dispatched, sum(s.dispatched - s.received)::bigint AS lost
                   FROM (\(Self.shortSQL)) s
-                 GROUP BY 1, 2, 3 ORDER BY lost DESC, 1, 2, 3
+                 GROUP BY 1, 2, 3, 4 ORDER BY lost DESC, 1, 2, 3, 4
                 """, [timeZone.identifier]).rows.map { row in
-                ShortReceiptSummary(from: try row.decode("from_code"), to: try row.decode("to_code"), month: try row.decode("month"),
+                ShortReceiptSummary(from: try row.decode("from_code"), to: try row.decode("to_code"), carrier: try row.decode("carrier"),
+                                    month: try row.decode("month"),
                                     orders: try row.decode("orders"), dispatched: try row.decode("dispatched"), lost: try row.decode("lost"))
             }
         }

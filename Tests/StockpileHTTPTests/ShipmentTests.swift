@@ -146,6 +146,12 @@ import Testing
                 try await ledgerIsExact()
             }
 
+            // The short receipt names its carrier, and the summary sums per carrier.
+            let short = body(try await client.execute(uri: "/api/v1/transit/short", method: .get))
+            let receipt = (short["receipts"] as? [[String: Any]])?.first { $0["id"] as? Int == shortOrder }
+            #expect(receipt?["carrier"] as? String == "赣A·12345 张师傅" && receipt?["shipment"] as? Int == truckID && receipt?["lost"] as? Int == 2)
+            #expect((short["summary"] as? [[String: Any]])?.contains { $0["carrier"] as? String == "赣A·12345 张师傅" && $0["lost"] as? Int == 2 } == true)
+
             // Another shipment cancelled whole; it cannot then be dispatched.
             let other = listed.first { $0["id"] as? Int != truckID }!["id"] as! Int
             let cancelled = try await client.post("/api/v1/shipments/\(other)/cancel", ["reason": "改由合同调用"])
