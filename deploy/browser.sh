@@ -129,8 +129,15 @@ dom=$(browse dom 1366,768 "$base/orders/$order/print?lang=zh")
 check "printable order" "$dom" 'id="waybill"' '应急物资调拨单' '承运人（签字）'
 for size in 1366,768 390,844; do browse shot "$size" "$base/orders/$order/print?lang=zh" "$shots/order-print-${size/,/x}.png"; done
 
+# A shipment's printable 调拨单 (issue 17): one truck, a line per item and lot.
+shipment=$(curl -fsS -H "authorization: Bearer $admin" "$base/api/v1/shipments?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["shipments"][0]["id"])') \
+    || fail "no shipment to print"
+dom=$(browse dom 1366,768 "$base/shipments/$shipment/print?lang=zh")
+check "printable shipment" "$dom" 'id="waybill"' "No. S$shipment" '承运人/车牌' '承运人（签字）'
+for size in 1366,768 390,844; do browse shot "$size" "$base/shipments/$shipment/print?lang=zh" "$shots/shipment-print-${size/,/x}.png"; done
+
 dom=$(browse dom 1366,768 "$base/orders?lang=zh")
-check orders "$dom" '<html lang="zh-CN">' 'id="orders"' '调拨单'
+check orders "$dom" '<html lang="zh-CN">' 'id="orders"' '调拨单' 'id="shipment-list"' "data-shipment=\"$shipment\""
 
 for size in 1366,768 390,844; do
     browse shot "$size" "$base/orders" "$shots/orders-${size/,/x}.png"

@@ -17,6 +17,8 @@ struct ShipmentsPage {
     func values(page: PageRequest, status: String?) async throws -> [String: Any] {
         let t = page.t
         let shipments = try await PostgresShipments(database, scope: scope).list(status: status, facility: nil, plan: nil, limit: 50)
+        // Items by their names, as the users call them (the code stays in the printable lines).
+        let names = Dictionary(try await PostgresMasterData(database, scope: scope).items().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
         let mine = Set(scope.facilityCodes)
         let may = { (action: String) in OrdersPage.actions[action]!.contains(self.scope.role) }
         let rows = shipments.map { s -> [String: Any] in
@@ -24,13 +26,13 @@ struct ShipmentsPage {
             let live = s.orders.filter { $0.status != "cancelled" }
             return ["id": s.id, "asOf": s.asOf, "from": s.from, "to": s.to, "distance": String(format: "%.1f", s.distanceKm),
                     "status": t["status." + s.status] ?? s.status, "carrier": s.carrier ?? "", "quantity": s.quantity,
-                    "items": live.map { "\($0.item) \($0.quantity)" }.joined(separator: "、"), "orderCount": live.count,
+                    "items": live.map { "\(names[$0.item] ?? $0.item) \($0.quantity)" }.joined(separator: "、"), "orderCount": live.count,
                     "approve": may("approve") && s.status == "proposed",
                     "cancel": may("cancel") && (s.status == "proposed" || s.status == "approved"),
                     "dispatch": may("dispatch") && sends && s.status == "approved",
                     "receive": may("receive") && receives && s.status == "dispatched",
                     "receiveLines": live.filter { $0.status == "dispatched" }.flatMap { o in
-                        o.lines.map { ["order": o.id, "line": $0.line, "item": o.item, "lot": $0.lot, "quantity": $0.quantity] }
+                        o.lines.map { ["order": o.id, "line": $0.line, "item": names[o.item] ?? o.item, "lot": $0.lot, "quantity": $0.quantity] }
                     }]
         }
         let plans = may("approve") ? try await PostgresShipments(database, scope: scope).openPlans() : []
