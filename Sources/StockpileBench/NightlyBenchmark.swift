@@ -48,7 +48,9 @@ public struct NightlyBenchmark: Sendable {
                 try owner.query("DELETE FROM nightly_reports WHERE as_of = $1::date AND scope = $2", [date.description, key])
                 try owner.query("DELETE FROM reallocation_lines WHERE order_id IN (SELECT id FROM reallocation_orders WHERE request_id = ANY ($1::uuid[]))",
                                 [ids])
-                return try owner.query("DELETE FROM reallocation_orders WHERE request_id = ANY ($1::uuid[])", [ids]).affectedRows
+                let removed = try owner.query("DELETE FROM reallocation_orders WHERE request_id = ANY ($1::uuid[])", [ids]).affectedRows
+                try owner.query("DELETE FROM shipments WHERE request_id = ANY ($1::uuid[])", [ids])
+                return removed
             }
             let started = ContinuousClock.now
             let result = try await PostgresNightly(database, scope: .system("bench"), timeZone: timeZone).run(asOf: date, region: region) { p in
