@@ -327,16 +327,21 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         let limit = try intParameter(query["limit"], name: "limit", default: 100, range: 1...10_000)
         let offset = try intParameter(query["offset"], name: "offset", default: 0, range: 0...10_000_000)
         let found = try await PostgresCover(database, scope: scope, timeZone: services.timeZone)
-            .page(CoverQuery(filter: common.filter, band: band, sort: order, limit: limit, offset: offset, asOf: common.asOf, surge: common.surge))
+            .page(CoverQuery(filter: common.filter, band: band, sort: order, limit: limit, offset: offset, asOf: common.asOf, surge: common.surge,
+                             asStood: common.asStood))
         if common.wantsCSV(request) {
             return CoverCSV.response(found.rows, chinese: common.text("lang") != "en")
         }
-        return try JSON.response(CoverOutput(asOf: common.asOf, surge: common.surge, total: found.total, source: found.source, origin: found.origin, rows: found.rows))
+        return try JSON.response(CoverOutput(asOf: common.asOf, surge: common.surge, total: found.total, source: found.source, origin: found.origin,
+                                             rows: found.rows, asStood: common.asStood))
     }
 
     api.get("cover/rollup") { request, context in
         let scope = try context.require(StockpileAPI.readers, to: "read cover")
         let common = try CoverParameters(request.uri.queryParameters, timeZone: services.timeZone)
+        guard !common.asStood else {
+            throw APIError(.badRequest, "invalid", "as_stood: cover as it stood is read per position (/api/v1/cover) or over time (/api/v1/trends)", field: "as_stood")
+        }
         let groupText = common.text("group") ?? "region"
         guard let group = CoverGrouping(rawValue: groupText) else {
             throw APIError(.badRequest, "invalid", "group: region or item", field: "group")

@@ -158,7 +158,9 @@ struct CoverOutput: Encodable, Sendable {
     /// Which server answered (primary or the read replica) and how far behind it may be.
     var origin: ReadOrigin
     var rows: [CoverRow]
-    enum CodingKeys: String, CodingKey { case surge, total, source, origin, rows, asOf = "as_of" }
+    /// True when the rows are cover as it stood at the end of as_of (from the ledgers), not today's balances.
+    var asStood = false
+    enum CodingKeys: String, CodingKey { case surge, total, source, origin, rows, asOf = "as_of", asStood = "as_stood" }
 }
 
 struct RollupOutput: Encodable, Sendable {
@@ -178,6 +180,7 @@ struct CoverParameters {
     let query: FlatDictionary<Substring, Substring>
     var asOf: LocalDate
     var surge = 1.0
+    var asStood = false
     var filter: CoverFilter
 
     func text(_ name: String) -> String? {
@@ -211,6 +214,18 @@ struct CoverParameters {
         filter.facility = text("facility")
         filter.region = text("region")
         filter.item = text("item")
+        // Cover as it stood at the end of a past as_of, from the ledgers (issue 17, part 5). SPEC:
+        // as_of alone keeps today's balances, so a test can fix it and get the same answer any day.
+        if let value = text("as_stood") {
+            guard value == "true" || value == "false" else { throw APIError(.badRequest, "invalid", "as_stood: true or false", field: "as_stood") }
+            asStood = value == "true"
+            if asStood && asOf >= LocalDate(Date(), in: timeZone) {
+                throw APIError(.badRequest, "invalid", "as_of: as_stood needs a date before today (today's cover is the current one)", field: "as_of")
+            }
+            if asStood && surge != 1 {
+                throw APIError(.badRequest, "invalid", "surge: not with as_stood (a what-if is about today)", field: "surge")
+            }
+        }
     }
 
     func wantsCSV(_ request: Request) -> Bool {

@@ -38,10 +38,12 @@ public struct CoverQuery: Sendable {
     public var offset: Int
     public var asOf: LocalDate
     public var surge: Double
+    /// Cover as it stood at the end of `asOf` (a past date), from the ledgers up to then; else today's balances (SPEC).
+    public var asStood: Bool
     public init(filter: CoverFilter = CoverFilter(), band: CoverBand? = nil, sort: CoverSort = .shortfall, limit: Int = 100,
-                offset: Int = 0, asOf: LocalDate, surge: Double = 1) {
+                offset: Int = 0, asOf: LocalDate, surge: Double = 1, asStood: Bool = false) {
         self.filter = filter; self.band = band; self.sort = sort; self.limit = limit; self.offset = offset
-        self.asOf = asOf; self.surge = surge
+        self.asOf = asOf; self.surge = surge; self.asStood = asStood
     }
 }
 
@@ -61,6 +63,10 @@ enum CoverSQL {
     /// Whether lot `l` is held at balance `b`'s facility: the flag first, so only lots with an
     /// active hold pay for looking its scope up (sql/0015).
     static let held = "(l.quarantined AND stockpile_lot_held(l.id, b.facility_id))"
+    /// The end of day $1 in zone $2: what cover "as it stood" reads the ledgers up to.
+    static let endOfDay = "(($1::date + 1)::timestamp AT TIME ZONE $2)"
+    /// A lot usable as it stood (`x`: its quantity and hold then, `l`: the lot).
+    static let stoodUsable = "(NOT x.held AND (l.expiry IS NULL OR l.expiry > $1::date))"
     /// SPEC.md's demand window, T−28 … T−1 (stockpile_observed_demand walks the same 28 days).
     static let windowDays = 28
     static let lockKey = 7_262_001
@@ -84,18 +90,32 @@ enum CoverSQL {
     /// ending in `computed`, with the columns of cover_positions. $1 as_of, $2 time zone, $3 surge.
     /// `restricted`: only the listed positions' stock and history are read (else all of it, for a
     /// full rebuild, where scanning everything once beats millions of lookups).
-    static func compute(restricted: Bool) -> String {
+    ///
+    /// `asStood` (issue 17, part 5): cover as it stood at the end of day $1, read from the ledgers up
+    /// to then instead of today's balances. Each lot's quantity is the sum of its movements before
+    /// the end of that day, and a lot is held if a hold was in force then. The demand window stops
+    /// there too. A contract's remaining quantity adds back the call-offs recorded since. Plans,
+    /// targets and pledges are read as they stand now; they keep no history. Without it, the text
+    /// is what it always was.
+    static func compute(restricted: Bool, asStood: Bool = false) -> String {
         func only(_ alias: String) -> String {
             restricted ? "AND (\(alias).facility_id, \(alias).item_id) IN (SELECT facility_id, item_id FROM positions)" : ""
         }
         let usable = "(NOT \(held) AND (l.expiry IS NULL OR l.expiry > $1::date))"
-        return """
-            pos AS (
-                SELECT p.facility_id, p.item_id, f.code AS facility_code, i.code AS item_code,
-                       coalesce(i.target_days, ct.target_days, 30) AS target_days
-                FROM positions p JOIN facilities f ON f.id = p.facility_id JOIN items i ON i.id = p.item_id
-                LEFT JOIN category_targets ct ON ct.category = i.category
+        let stock = asStood ? """
+            stock AS (
+                SELECT x.facility_id, x.item_id, stockpile_clamp(sum(x.quantity)) AS on_hand,
+                       array_agg(x.quantity ORDER BY l.expiry NULLS LAST, l.id) FILTER (WHERE \(stoodUsable)) AS lot_q,
+                       array_agg(l.expiry - $1::date ORDER BY l.expiry NULLS LAST, l.id) FILTER (WHERE \(stoodUsable)) AS lot_e
+                FROM (
+                    SELECT m.facility_id, m.item_id, m.lot_id, stockpile_clamp(sum(m.quantity)) AS quantity,
+                           stockpile_lot_held_at(m.lot_id, m.facility_id, \(endOfDay)) AS held
+                    FROM movements m WHERE m.occurred_at < \(endOfDay) \(only("m"))
+                    GROUP BY 1, 2, 3 HAVING sum(m.quantity) > 0
+                ) x JOIN lots l ON l.id = x.lot_id
+                GROUP BY x.facility_id, x.item_id
             ),
+            """ : """
             stock AS (
                 SELECT b.facility_id, b.item_id, stockpile_clamp(sum(b.quantity)) AS on_hand,
                        array_agg(b.quantity ORDER BY l.expiry NULLS LAST, l.id) FILTER (WHERE \(usable)) AS lot_q,
@@ -104,7 +124,18 @@ enum CoverSQL {
                 WHERE b.quantity > 0 \(only("b"))
                 GROUP BY b.facility_id, b.item_id
             ),
-            buckets AS (
+            """
+        let remaining = asStood
+            ? "k.committed - k.called_off + coalesce((SELECT sum(co.quantity) FROM contract_calloffs co WHERE co.contract_id = k.id AND co.recorded_at >= \(endOfDay)), 0)"
+            : "k.committed - k.called_off"
+        return """
+            pos AS (
+                SELECT p.facility_id, p.item_id, f.code AS facility_code, i.code AS item_code,
+                       coalesce(i.target_days, ct.target_days, 30) AS target_days
+                FROM positions p JOIN facilities f ON f.id = p.facility_id JOIN items i ON i.id = p.item_id
+                LEFT JOIN category_targets ct ON ct.category = i.category
+            ),
+            \(stock)buckets AS (
                 -- Day 0..27 of the window; 28 gathers everything from as_of on.
                 SELECT m.facility_id, m.item_id,
                        least((m.occurred_at AT TIME ZONE $2)::date - ($1::date - \(windowDays)), \(windowDays)) AS day,
@@ -113,6 +144,7 @@ enum CoverSQL {
                        stockpile_clamp(coalesce(-sum(m.quantity) FILTER (WHERE m.kind = 'issue'), 0)) AS issued
                 FROM movements m
                 WHERE m.occurred_at >= ($1::date - \(windowDays))::timestamp AT TIME ZONE $2 \(only("m"))
+                      \(asStood ? "AND m.occurred_at < \(endOfDay)" : "")
                 GROUP BY 1, 2, 3
             ),
             history AS (
@@ -121,7 +153,7 @@ enum CoverSQL {
                 FROM buckets GROUP BY 1, 2
             ),
             contract_totals AS (
-                SELECT k.facility_id, k.item_id, stockpile_clamp(sum(greatest(0, k.committed - k.called_off))) AS qty
+                SELECT k.facility_id, k.item_id, stockpile_clamp(sum(greatest(0, \(remaining)))) AS qty
                 FROM contracts k JOIN pos ON pos.facility_id = k.facility_id AND pos.item_id = k.item_id
                 WHERE k.valid_from <= $1::date AND $1::date <= k.valid_to AND k.lead_time_days <= pos.target_days
                 GROUP BY 1, 2
@@ -166,9 +198,17 @@ enum CoverSQL {
         """
     }
 
-    static func described(_ table: String, extra: String = "") -> String {
+    /// What was in transit to a position at the end of day $1: the transit ledger's movements up to then.
+    static func inboundAsStood(_ alias: String) -> String {
         """
-        SELECT cp.*\(extra), \(inbound("cp")), f.name AS facility_name, rg.code AS region, f.designated, i.name AS item_name, i.category
+        (SELECT stockpile_clamp(coalesce(sum(tm.quantity), 0)) FROM transit_movements tm JOIN reallocation_orders o ON o.id = tm.order_id
+         WHERE o.to_facility_id = \(alias).facility_id AND o.item_id = \(alias).item_id AND tm.recorded_at < \(endOfDay)) AS inbound_qty
+        """
+    }
+
+    static func described(_ table: String, extra: String = "", asStood: Bool = false) -> String {
+        """
+        SELECT cp.*\(extra), \(asStood ? inboundAsStood("cp") : inbound("cp")), f.name AS facility_name, rg.code AS region, f.designated, i.name AS item_name, i.category
         FROM \(table) cp JOIN facilities f ON f.id = cp.facility_id JOIN regions rg ON rg.id = f.region_id JOIN items i ON i.id = cp.item_id
         """
     }
@@ -245,13 +285,13 @@ enum CoverSQL {
     }
 
     /// A page computed for this request: the filtered positions through the set-based formulas.
-    static func computedPage(_ sort: CoverSort) -> String {
+    static func computedPage(_ sort: CoverSort, asStood: Bool = false) -> String {
         """
         WITH RECURSIVE \(subtree),
         positions AS (SELECT f.id AS facility_id, i.id AS item_id FROM facilities f CROSS JOIN items i \(where_(band: false))),
-        \(compute(restricted: true)),
+        \(compute(restricted: true, asStood: asStood)),
         matching AS (SELECT * FROM computed WHERE $9::text IS NULL OR band = $9)
-        \(described("matching", extra: ", (SELECT count(*) FROM matching) AS total"))
+        \(described("matching", extra: ", (SELECT count(*) FROM matching) AS total", asStood: asStood))
         ORDER BY \(sort.orderBy.split(separator: ",").map { "cp." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
         LIMIT $10 OFFSET $11
         """
@@ -351,7 +391,7 @@ extension PostgresCover {
         let f = query.filter
         let parameters: [any PQEncodable] = [query.asOf.description, zone, query.surge, f.region, f.facility, f.item,
                                              f.category?.rawValue, f.designated, query.band?.rawValue, query.limit, query.offset]
-        if query.surge == 1, case let state = try await snapshotState(asOf: query.asOf), state.current {
+        if !query.asStood, query.surge == 1, case let state = try await snapshotState(asOf: query.asOf), state.current {
             let sort = query.sort
             let countSQL = f.facility == nil && f.item == nil ? CoverSQL.snapshotCountFromSums(band: query.band) : CoverSQL.snapshotCount
             // One repeatable-read view for the page and its count; the count also says whether the
@@ -366,13 +406,13 @@ extension PostgresCover {
             }
             if var found { found.origin = origin; return found }
         }
-        if f.facility != nil {
+        if f.facility != nil && !query.asStood {
             var (rows, origin) = try await positionsRead(f, asOf: query.asOf, surge: query.surge)
             if let band = query.band { rows = rows.filter { $0.band == band } }
             rows = query.sort.sorted(rows)
             return CoverPage(total: rows.count, rows: Array(rows.dropFirst(query.offset).prefix(query.limit)), source: "service", origin: origin)
         }
-        let sql = CoverSQL.computedPage(query.sort)
+        let sql = CoverSQL.computedPage(query.sort, asStood: query.asStood)
         var (page, origin) = try await database.read(scope) { c in
             let result = try c.query(sql, parameters)
             var total = 0
