@@ -57,6 +57,7 @@ extension StockpileAPI {
             body("POST", "/api/v1/shipments/{id}/receive", "received", whole(Ranges.received)),
             body("POST", "/api/v1/shipments/{id}/receive", "order", 1...Double(Int64.max)),
             query("/api/v1/shipments", "limit", 1...1000),
+            query("/api/v1/trends", "days", 1...Double(TrendWindow.maxDays)),
         ] + plan + orderIDs
     }()
 }

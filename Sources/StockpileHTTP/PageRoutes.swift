@@ -143,6 +143,12 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
             DonationRegister.csv(try await PostgresDonations(database, scope: scope).list(facility: nil), timeZone: services.timeZone)
         }
     }
+    // Days of cover over time (issue 17, part 6).
+    router.get("/trends") { request, context in
+        try await signedIn(request, context, roles: StockpileAPI.planners) { scope, page in
+            try await TrendsPage(database: database, timeZone: services.timeZone, scope: scope).response(request, page: page)
+        }
+    }
     router.get("/reports") { request, context in
         try await signedIn(request, context, roles: StockpileAPI.planners) { scope, page in
             try await ReportPage(database: database, timeZone: services.timeZone, scope: scope)

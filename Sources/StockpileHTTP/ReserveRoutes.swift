@@ -75,10 +75,13 @@ func require(_ value: Double, in range: ClosedRange<Double>, _ field: String, _ 
 }
 
 /// A whole number within its range, sent as any JSON number.
+/// Converted exactly, then compared as an integer: Double(Int64.max) rounds up to 2⁶³, which a
+/// comparison in Double let through to a conversion that traps (found by the extremes test).
 func whole<T: FixedWidthInteger>(_ value: Double, in range: ClosedRange<T>, _ field: String, _ what: String) throws -> T {
-    try require(value.isFinite && value == value.rounded() && value >= Double(range.lowerBound) && value <= Double(range.upperBound),
-                field, "\(what): a whole number from \(range.lowerBound) to \(range.upperBound)")
-    return T(value)
+    guard value.isFinite, let exact = T(exactly: value), range.contains(exact) else {
+        throw APIError(.badRequest, "invalid", "\(field): \(what): a whole number from \(range.lowerBound) to \(range.upperBound)", field: field)
+    }
+    return exact
 }
 
 /// A required name (facility, item, supplier, manufacturer), bounded in bytes (TextBounds).

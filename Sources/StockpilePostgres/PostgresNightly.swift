@@ -367,6 +367,8 @@ public struct PostgresNightly: Sendable {
             try c.execute(NightlySQL.createCoverTable)
             try c.query(NightlySQL.fillCoverTable(fromSnapshot: snapshot), parameters)
             try c.execute("ANALYZE nightly_cover")
+            // Tonight's sums per region and item, for the trends (issue 17, part 6), in the run's transaction.
+            try PostgresTrends.recordNightly(c, asOf: asOf)
             return try NightlyInputs.gather(c, asOf: asOf, zone: zone)
         }
         positions = gathered.positions

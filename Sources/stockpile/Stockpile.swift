@@ -68,7 +68,7 @@ struct Stockpile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emergency medical supply reserves (应急医疗物资储备).",
         subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Plan.self, Nightly.self, Generate.self, Bench.self,
-                      Standby.self])
+                      Standby.self, History.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -238,6 +238,36 @@ struct Check: AsyncParsableCommand {
         if violations.count > 1000 { print("… and \(violations.count - 1000) more") }
         print("\(violations.count) broken; the first: \(first.subject)")
         throw ExitCode(1)
+    }
+}
+
+/// Fills the trends' history (issue 17, part 6) for past dates from the ledgers, as cover stood at
+/// the end of each (sql/0028): for the days before the nightly run began recording, or a gap.
+/// A date a nightly run recorded is rebuilt too, and marked as rebuilt.
+struct History: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild the cover history of past dates from the ledgers (for the trends page), one date after another.")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "First date, YYYY-MM-DD.") var from: String
+    @Option(help: "Last date, YYYY-MM-DD (before today).") var to: String
+
+    func run() async throws {
+        guard let first = LocalDate(from), let last = LocalDate(to), first <= last, (1900...9000).contains(first.year) else {
+            throw ValidationError("--from and --to: dates YYYY-MM-DD from 1900 on, --from not after --to")
+        }
+        let zone = Environment.timeZone
+        guard last < LocalDate(Date(), in: zone) else { throw ValidationError("--to: a date before today (the nightly run records today)") }
+        guard first.days(until: last) < 3660 else { throw ValidationError("--from: at most ten years before --to") }
+        try await database.withDatabase { db in
+            let trends = PostgresTrends(db, scope: .system("history"), timeZone: zone)
+            var date = first
+            while date <= last {
+                let started = ContinuousClock.now
+                let rows = try await trends.recordAsStood(asOf: date)
+                print(String(format: "%@: %d region × item rows, %.1f s", date.description, rows, (ContinuousClock.now - started).inSeconds))
+                date = date.adding(days: 1)
+            }
+        }
     }
 }
 

@@ -177,6 +177,10 @@ import Testing
                 object = ["movements": [movement("receipt", value.json, lot: "X\(n)")]]
             case "/api/v1/reallocations/{id}/receive":
                 object = ["lines": [["lot": "KEPT", input.name: value.json]], "reason": "范围"]
+            case "/api/v1/shipments/{id}/receive":
+                var line: [String: Any] = ["order": 1, "lot": "KEPT", "received": 1]
+                line[input.name] = value.json
+                object = ["lines": [line], "reason": "范围"]
             case "/api/v1/movements":
                 object = movement("receipt", value.json, lot: "X\(n)")
             case "/api/v1/movements/sync" where input.name == "quantity":
