@@ -123,6 +123,23 @@ struct DashboardPage {
                  "now": now.bands[band.rawValue] ?? 0, "whatIf": then.bands[band.rawValue] ?? 0]
             } + [["isBand": false, "label": t["shortfallQty"]!, "now": now.shortfallQty, "whatIf": then.shortfallQty]]
         }
+        // Cover over the last 30 days (issue 17, part 6) of the items short most, for the command
+        // centre: a small chart each, one indexed read per item, linking to the trends page.
+        if StockpileAPI.planners.contains(scope.role) {
+            var chosen: [String] = []
+            for row in worst.rows where row.shortfallQty > 0 && !chosen.contains(row.item) && chosen.count < 3 { chosen.append(row.item) }
+            let trends = PostgresTrends(database, scope: scope, timeZone: timeZone)
+            var cards: [[String: Any]] = []
+            for item in chosen {
+                guard let series = try await trends.series(region: filter.region, item: item, from: asOf.adding(days: -29), to: asOf).first,
+                      series.points.count > 1 else { continue }
+                cards.append(["item": item, "name": series.itemName,
+                              "svg": TrendChart.svg(series, from: asOf.adding(days: -29), to: asOf, labels: ["target": t["trendTarget"]!], compact: true)])
+            }
+            values["trendCards"] = cards
+            values["hasTrends"] = !cards.isEmpty
+            values["trendLink"] = "/trends" + (filter.region.map { "?region=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" } ?? "")
+        }
         var response = PageTemplates.render("dashboard", values, page: page, title: t["dashboard"]!)
         response.headers[.init("Server-Timing")!] = "db;dur=\(values["renderedMs"]!)"
         return response

@@ -83,7 +83,7 @@ func addTrendRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
 enum TrendChart {
     static func svg(_ series: TrendSeries, from: LocalDate, to: LocalDate, labels: [String: String], compact: Bool = false) -> String {
         let width = 640.0, height = compact ? 120.0 : 240.0
-        let left = 44.0, right = 12.0, top = 12.0, bottom = compact ? 20.0 : 28.0
+        let left = 44.0, right = 12.0, top = 14.0, bottom = 28.0
         let span = max(1, from.days(until: to))
         let points = series.points
         let target = Double(points.last?.targetDays ?? 30)
@@ -115,7 +115,7 @@ enum TrendChart {
             }.joined()
         }
         let title = "\(series.itemName) (\(series.item))"
-        var out = "<svg class=\"trend\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(NightlyReportTables.escape(title))\" preserveAspectRatio=\"xMidYMid meet\">"
+        var out = "<svg class=\"trend\(compact ? " compact" : "")\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(NightlyReportTables.escape(title))\" preserveAspectRatio=\"xMidYMid meet\">"
         out += "<title>\(NightlyReportTables.escape(title))</title>"
         // Axes: 0, the target, the top; the first and last dates (and the middle one when not compact).
         for (v, label) in [(0.0, "0"), (target, "\(Int(target))"), (top_, String(format: "%.0f", top_))] {

@@ -36,9 +36,14 @@ public struct DatabaseRuntime: Sendable {
         }
         guard empty else { return false }
         let summary = try await CSVImporter(database, scope: .system("demo")).importFiles(DemoDistrict.csvFiles(today: today), recordedBy: "demo")
+        // Its last 30 days as they stood, rebuilt from its history, so the trends page has a month
+        // to draw from the first day (the nightly run adds each day from then on).
+        let trends = PostgresTrends(database, scope: .system("demo"))
+        for back in (1...30).reversed() { _ = try await trends.recordAsStood(asOf: today.adding(days: -back)) }
         logger.info("loaded the demo district", metadata: [
             "facilities": "\(summary.files["facilities.csv"]?.rows ?? 0)",
             "movements": "\(summary.files["movements.csv"]?.rows ?? 0)",
+            "history_days": "30",
         ])
         return true
     }
