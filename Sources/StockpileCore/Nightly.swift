@@ -295,6 +295,8 @@ public struct NightlyReport: Sendable, Codable, Equatable {
     /// target while others in their region are short. Optional so reports stored before them read.
     public var overdue: [OverdueLine]?
     public var hoarding: [HoardingLine]?
+    /// 轮换 (issue 17): reserve warehouses' lots sent where they are used before they expire, each bought again.
+    public var rotation: [RotationLine]?
     public var items: [NightlyItemSummary]
     /// How many shipments (trucks) tonight's orders make; nil in reports stored before shipments.
     public var shipments: Int?
@@ -302,10 +304,10 @@ public struct NightlyReport: Sendable, Codable, Equatable {
 
     public init(asOf: LocalDate, region: String?, generatedAt: String, requestID: String, positions: Int, orders: [NightlyOrder],
                 reorders: [ReorderLine], contractGaps: [ContractGapLine], expiringLots: [ExpiringLotLine], stale: [StaleLine],
-                overdue: [OverdueLine] = [], hoarding: [HoardingLine] = [], phases: [String: Double]) {
+                overdue: [OverdueLine] = [], hoarding: [HoardingLine] = [], rotation: [RotationLine] = [], phases: [String: Double]) {
         self.asOf = asOf; self.region = region; self.generatedAt = generatedAt; self.requestID = requestID; self.positions = positions
         self.orders = orders; self.reorders = reorders; self.contractGaps = contractGaps; self.expiringLots = expiringLots
-        self.stale = stale; self.overdue = overdue; self.hoarding = hoarding; self.phases = phases
+        self.stale = stale; self.overdue = overdue; self.hoarding = hoarding; self.rotation = rotation; self.phases = phases
         self.shipments = Set(orders.compactMap(\.shipment)).count
         var byItem: [String: NightlyItemSummary] = [:]
         for line in reorders {
@@ -326,7 +328,7 @@ public struct NightlyReport: Sendable, Codable, Equatable {
     public var activationTotal: Int64 { items.saturatingSum(\.activated) }
 
     enum CodingKeys: String, CodingKey {
-        case region, positions, orders, shipments, reorders, stale, overdue, hoarding, items, phases
+        case region, positions, orders, shipments, reorders, stale, overdue, hoarding, rotation, items, phases
         case asOf = "as_of", generatedAt = "generated_at", requestID = "request_id", contractGaps = "contract_gaps",
              expiringLots = "expiring_lots"
     }

@@ -5,7 +5,7 @@ import StockpileCore
 /// Chinese headers) and the printable page, both from the same headers and cells.
 public enum NightlyReportTables {
     public enum Section: String, CaseIterable, Sendable {
-        case orders, callOffs = "call_offs", activations, procurement, contractGaps = "contract_gaps", expiring, stale, overdue, hoarding
+        case orders, callOffs = "call_offs", activations, procurement, contractGaps = "contract_gaps", expiring, stale, overdue, hoarding, rotation
 
         public var title: String {
             switch self {
@@ -18,6 +18,7 @@ public enum NightlyReportTables {
             case .stale: return "数据陈旧（7天无变动或盘点）"
             case .overdue: return "逾期未签收的调拨单（疑似截留）"
             case .hoarding: return "调入后超储（疑似截留囤积）"
+            case .rotation: return "储备轮换（调出临期批次，等量补购）"
             }
         }
     }
@@ -42,6 +43,8 @@ public enum NightlyReportTables {
         case .overdue: return ["调拨单号", "物资编码", "物资名称", "调出设施", "调入设施", "在途数量", "发出时间", "应到时间", "逾期天数"]
         case .hoarding: return ["设施编码", "设施名称", "物资编码", "物资名称", "30天内调入", "实物库存", "目标数量", "超储数量",
                                 "本区域其他设施缺口", "缺口设施数"]
+        case .rotation: return ["储备库编码", "储备库名称", "物资编码", "物资名称", "批号", "有效期至", "剩余天数", "库存数量",
+                                "自用不完数量", "轮换数量", "调往设施", "调往设施名称", "距离(公里)", "调往设施日需求量", "补购数量", "调拨单号"]
         }
     }
 
@@ -112,6 +115,12 @@ public enum NightlyReportTables {
             return (report.hoarding ?? []).map { h in
                 [h.facility, h.facilityName, h.item, h.itemName, String(h.received), String(h.physicalQty), String(h.targetQty),
                  String(h.surplusQty), String(h.regionShortfallQty), String(h.shortFacilities)]
+            }
+        case .rotation:
+            return (report.rotation ?? []).map { r in
+                [r.warehouse, r.warehouseName, r.item, r.itemName, r.lot, r.expiry.description, String(r.daysToExpiry), String(r.onHand),
+                 String(r.unusedQty), String(r.rotateQty), r.to, r.toName, String(format: "%.1f", r.distanceKm), demand(r.toDailyDemand),
+                 String(r.replacementQty), r.order.map(String.init) ?? ""]
             }
         }
     }
@@ -221,6 +230,7 @@ public enum NightlyReportTables {
         case .stale: return "stale"
         case .overdue: return "overdue"
         case .hoarding: return "hoarding"
+        case .rotation: return "rotation"
         }
     }
 }

@@ -107,7 +107,7 @@ struct NightlyReportStream: Sendable {
             return seen <= limit
         }
         switch section {
-        case .orders, .contractGaps, .expiring, .stale, .overdue, .hoarding:
+        case .orders, .contractGaps, .expiring, .stale, .overdue, .hoarding, .rotation:
             return (rows, stored.lineCounts[NightlyReportTables.source(section)] ?? 0)
         case .callOffs, .activations, .procurement:
             return (rows, seen <= limit ? seen : nil)

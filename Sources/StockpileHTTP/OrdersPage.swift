@@ -26,7 +26,7 @@ struct OrdersPage {
         let rows = orders.map { o -> [String: Any] in
             let may = { (action: String) in Self.actions[action]!.contains(self.scope.role) }
             let sends = scope.role == .admin || mine.contains(o.from), receives = scope.role == .admin || mine.contains(o.to)
-            return ["id": o.id, "item": o.item, "from": o.from, "to": o.to, "quantity": o.quantity,
+            return ["id": o.id, "item": o.item, "rotation": o.purpose == "rotation", "from": o.from, "to": o.to, "quantity": o.quantity,
                     "distance": String(format: "%.1f", o.distanceKm), "status": t["status." + o.status] ?? o.status, "asOf": o.asOf,
                     "lines": o.lines.map { "\($0.lot) × \($0.quantity)" }.joined(separator: ", "),
                     "approve": may("approve") && o.status == "proposed",

@@ -26,7 +26,8 @@ struct ShipmentsPage {
             let live = s.orders.filter { $0.status != "cancelled" }
             return ["id": s.id, "asOf": s.asOf, "from": s.from, "to": s.to, "distance": String(format: "%.1f", s.distanceKm),
                     "status": t["status." + s.status] ?? s.status, "carrier": s.carrier ?? "", "quantity": s.quantity,
-                    "items": live.map { "\(names[$0.item] ?? $0.item) \($0.quantity)" }.joined(separator: "、"), "orderCount": live.count,
+                    "items": live.map { "\(names[$0.item] ?? $0.item) \($0.quantity)" + ($0.purpose == "rotation" ? "（\(t["rotationTag"]!)）" : "") }
+                        .joined(separator: "、"), "orderCount": live.count,
                     "approve": may("approve") && s.status == "proposed",
                     "cancel": may("cancel") && (s.status == "proposed" || s.status == "approved"),
                     "dispatch": may("dispatch") && sends && s.status == "approved",

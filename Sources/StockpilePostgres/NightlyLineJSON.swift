@@ -197,6 +197,18 @@ extension OverdueLine: NightlyLineEncodable {
     }
 }
 
+extension RotationLine: NightlyLineEncodable {
+    func write(to json: inout NightlyLineJSON) throws {
+        json.open()
+        json.field("warehouse", warehouse); json.field("warehouse_name", warehouseName); json.field("item", item)
+        json.field("item_name", itemName); json.field("lot", lot); json.field("expiry", expiry); json.field("days_to_expiry", daysToExpiry)
+        json.field("on_hand", onHand); json.field("unused_qty", unusedQty); json.field("rotate_qty", rotateQty); json.field("to", to)
+        json.field("to_name", toName); try json.field("distance_km", distanceKm); try json.field("to_daily_demand", toDailyDemand)
+        json.field("replacement_qty", replacementQty); json.field("order", order)
+        json.close()
+    }
+}
+
 extension HoardingLine: NightlyLineEncodable {
     func write(to json: inout NightlyLineJSON) throws {
         json.open()

@@ -18,7 +18,7 @@ public struct StoredNightly: Sendable {
     public var origin: ReadOrigin = .primary
 
     /// The stored sections in the order the report lists them.
-    public static let sections = ["orders", "reorders", "contract_gaps", "expiring_lots", "stale", "overdue", "hoarding"]
+    public static let sections = ["orders", "reorders", "contract_gaps", "expiring_lots", "stale", "overdue", "hoarding", "rotation"]
 }
 
 extension PostgresNightly {
@@ -90,6 +90,7 @@ extension PostgresNightly {
         case "expiring_lots": report.expiringLots += try decoder.decode([ExpiringLotLine].self, from: run)
         case "overdue": report.overdue = (report.overdue ?? []) + (try decoder.decode([OverdueLine].self, from: run))
         case "hoarding": report.hoarding = (report.hoarding ?? []) + (try decoder.decode([HoardingLine].self, from: run))
+        case "rotation": report.rotation = (report.rotation ?? []) + (try decoder.decode([RotationLine].self, from: run))
         default: report.stale += try decoder.decode([StaleLine].self, from: run)
         }
     }

@@ -169,7 +169,7 @@ public struct PostgresNightly: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         var header = report
         header.orders = []; header.reorders = []; header.contractGaps = []; header.expiringLots = []; header.stale = []
-        header.overdue = []; header.hoarding = []
+        header.overdue = []; header.hoarding = []; header.rotation = []
         try c.query("""
             WITH RECURSIVE subtree AS (
                 SELECT id FROM regions WHERE $2::text = '*' OR code = $2::text
@@ -189,6 +189,7 @@ public struct PostgresNightly: Sendable {
         try storeLines(c, "stale", report.stale, date: date, key: key, generation: generation)
         try storeLines(c, "overdue", report.overdue ?? [], date: date, key: key, generation: generation)
         try storeLines(c, "hoarding", report.hoarding ?? [], date: date, key: key, generation: generation)
+        try storeLines(c, "rotation", report.rotation ?? [], date: date, key: key, generation: generation)
     }
 
     /// One section's lines, `linesPerRun` a row. A city's lines are gigabytes of JSON: they are
@@ -209,6 +210,11 @@ public struct PostgresNightly: Sendable {
                             [date, key, section, first + i, try run!.get(), generation])
             }
         }
+    }
+
+    static func nightlyOrder(_ o: ReallocationOrder) -> NightlyOrder {
+        NightlyOrder(id: o.id, item: o.item, from: o.from, to: o.to, quantity: o.quantity, distanceKm: o.distanceKm,
+                     lots: o.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "), shipment: o.shipment)
     }
 
     static func requireRegion(_ c: PQConnection, _ region: String?, scope: AccessScope) throws {
@@ -354,10 +360,7 @@ public struct PostgresNightly: Sendable {
         try enter(.orders)
         let created = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
             .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
-        let orders = created.orders.map { o in
-            NightlyOrder(id: o.id, item: o.item, from: o.from, to: o.to, quantity: o.quantity, distanceKm: o.distanceKm,
-                         lots: o.lines.map { "\($0.lot)×\($0.quantity)" }.joined(separator: ", "), shipment: o.shipment)
-        }
+        let orders = created.orders.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
 
         try enter(.cover)
         let snapshot = try await PostgresCover(database, scope: scope, timeZone: timeZone).snapshotIsCurrent(asOf: asOf)
@@ -398,6 +401,26 @@ public struct PostgresNightly: Sendable {
 
         try enter(.expiry)
         let expiring = gathered.expiringLots(asOf: asOf)
+        // Rotation (轮换, issue 17 part 4): the reserve warehouses' expiring lots that a faster
+        // consumer uses in time, less what tonight's plan already moves of them, as proposed orders
+        // under tonight's request id (in its shipments), each with a replacement purchase.
+        let warehouses: Set<String> = Set(try await run.blocking { c in
+            try c.query("SELECT code FROM facilities WHERE kind = 'warehouse'").rows.map { try $0.decode("code", as: String.self) }
+        })
+        var plannedOut: [String: Int64] = [:], plannedIn: [String: Int64] = [:]
+        for o in created.orders where o.purpose != "rotation" {
+            plannedIn["\(o.to)|\(o.item)", default: 0] += o.quantity
+            for l in o.lines { plannedOut["\(o.from)|\(o.item)|\(l.lot)", default: 0] += l.quantity }
+        }
+        var rotation = Rotation.lines(expiring: expiring, warehouses: warehouses, plannedOut: plannedOut, plannedIn: plannedIn)
+        let rotated = try await PostgresReallocations(database, scope: scope, timeZone: timeZone).storeRotation(
+            requestID: requestID, orders: Rotation.orders(rotation).map { o in
+                PlannedOrder(item: o.item, from: o.from, to: o.to, quantity: o.quantity, distanceKm: o.distanceKm,
+                             lines: o.lots.map { PlannedOrder.Line(lot: $0.lot, expiry: $0.expiry.description, quantity: $0.quantity) })
+            }, asOf: asOf)
+        for i in rotation.indices {
+            rotation[i].order = rotated.first { $0.from == rotation[i].warehouse && $0.to == rotation[i].to && $0.item == rotation[i].item }?.id
+        }
 
         try enter(.stale)
         let stale: [StaleLine] = try await run.blocking { c in
@@ -432,9 +455,9 @@ public struct PostgresNightly: Sendable {
         try enter(.store)
         // The phases' times are the report's; storing it is timed by whoever runs it (bench nightly).
         let report = NightlyReport(asOf: asOf, region: region, generatedAt: PQTimestamp.formatRFC3339(Date()),
-                                   requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders,
+                                   requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders + rotated.map(Self.nightlyOrder),
                                    reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale,
-                                   overdue: overdue, hoarding: hoarding, phases: phases)
+                                   overdue: overdue, hoarding: hoarding, rotation: rotation, phases: phases)
         let lines = reorders.filter { $0.need > 0 }.count
         let replaced: NightlyReplacement? = try await run.blocking { c in
             var replaced: NightlyReplacement?

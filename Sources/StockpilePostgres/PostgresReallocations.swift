@@ -29,9 +29,11 @@ public struct ReallocationOrder: Sendable, Codable, Equatable {
     public var cancelReason: String?
     /// The shipment (one truck, sender → receiver) the order travels in (sql/0027).
     public var shipment: Int64?
+    /// reallocation (the plan's) or rotation (轮换: a reserve warehouse's lot sent where it is used before it expires).
+    public var purpose: String = "reallocation"
     public var lines: [Line]
     enum CodingKeys: String, CodingKey {
-        case id, item, from, to, quantity, status, lines, shipment
+        case id, item, from, to, quantity, status, lines, shipment, purpose
         case distanceKm = "distance_km", asOf = "as_of", createdBy = "created_by", approvedBy = "approved_by",
              dispatchedBy = "dispatched_by", receivedBy = "received_by", cancelledBy = "cancelled_by", cancelReason = "cancel_reason"
     }
@@ -52,7 +54,7 @@ public struct PostgresReallocations: Sendable {
 
     static let select = """
         SELECT o.id, i.code AS item, ff.code AS from_code, tf.code AS to_code, o.quantity, o.distance_km, o.as_of::text AS as_of, o.status,
-               o.created_by, o.approved_by, o.dispatched_by, o.received_by, o.cancelled_by, o.cancel_reason, o.shipment_id
+               o.created_by, o.approved_by, o.dispatched_by, o.received_by, o.cancelled_by, o.cancel_reason, o.shipment_id, o.purpose
         FROM reallocation_orders o JOIN items i ON i.id = o.item_id
         JOIN facilities ff ON ff.id = o.from_facility_id JOIN facilities tf ON tf.id = o.to_facility_id
         """
@@ -67,7 +69,7 @@ public struct PostgresReallocations: Sendable {
                                             quantity: row.int64(4), distanceKm: row.double(5), asOf: row.string(6), status: row.string(7),
                                             createdBy: row.string(8), approvedBy: row.stringOrNil(9), dispatchedBy: row.stringOrNil(10),
                                             receivedBy: row.stringOrNil(11), cancelledBy: row.stringOrNil(12),
-                                            cancelReason: row.stringOrNil(13), shipment: row.int64OrNil(14), lines: []))
+                                            cancelReason: row.stringOrNil(13), shipment: row.int64OrNil(14), purpose: row.string(15), lines: []))
         }
         guard !orders.isEmpty else { return [] }
         var index: [Int64: Int] = [:]
@@ -134,28 +136,11 @@ public struct PostgresReallocations: Sendable {
                 JOIN facilities ff ON ff.code = s.sender JOIN facilities tf ON tf.code = s.receiver
                 """, [requestID, shipmentIDs, firsts.map { orders[$0].from }, firsts.map { orders[$0].to },
                       firsts.map { orders[$0].distanceKm }, request.asOf.description]).affectedRows
-            let created = try c.query("""
-                INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by,
-                                                 shipment_id)
-                SELECT o.id, $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $8::date, $9, o.shipment
-                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $10::bigint[])
-                     AS o(id, item, sender, receiver, quantity, distance_km, shipment)
-                JOIN items i ON i.code = o.item JOIN facilities ff ON ff.code = o.sender JOIN facilities tf ON tf.code = o.receiver
-                """, [requestID, ids, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
-                      request.asOf.description, scope.actor, shipmentOf.map { shipmentIDs[$0] }]).affectedRows
-            // Each line's foreign key is checked against the orders, by a query planned from the
-            // table's statistics: ones that still say empty (as above) made each check a scan of
-            // every order. A large plan refreshes them first (a non-owner gets a warning, no error).
-            if orders.count >= 10_000 { try c.query("ANALYZE reallocation_orders") }
-            let lines = zip(ids, orders).flatMap { id, order in order.lines.enumerated().map { (id, order.item, $0.offset + 1, $0.element) } }
-            let stored = try c.query("""
-                INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
-                SELECT x.order_id, x.line_no, l.id, x.quantity
-                FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[]) AS x(order_id, item, line_no, lot, quantity)
-                JOIN items i ON i.code = x.item JOIN lots l ON l.item_id = i.id AND l.lot_number = x.lot
-                """, [lines.map(\.0), lines.map(\.1), lines.map { Int64($0.2) }, lines.map(\.3.lot), lines.map(\.3.quantity)]).affectedRows
+            let (created, stored, lineCount) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders,
+                                                                     shipments: shipmentOf.map { shipmentIDs[$0] }, asOf: request.asOf.description,
+                                                                     actor: scope.actor, purpose: "reallocation")
             // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
-            guard shipments == firsts.count, created == orders.count, stored == lines.count else {
+            guard shipments == firsts.count, created == orders.count, stored == lineCount else {
                 throw Refusal(kind: .conflict, field: "plan", description: "the facilities, items or lots of the plan changed while it was stored; try again")
             }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: requestID.uuidString.lowercased(),
@@ -163,6 +148,72 @@ public struct PostgresReallocations: Sendable {
             return try Self.orders(c, where: "o.request_id = $1", [requestID])
         }
         return (orders, false)
+    }
+
+    /// The orders (ids drawn by the caller) and their lines, each order in its shipment; returns the
+    /// orders stored, the lines stored and the lines asked for (fewer stored: something went missing).
+    static func insertOrders(_ c: PQConnection, requestID: UUID, ids: [Int64], orders: [PlannedOrder], shipments: [Int64], asOf: String,
+                             actor: String, purpose: String) throws -> (orders: Int, lines: Int, wanted: Int) {
+        let created = try c.query("""
+            INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by,
+                                             shipment_id, purpose)
+            SELECT o.id, $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $8::date, $9, o.shipment, $11
+            FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $10::bigint[])
+                 AS o(id, item, sender, receiver, quantity, distance_km, shipment)
+            JOIN items i ON i.code = o.item JOIN facilities ff ON ff.code = o.sender JOIN facilities tf ON tf.code = o.receiver
+            """, [requestID, ids, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
+                  asOf, actor, shipments, purpose]).affectedRows
+        // Each line's foreign key is checked against the orders, by a query planned from the
+        // table's statistics: ones that still say empty (as above) made each check a scan of
+        // every order. A large plan refreshes them first (a non-owner gets a warning, no error).
+        if orders.count >= 10_000 { try c.query("ANALYZE reallocation_orders") }
+        let lines = zip(ids, orders).flatMap { id, order in order.lines.enumerated().map { (id, order.item, $0.offset + 1, $0.element) } }
+        let stored = try c.query("""
+            INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
+            SELECT x.order_id, x.line_no, l.id, x.quantity
+            FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[]) AS x(order_id, item, line_no, lot, quantity)
+            JOIN items i ON i.code = x.item JOIN lots l ON l.item_id = i.id AND l.lot_number = x.lot
+            """, [lines.map(\.0), lines.map(\.1), lines.map { Int64($0.2) }, lines.map(\.3.lot), lines.map(\.3.quantity)]).affectedRows
+        return (created, stored, lines.count)
+    }
+
+    /// Stores rotation orders (轮换, issue 17 part 4) under a plan's request id, as proposed, in the
+    /// plan's shipments where the pair already has one. Once per request: when rotation orders are
+    /// stored under it already, returns those (a rerun of a nightly run that died).
+    public func storeRotation(requestID: UUID, orders: [PlannedOrder], asOf: LocalDate) async throws -> [ReallocationOrder] {
+        let scope = self.scope
+        return try await database.transaction(scope) { c in
+            try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", [requestID])
+            let earlier = try Self.orders(c, where: "o.request_id = $1 AND o.purpose = 'rotation'", [requestID])
+            if !earlier.isEmpty || orders.isEmpty { return earlier }
+            try c.query("""
+                INSERT INTO shipments (request_id, from_facility_id, to_facility_id, distance_km, as_of)
+                SELECT DISTINCT ON (ff.id, tf.id) $1, ff.id, tf.id, s.distance_km, $5::date
+                FROM unnest($2::text[], $3::text[], $4::float8[]) AS s(sender, receiver, distance_km)
+                JOIN facilities ff ON ff.code = s.sender JOIN facilities tf ON tf.code = s.receiver
+                ON CONFLICT (request_id, from_facility_id, to_facility_id) DO NOTHING
+                """, [requestID, orders.map(\.from), orders.map(\.to), orders.map(\.distanceKm), asOf.description])
+            var shipmentOf: [String: Int64] = [:]
+            for row in try c.query("""
+                SELECT s.id, ff.code AS sender, tf.code AS receiver FROM shipments s
+                JOIN facilities ff ON ff.id = s.from_facility_id JOIN facilities tf ON tf.id = s.to_facility_id
+                WHERE s.request_id = $1
+                """, [requestID]).rows {
+                shipmentOf[try row.decode("sender", as: String.self) + "\u{1}" + (try row.decode("receiver", as: String.self))] = try row.decode("id")
+            }
+            let shipments = orders.compactMap { shipmentOf[$0.from + "\u{1}" + $0.to] }
+            var ids: [Int64] = []
+            try c.scan("SELECT nextval(pg_get_serial_sequence('reallocation_orders', 'id')) FROM generate_series(1, $1::int)",
+                       [Int64(orders.count)]) { row in ids.append(row.int64(0)) }
+            let (created, stored, wanted) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders, shipments: shipments,
+                                                                  asOf: asOf.description, actor: scope.actor, purpose: "rotation")
+            guard shipments.count == orders.count, created == orders.count, stored == wanted else {
+                throw Refusal(kind: .conflict, field: "rotation", description: "the facilities, items or lots of the rotation changed while it was stored")
+            }
+            try PostgresTokens.audit(c, scope: scope, action: "reallocation.rotation", target: requestID.uuidString.lowercased(),
+                                     detail: "\(created) rotation orders as of \(asOf)")
+            return try Self.orders(c, where: "o.request_id = $1 AND o.purpose = 'rotation'", [requestID])
+        }
     }
 
     public func list(status: String?, facility: String?, item: String?, limit: Int) async throws -> [ReallocationOrder] {

@@ -98,10 +98,9 @@ struct NightlyRulesTests {
         let report = NightlyReport(asOf: LocalDate("2026-11-22")!, region: nil, generatedAt: "2026-11-22T02:00:00Z", requestID: "r",
                                    positions: 3, orders: [], reorders: [], contractGaps: [], expiringLots: [], stale: [], phases: [:])
         var object = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(report)) as! [String: Any]
-        #expect(object["overdue"] != nil && object["hoarding"] != nil)
-        object.removeValue(forKey: "overdue")
-        object.removeValue(forKey: "hoarding")
+        #expect(object["overdue"] != nil && object["hoarding"] != nil && object["rotation"] != nil && object["shipments"] != nil)
+        for key in ["overdue", "hoarding", "rotation", "shipments"] { object.removeValue(forKey: key) }
         let old = try JSONDecoder().decode(NightlyReport.self, from: try JSONSerialization.data(withJSONObject: object))
-        #expect(old.overdue == nil && old.hoarding == nil && old.positions == 3)
+        #expect(old.overdue == nil && old.hoarding == nil && old.rotation == nil && old.shipments == nil && old.positions == 3)
     }
 }
