@@ -88,9 +88,14 @@ public final class PQConnection: @unchecked Sendable {
     /// Throws when the call just made drew a cancelled synchronous-replication wait: whatever it
     /// committed is on the primary only, so its outcome is unknown, like a connection lost at
     /// COMMIT. Callers retry with the same ids (a replay then waits for the standby: sql/0020).
+    ///
+    /// Only a call that left the connection outside a transaction block can have committed: a
+    /// WARNING 01000 inside an open transaction is some other warning (ANALYZE by a role that does
+    /// not own the table gives one), and taking it for a commit's stopped a city's nightly run.
     private func confirmCommit() throws {
         guard notices.commitUnconfirmed else { return }
         notices.commitUnconfirmed = false
+        if let handle, PQtransactionStatus(handle) == PQTRANS_INTRANS || PQtransactionStatus(handle) == PQTRANS_INERROR { return }
         throw PQError(sqlState: "01000", message: "the commit was not confirmed by the synchronous standby (its wait was cancelled); its outcome is unknown",
                       isConnectionFailure: true)
     }

@@ -81,6 +81,18 @@ import Testing
         #expect(try await onHand(lot: "DUP") == 9)
     }
 
+    /// A WARNING 01000 inside an open transaction is not a commit's cancelled wait for the
+    /// synchronous standby: nothing was committed. ANALYZE by the service's role (not the tables'
+    /// owner) warns so, and a city's plan (over 10,000 orders) runs one before storing its lines;
+    /// taking it for an unconfirmed commit stopped the city's nightly run.
+    @Test func aWarningInsideATransactionIsNotAnUnconfirmedCommit() async throws {
+        let counted = try await database.transaction(.system("test")) { c -> Int64 in
+            try c.query("ANALYZE reallocation_orders")
+            return try c.query("SELECT count(*) AS n FROM reallocation_orders").rows[0].decode("n")
+        }
+        #expect(counted == 0)
+    }
+
     @Test func fingerprintsCannotBeForgedBySeparators() throws {
         let c = try TestDatabase.ownerConnection(location)
         let row = try c.query("""
