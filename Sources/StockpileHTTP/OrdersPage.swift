@@ -72,23 +72,37 @@ struct OrdersPage {
         return PageTemplates.render("orders", values, page: page, title: t["orders"]!, status: code)
     }
 
+    /// What a printable 调拨单 (of an order or a shipment) names besides codes: both ends' names and
+    /// the items'. The caller may read the order or shipment, which names both ends by code; their
+    /// names tell nothing more, so they are read without the caller's facility scope, which would
+    /// hide the other end's name from a warehouse clerk. Only the two ends are read, not every facility.
+    struct PrintNames {
+        var facilities: [String: String]
+        var items: [String: Item]
+        init(_ database: StockpileDatabase, from: String, to: String) async throws {
+            let master = PostgresMasterData(database, scope: .system("print"))
+            facilities = try await master.facilityNames([from, to])
+            items = Dictionary(try await master.items().map { ($0.code, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// The page a printable 调拨单 answers for an id that is not a number, or not the caller's to read.
+    static func printNotFound(_ page: PageRequest) -> Response {
+        PageTemplates.render("message", ["message": page.t["orderNotFound"]!], page: page, title: page.t["orders"]!, status: .notFound)
+    }
+
     /// The printable transfer order (调拨单), for whoever may read the order (either end in scope).
     func printable(_ id: String, page: PageRequest) async throws -> Response {
         let t = page.t
-        let notFound = { PageTemplates.render("message", ["message": t["orderNotFound"]!], page: page, title: t["orders"]!, status: .notFound) }
-        guard let orderID = Int64(id), orderID > 0 else { return notFound() }
+        guard let orderID = Int64(id), orderID > 0 else { return Self.printNotFound(page) }
         let order: ReallocationOrder
         do {
             order = try await PostgresReallocations(database, scope: scope, timeZone: timeZone).order(orderID)
         } catch let refusal as Refusal where refusal.kind == .notFound {
-            return notFound()
+            return Self.printNotFound(page)
         }
-        // The caller may read this order, which names both ends by code; their names (and the item's)
-        // tell nothing more, so they are read without the caller's facility scope, which would hide
-        // the other end's name from a warehouse clerk.
-        let master = PostgresMasterData(database, scope: .system("print"))
-        let facilities = Dictionary(try await master.facilities().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
-        let item = try await master.items().first { $0.code == order.item }
+        let names = try await PrintNames(database, from: order.from, to: order.to)
+        let facilities = names.facilities, item = names.items[order.item]
         let received = order.lines.compactMap(\.received)
         return PageTemplates.render("order-print", [
             "id": order.id, "asOf": order.asOf, "status": t["status." + order.status] ?? order.status,

@@ -50,19 +50,15 @@ struct ShipmentsPage {
     /// The printable 调拨单 of a shipment: one page per truck, a line per item and lot.
     func printable(_ id: String, page: PageRequest) async throws -> Response {
         let t = page.t
-        let notFound = { PageTemplates.render("message", ["message": t["orderNotFound"]!], page: page, title: t["orders"]!, status: .notFound) }
-        guard let shipmentID = Int64(id), shipmentID > 0 else { return notFound() }
+        guard let shipmentID = Int64(id), shipmentID > 0 else { return OrdersPage.printNotFound(page) }
         let shipment: Shipment
         do {
             shipment = try await PostgresShipments(database, scope: scope).shipment(shipmentID)
         } catch let refusal as Refusal where refusal.kind == .notFound {
-            return notFound()
+            return OrdersPage.printNotFound(page)
         }
-        // As the order's print: the caller may read this shipment, which names both ends by code; the
-        // names tell nothing more, and the caller's facility scope would hide the other end's.
-        let master = PostgresMasterData(database, scope: .system("print"))
-        let facilities = Dictionary(try await master.facilities().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
-        let items = Dictionary(try await master.items().map { ($0.code, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = try await OrdersPage.PrintNames(database, from: shipment.from, to: shipment.to)
+        let facilities = names.facilities, items = names.items
         let live = shipment.orders.filter { $0.status != "cancelled" }
         var lines: [[String: Any]] = [], number = 0
         for order in live {

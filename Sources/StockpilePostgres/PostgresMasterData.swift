@@ -42,6 +42,18 @@ public struct PostgresMasterData: Sendable {
         }
     }
 
+    /// The names of the facilities with these codes (those the scope may see), by code.
+    public func facilityNames(_ codes: [String]) async throws -> [String: String] {
+        try await database.withConnection(scope) { c in
+            var names: [String: String] = [:]
+            for row in try c.query("SELECT f.code, f.name FROM facilities f WHERE f.code = ANY ($1::text[]) AND stockpile_in_scope(f.id)",
+                                   [codes]).rows {
+                names[try row.decode("code")] = try row.decode("name", as: String.self)
+            }
+            return names
+        }
+    }
+
     public func items() async throws -> [Item] {
         try await database.withConnection(scope) { c in
             try c.query("SELECT code, name, category, unit, target_days, shelf_life_days, expires, gtin FROM items ORDER BY code").rows.map(Self.item)
