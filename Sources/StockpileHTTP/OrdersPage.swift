@@ -128,12 +128,7 @@ struct OrdersPage {
             let order: ReallocationOrder
             switch action {
             case "approve": order = try await orders.approve(orderID)
-            case "cancel":
-                let reason: String
-                do { reason = try TextBounds.check(form["reason"] ?? "", field: "reason", maxBytes: TextBounds.note, required: false, multiline: true) } catch {
-                    throw Refusal(kind: .invalid, field: "reason", description: "reason: \(error.reason)")
-                }
-                order = try await orders.cancel(orderID, reason: reason)
+            case "cancel": order = try await orders.cancel(orderID, reason: try Self.formText(form["reason"], field: "reason", maxBytes: TextBounds.note))
             case "dispatch": order = try await orders.dispatch(orderID)
             default:
                 let (received, reason) = try await receipt(orderID, form: form, orders: orders)
@@ -147,13 +142,17 @@ struct OrdersPage {
         }
     }
 
+    /// An optional text field of an orders-page form, bounded (a reason may run over lines), refused naming the field.
+    static func formText(_ value: String?, field: String, maxBytes: Int) throws -> String {
+        do { return try TextBounds.check(value ?? "", field: field, maxBytes: maxBytes, required: false, multiline: field == "reason") } catch {
+            throw Refusal(kind: .invalid, field: field, description: "\(field): \(error.reason)")
+        }
+    }
+
     /// What the receive form says arrived: `line.N` per order line (nil when the form has none: all
     /// of it), and the reason for what did not. Bad figures are refused naming the lot.
     func receipt(_ id: Int64, form: [String: String], orders: PostgresReallocations) async throws -> (received: [String: Int64]?, reason: String) {
-        let reason: String
-        do { reason = try TextBounds.check(form["reason"] ?? "", field: "reason", maxBytes: TextBounds.note, required: false, multiline: true) } catch {
-            throw Refusal(kind: .invalid, field: "reason", description: "reason: \(error.reason)")
-        }
+        let reason = try Self.formText(form["reason"], field: "reason", maxBytes: TextBounds.note)
         guard form.keys.contains(where: { $0.hasPrefix("line.") }) else { return (nil, reason) }
         var received: [String: Int64] = [:]
         for line in try await orders.order(id).lines {

@@ -91,13 +91,13 @@ struct ShipmentsPage {
         guard roles.contains(scope.role) else { return try await orders.response(page: page, status: nil, error: t["forbidden"]!, code: .forbidden) }
         let shipments = PostgresShipments(database, scope: scope)
         do {
-            let reason = try Self.text(form["reason"], field: "reason", maxBytes: TextBounds.note)
+            let reason = try OrdersPage.formText(form["reason"], field: "reason", maxBytes: TextBounds.note)
             let shipment: Shipment
             switch action {
             case "approve": shipment = try await shipments.approve(shipmentID)
             case "cancel": shipment = try await shipments.cancel(shipmentID, reason: reason)
             case "dispatch":
-                let carrier = try Self.text(form["carrier"], field: "carrier", maxBytes: TextBounds.name)
+                let carrier = try OrdersPage.formText(form["carrier"], field: "carrier", maxBytes: TextBounds.name)
                 shipment = try await shipments.dispatch(shipmentID, carrier: carrier.isEmpty ? nil : carrier)
             default:
                 shipment = try await shipments.receive(shipmentID, received: try await receipt(shipmentID, form: form, shipments: shipments),
@@ -128,12 +128,6 @@ struct ShipmentsPage {
         } catch let refusal as Refusal {
             let code = APIError(refusal: refusal).status
             return try await orders.response(page: page, status: nil, error: "\(t["err.order"]!)（\(refusal.description)）", code: code)
-        }
-    }
-
-    static func text(_ value: String?, field: String, maxBytes: Int) throws -> String {
-        do { return try TextBounds.check(value ?? "", field: field, maxBytes: maxBytes, required: false, multiline: field == "reason") } catch {
-            throw Refusal(kind: .invalid, field: field, description: "\(field): \(error.reason)")
         }
     }
 
