@@ -109,7 +109,7 @@ public struct PostgresShipments: Sendable {
 
     /// Dispatch every order of the shipment, naming who carries it (kept when nil).
     public func dispatch(_ id: Int64, carrier: String?) async throws -> Shipment {
-        try await act(id, side: .sender, skipCancelled: true, before: { c in
+        try await act(id, side: .sender, skipCancelled: true, before: { c, _ in
             if let carrier { try c.query("UPDATE shipments SET carrier = $2 WHERE id = $1", [id, carrier]) }
         }, PostgresReallocations.dispatchStep)
     }
@@ -118,9 +118,7 @@ public struct PostgresShipments: Sendable {
     /// (an order not named arrived whole), `reason` for what did not. Names of orders not in the
     /// shipment are refused.
     public func receive(_ id: Int64, received: [Int64: [String: Int64]], reason: String) async throws -> Shipment {
-        try await act(id, side: .receiver, skipCancelled: true, before: { c in
-            let members = Set(try c.query("SELECT id FROM reallocation_orders WHERE shipment_id = $1", [id]).rows
-                .map { try $0.decode("id", as: Int64.self) })
+        try await act(id, side: .receiver, skipCancelled: true, before: { _, members in
             if let stranger = received.keys.sorted().first(where: { !members.contains($0) }) {
                 throw Refusal(kind: .invalid, field: "lines", description: "order \(stranger) is not in shipment \(id)")
             }
@@ -131,7 +129,7 @@ public struct PostgresShipments: Sendable {
 
     /// One step on every order of the shipment, in one transaction, orders locked in id order.
     func act(_ id: Int64, side: PostgresReallocations.Side?, skipCancelled: Bool,
-             before: (@Sendable (PQConnection) throws -> Void)? = nil,
+             before: (@Sendable (PQConnection, [Int64]) throws -> Void)? = nil,
              _ step: @escaping @Sendable (PQConnection, ReallocationOrder, AccessScope) throws -> Bool) async throws -> Shipment {
         let scope = self.scope
         return try await database.transaction(scope, retryOnConnectionLoss: true) { c in
@@ -144,7 +142,7 @@ public struct PostgresShipments: Sendable {
             for order in members {
                 let locked = try PostgresReallocations.locked(c, order, scope: scope, side: side)
                 if skipCancelled && locked.status == "cancelled" { continue }
-                if !acted, let before { try before(c) }
+                if !acted, let before { try before(c, members) }
                 acted = true
                 if try step(c, locked, scope) { changed = true }
             }
