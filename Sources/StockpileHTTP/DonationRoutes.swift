@@ -131,9 +131,7 @@ func addDonationRoutes(_ api: RouterGroup<StockpileRequestContext>, services: St
     }
     api.post("donations/{id}/inspect") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "inspect donations")
-        guard let id = Int64(try context.parameters.require("id")), id > 0 else {
-            throw APIError(.notFound, "not_found", "no such donation", field: "id")
-        }
+        let id = try pathID(context, "donation")
         let results = try JSON.decode(InspectionInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody)).validated()
         let donation = try await PostgresDonations(database, scope: scope).inspect(id, results)
         return try JSON.response(DonationOutput(donation: donation, status: donation.status))

@@ -99,6 +99,14 @@ func note(_ text: String?, _ field: String) throws -> String {
     try TextBounds.check(text ?? "", field: field, maxBytes: TextBounds.note, required: false, multiline: true)
 }
 
+/// The `{id}` of a path (an order, shipment, donation): a positive number, else 404 (to the caller it
+/// does not exist), never a 400 that would tell ids apart from other text.
+func pathID(_ context: StockpileRequestContext, _ what: String) throws -> Int64 {
+    let text = try context.parameters.require("id")
+    guard let id = Int64(text), id > 0 else { throw APIError(.notFound, "not_found", "no \(what) \(text)", field: "id") }
+    return id
+}
+
 func text(_ request: Request, _ name: String) -> String? {
     request.uri.queryParameters[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
 }
@@ -290,11 +298,6 @@ extension StockpileAPI {
 
 func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
     let database = services.database
-    @Sendable func orderID(_ context: StockpileRequestContext) throws -> Int64 {
-        let text = try context.parameters.require("id")
-        guard let id = Int64(text), id > 0 else { throw APIError(.notFound, "not_found", "no order \(text)", field: "id") }
-        return id
-    }
     api.post("reallocations") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "create reallocation orders")
         let input = try JSON.decode(PlanInput.self, from: try await request.body.collect(upTo: StockpileAPI.maxJSONBody))
@@ -317,29 +320,29 @@ func addOrderRoutes(_ api: RouterGroup<StockpileRequestContext>, services: Stock
     }
     api.get("reallocations/{id}") { _, context in
         let scope = try context.require(StockpileAPI.readers, to: "read reallocation orders")
-        let id = try orderID(context)
+        let id = try pathID(context, "order")
         return try JSON.response(try await PostgresReallocations(database, scope: scope).order(id))
     }
     api.post("reallocations/{id}/approve") { _, context in
         let scope = try context.require(StockpileAPI.planners, to: "approve reallocation orders")
-        let id = try orderID(context)
+        let id = try pathID(context, "order")
         return try JSON.response(try await PostgresReallocations(database, scope: scope).approve(id))
     }
     api.post("reallocations/{id}/cancel") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "cancel reallocation orders")
-        let id = try orderID(context)
+        let id = try pathID(context, "order")
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         let reason = try note(body.readableBytes > 0 ? try JSON.decode(CancelInput.self, from: body).reason : nil, "reason")
         return try JSON.response(try await PostgresReallocations(database, scope: scope).cancel(id, reason: reason))
     }
     api.post("reallocations/{id}/dispatch") { _, context in
         let scope = try context.require(StockpileAPI.shippers, to: "dispatch reallocation orders")
-        let id = try orderID(context)
+        let id = try pathID(context, "order")
         return try JSON.response(try await PostgresReallocations(database, scope: scope).dispatch(id))
     }
     api.post("reallocations/{id}/receive") { request, context in
         let scope = try context.require(StockpileAPI.shippers, to: "receive reallocation orders")
-        let id = try orderID(context)
+        let id = try pathID(context, "order")
         let body = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         let input = body.readableBytes > 0 ? try JSON.decode(ReceiveInput.self, from: body) : ReceiveInput()
         var received: [String: Int64]?

@@ -41,11 +41,6 @@ struct PlanApprovalInput: Decodable { var plan: String?; var region: String? }
 
 func addShipmentRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
     let database = services.database
-    @Sendable func shipmentID(_ context: StockpileRequestContext) throws -> Int64 {
-        let text = try context.parameters.require("id")
-        guard let id = Int64(text), id > 0 else { throw APIError(.notFound, "not_found", "no shipment \(text)", field: "id") }
-        return id
-    }
     @Sendable func body<T: Decodable>(_ request: Request, _ type: T.Type, empty: T) async throws -> T {
         let bytes = try await request.body.collect(upTo: StockpileAPI.maxJSONBody)
         return bytes.readableBytes > 0 ? try JSON.decode(T.self, from: bytes) : empty
@@ -66,28 +61,28 @@ func addShipmentRoutes(_ api: RouterGroup<StockpileRequestContext>, services: St
     }
     api.get("shipments/{id}") { _, context in
         let scope = try context.require(StockpileAPI.readers, to: "read shipments")
-        return try JSON.response(try await PostgresShipments(database, scope: scope).shipment(try shipmentID(context)))
+        return try JSON.response(try await PostgresShipments(database, scope: scope).shipment(try pathID(context, "shipment")))
     }
     api.post("shipments/{id}/approve") { _, context in
         let scope = try context.require(StockpileAPI.planners, to: "approve shipments")
-        return try JSON.response(try await PostgresShipments(database, scope: scope).approve(try shipmentID(context)))
+        return try JSON.response(try await PostgresShipments(database, scope: scope).approve(try pathID(context, "shipment")))
     }
     api.post("shipments/{id}/cancel") { request, context in
         let scope = try context.require(StockpileAPI.planners, to: "cancel shipments")
-        let id = try shipmentID(context)
+        let id = try pathID(context, "shipment")
         let reason = try note(try await body(request, CancelInput.self, empty: CancelInput()).reason, "reason")
         return try JSON.response(try await PostgresShipments(database, scope: scope).cancel(id, reason: reason))
     }
     api.post("shipments/{id}/dispatch") { request, context in
         let scope = try context.require(StockpileAPI.shippers, to: "dispatch shipments")
-        let id = try shipmentID(context)
+        let id = try pathID(context, "shipment")
         let carrier = try await body(request, DispatchInput.self, empty: DispatchInput()).carrier
             .map { try TextBounds.check($0, field: "carrier", maxBytes: TextBounds.name, required: false) }
         return try JSON.response(try await PostgresShipments(database, scope: scope).dispatch(id, carrier: carrier?.isEmpty == true ? nil : carrier))
     }
     api.post("shipments/{id}/receive") { request, context in
         let scope = try context.require(StockpileAPI.shippers, to: "receive shipments")
-        let id = try shipmentID(context)
+        let id = try pathID(context, "shipment")
         let input = try await body(request, ShipmentReceiveInput.self, empty: ShipmentReceiveInput())
         return try JSON.response(try await PostgresShipments(database, scope: scope)
             .receive(id, received: try input.received(), reason: try note(input.reason, "reason")))
