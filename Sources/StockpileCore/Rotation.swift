@@ -59,17 +59,13 @@ public enum Rotation {
     }
 
     /// One order per warehouse, receiver and item, its lots earliest expiry first.
-    public struct Order: Sendable, Equatable {
+    public struct Order: Sendable {
         public var item: String
         public var from: String
         public var to: String
         public var distanceKm: Double
         public var lots: [(lot: String, expiry: LocalDate, quantity: Int64)]
         public var quantity: Int64 { lots.reduce(0) { $0 + $1.quantity } }
-        public static func == (a: Order, b: Order) -> Bool {
-            a.item == b.item && a.from == b.from && a.to == b.to && a.distanceKm == b.distanceKm
-                && a.lots.map { "\($0.lot)|\($0.expiry)|\($0.quantity)" } == b.lots.map { "\($0.lot)|\($0.expiry)|\($0.quantity)" }
-        }
     }
 
     public static func orders(_ lines: [RotationLine]) -> [Order] {
