@@ -24,6 +24,8 @@ struct DashboardPage {
         var filter = CoverFilter()
         filter.region = scope.region(text("region"))
         filter.category = text("category").flatMap(ItemCategory.init(rawValue:))
+        // One item across the region ("N95 across the city"): per-item sums answer its roll-up (issue 18).
+        filter.item = text("item")
         filter.designated = text("designated").flatMap { $0 == "true" ? true : $0 == "false" ? false : nil }
         let sort = text("sort").flatMap(CoverSort.init(rawValue:)) ?? .shortfall
         let asOf = LocalDate(Date(), in: timeZone)
@@ -38,6 +40,7 @@ struct DashboardPage {
         // A what-if is shown against today's demand: the bands and shortfall, both ways.
         let baseline = whatIf.active ? try await cover.rollup(filter, group: .region, asOf: asOf) : nil
         let regions = try await PostgresMasterData(database, scope: scope).regions()
+        let itemChoices = try await PostgresMasterData(database, scope: scope).items()
         let lastRecorded = try await PostgresPages(database, scope: scope).lastRecorded()
         let overdue = try await PostgresInterception(database, scope: scope, timeZone: timeZone).overdueCount(transit)
 
@@ -77,7 +80,7 @@ struct DashboardPage {
              "contract": r.contractQty, "capacity": r.capacityQty, "shortfall": r.shortfallQty, "expiring": Int64(saturating: r.expiringQty.rounded())]
         }
         // Sort links keep the filters.
-        let keep = ["region": text("region"), "category": text("category"), "designated": text("designated"),
+        let keep = ["region": text("region"), "category": text("category"), "item": filter.item, "designated": text("designated"),
                     "surge": whatIf.active ? WhatIf.format(surge) : nil]
         let sortLinks: [String: String] = Dictionary(uniqueKeysWithValues: Self.sorts.map { s in
             var parts = keep.compactMap { k, v in v.map { "\(k)=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" } }.sorted()
@@ -112,6 +115,7 @@ struct DashboardPage {
             "regions": regions.map { ["code": $0.code, "name": $0.name, "selected": $0.code == filter.region] },
             "categories": ItemCategory.allCases.map { ["code": $0.rawValue, "name": t["cat." + $0.rawValue]!, "selected": $0 == filter.category] },
             "categoryGroups": categoryGroups.map { ["name": t["cat." + $0.category.rawValue]!, "span": $0.count] },
+            "itemChoices": itemChoices.map { ["code": $0.code, "name": $0.name, "selected": $0.code == filter.item] },
             "designatedYes": filter.designated == true, "designatedNo": filter.designated == false,
             // Chinese names across the top (the code on hover); the English view shows codes, as the names are Chinese.
             "items": items.map { ["code": $0, "name": itemNames[$0] ?? $0, "head": page.language == .zh ? (itemNames[$0] ?? $0) : $0,

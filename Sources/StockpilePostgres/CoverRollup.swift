@@ -90,19 +90,73 @@ enum CoverRollupSQL {
         labelled AS (SELECT id, group_id FROM groups UNION ALL SELECT id, id FROM top)
         """
 
+    /// The sums of positions `cp`, in the column order of cover_facility_sums and cover_region_item_sums after their keys.
+    static let positionSums = """
+        count(*), sum(cp.daily_demand), stockpile_clamp(sum(cp.physical_qty)), sum(cp.expiring_qty),
+        stockpile_clamp(sum(cp.contract_qty)), stockpile_clamp(sum(cp.capacity_qty)), stockpile_clamp(sum(cp.shortfall_qty)),
+        stockpile_clamp(sum(cp.contract_shortfall_qty)),
+        \(CoverBand.allCases.map { "count(*) FILTER (WHERE cp.band = '\($0.rawValue)')" }.joined(separator: ", "))
+        """
+    static let sumColumns = """
+        positions, daily_demand, physical_qty, expiring_qty, contract_qty, capacity_qty, shortfall_qty, contract_shortfall_qty,
+        \(bandColumns.joined(separator: ", "))
+        """
+
     /// Per-facility sums, refreshed for some facilities ($1: '{1,2}') or all (rebuild).
     static func sums(only: Bool) -> String {
         """
-        INSERT INTO cover_facility_sums (facility_id, category, positions, daily_demand, physical_qty, expiring_qty, contract_qty,
-                                         capacity_qty, shortfall_qty, contract_shortfall_qty, \(bandColumns.joined(separator: ", ")))
-        SELECT cp.facility_id, i.category, count(*), sum(cp.daily_demand), stockpile_clamp(sum(cp.physical_qty)), sum(cp.expiring_qty),
-               stockpile_clamp(sum(cp.contract_qty)), stockpile_clamp(sum(cp.capacity_qty)), stockpile_clamp(sum(cp.shortfall_qty)),
-               stockpile_clamp(sum(cp.contract_shortfall_qty)),
-               \(CoverBand.allCases.map { "count(*) FILTER (WHERE cp.band = '\($0.rawValue)')" }.joined(separator: ", "))
+        INSERT INTO cover_facility_sums (facility_id, category, \(sumColumns))
+        SELECT cp.facility_id, i.category, \(positionSums)
         FROM cover_positions cp JOIN items i ON i.id = cp.item_id
         \(only ? "WHERE cp.facility_id = ANY ($1::int[])" : "")
         GROUP BY cp.facility_id, i.category
         """
+    }
+
+    /// Per-item sums of each region's own facilities (sql/0032), for some groups ($1 regions, $2
+    /// designated, $3 items: parallel arrays) or all (rebuild).
+    static func itemSums(only: Bool) -> String {
+        """
+        INSERT INTO cover_region_item_sums (region_id, designated, item_id, \(sumColumns))
+        SELECT f.region_id, f.designated, cp.item_id, \(positionSums)
+        FROM \(only ? """
+            unnest($1::int[], $2::boolean[], $3::int[]) AS g (region_id, designated, item_id)
+            JOIN facilities f ON f.region_id = g.region_id AND f.designated = g.designated
+            JOIN cover_positions cp ON cp.facility_id = f.id AND cp.item_id = g.item_id
+            """ : "cover_positions cp JOIN facilities f ON f.id = cp.facility_id")
+        GROUP BY f.region_id, f.designated, cp.item_id
+        """
+    }
+
+    static let dropItemSums = """
+        DELETE FROM cover_region_item_sums s USING unnest($1::int[], $2::boolean[], $3::int[]) AS g (region_id, designated, item_id)
+        WHERE s.region_id = g.region_id AND s.designated = g.designated AND s.item_id = g.item_id
+        """
+
+    /// The same over per-item sums (`s`): each facility has one position per item.
+    static let perItemSums = """
+        stockpile_clamp(sum(s.positions)) AS facilities, stockpile_clamp(sum(s.positions)) AS positions, sum(s.daily_demand) AS daily_demand,
+        stockpile_clamp(sum(s.physical_qty)) AS physical_qty, sum(s.expiring_qty) AS expiring_qty, stockpile_clamp(sum(s.contract_qty)) AS contract_qty,
+        stockpile_clamp(sum(s.capacity_qty)) AS capacity_qty, stockpile_clamp(sum(s.shortfall_qty)) AS shortfall_qty,
+        stockpile_clamp(sum(s.contract_shortfall_qty)) AS contract_shortfall_qty,
+        \(bandColumns.map { "stockpile_clamp(sum(s.\($0))) AS \($0)" }.joined(separator: ", "))
+        """
+
+    /// A roll-up by item, or by region for one item, from the per-item sums: a few hundred rows per
+    /// region rather than every position. Row-level security passes only regions whose facilities
+    /// the scope holds, every one (sql/0032), so only a scope that covers whole regions reads it.
+    static func fromItemSums(_ grouping: CoverGrouping) -> String {
+        let label = grouping == .region ? "gr.code, gr.name" : "i.code, i.name"
+        return """
+            WITH RECURSIVE \(CoverSQL.subtree), \(labelled)
+            SELECT \(label), \(perItemSums)
+            FROM cover_region_item_sums s JOIN items i ON i.id = s.item_id
+            JOIN labelled l ON l.id = s.region_id \(grouping == .region ? "JOIN regions gr ON gr.id = l.group_id" : "")
+            WHERE ($4::text IS NULL OR s.region_id IN (SELECT id FROM subtree)) AND $5::text IS NULL
+              AND ($6::text IS NULL OR i.code = $6) AND ($7::text IS NULL OR i.category = $7)
+              AND ($8::boolean IS NULL OR s.designated = $8) \(CoverSQL.snapshotCheck)
+            GROUP BY \(label) ORDER BY \(grouping == .region ? "gr.code" : "i.code")
+            """
     }
 
     static func fromSums(_ grouping: CoverGrouping) -> String {
@@ -180,9 +234,12 @@ extension PostgresCover {
         let parameters: [any PQEncodable] = [asOf.description, zone, surge, filter.region, filter.facility, filter.item,
                                              filter.category?.rawValue, filter.designated]
         if surge == 1, case let state = try await snapshotState(asOf: asOf), state.current {
-            // Per-facility sums serve a roll-up by region of all items; an item or item grouping reads positions.
-            let fromSums = group == .region && filter.item == nil
-            let sql = fromSums ? CoverRollupSQL.fromSums(group) : CoverRollupSQL.fromSnapshot(group)
+            // Per-facility sums serve a roll-up by region of all items, per-item sums one by item or of one
+            // item, for a scope that holds whole regions; a facility asked for, or a warehouse's few, read positions.
+            let wholeRegions = scope.facilities == .all || scope.role == .command
+            let sql = filter.facility != nil ? CoverRollupSQL.fromSnapshot(group)
+                : group == .region && filter.item == nil ? CoverRollupSQL.fromSums(group)
+                : wholeRegions ? CoverRollupSQL.fromItemSums(group) : CoverRollupSQL.fromSnapshot(group)
             let (found, origin): (CoverRollup?, ReadOrigin) = try await database.read(scope, isolation: .repeatableRead, replayed: state.refreshed) { c in
                 guard try c.query("SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2",
                                   [asOf.description, zone]).rows.count == 1 else { return nil }

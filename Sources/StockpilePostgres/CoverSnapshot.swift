@@ -242,7 +242,10 @@ enum CoverSQL {
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM written) AS written,
-               (SELECT '{' || string_agg(DISTINCT facility_id::text, ',') || '}' FROM seen) AS facilities
+               (SELECT '{' || string_agg(DISTINCT facility_id::text, ',') || '}' FROM seen) AS facilities,
+               g.regions, g.designated, g.items
+        FROM (SELECT array_agg(region_id)::text AS regions, array_agg(designated)::text AS designated, array_agg(item_id)::text AS items
+              FROM (SELECT DISTINCT f.region_id, f.designated, s.item_id FROM seen s JOIN facilities f ON f.id = s.facility_id) groups) g
         """
 
     static func where_(band: Bool) -> String {
@@ -346,9 +349,10 @@ extension PostgresCover {
             try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
             // Millions of positions group and sort in memory rather than in temporary files.
             try c.execute("SET LOCAL work_mem = '256MB'")
-            try c.execute("TRUNCATE cover_positions, cover_facility_sums")
+            try c.execute("TRUNCATE cover_positions, cover_facility_sums, cover_region_item_sums")
             let written = try c.query(CoverSQL.rebuild, [asOf.description, zone, 1.0]).affectedRows
             try c.execute(CoverRollupSQL.sums(only: false))
+            try c.execute(CoverRollupSQL.itemSums(only: false))
             try c.query("""
                 INSERT INTO cover_snapshot (id, as_of, time_zone, built_at, positions) VALUES (1, $1::date, $2, now(), $3)
                 ON CONFLICT (id) DO UPDATE SET as_of = EXCLUDED.as_of, time_zone = EXCLUDED.time_zone,
@@ -360,7 +364,7 @@ extension PostgresCover {
         // check would wade through until autovacuum came by.
         try await database.asOwner { owner in
             try owner.execute("VACUUM cover_dirty")
-            try owner.execute("ANALYZE cover_positions, cover_facility_sums")
+            try owner.execute("ANALYZE cover_positions, cover_facility_sums, cover_region_item_sums")
         }
         return written
     }
@@ -379,6 +383,12 @@ extension PostgresCover {
             let facilities: String = try result.decode("facilities", as: String?.self) ?? "{}"
             try c.query("DELETE FROM cover_facility_sums WHERE facility_id = ANY ($1::int[])", [facilities])
             try c.query(CoverRollupSQL.sums(only: true), [facilities])
+            // And the per-item sums of the (region, designated, item) groups it rewrote.
+            let groups: [any PQEncodable] = [try result.decode("regions", as: String?.self) ?? "{}",
+                                             try result.decode("designated", as: String?.self) ?? "{}",
+                                             try result.decode("items", as: String?.self) ?? "{}"]
+            try c.query(CoverRollupSQL.dropItemSums, groups)
+            try c.query(CoverRollupSQL.itemSums(only: true), groups)
             return written
         }
     }
