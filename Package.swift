@@ -52,7 +52,7 @@ let package = Package(
             "StockpileHTTP", "StockpilePostgres", "PQ",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], resources: [.copy("ortools_oracle.py")]),
         // Starts the throwaway cluster the database tests share (the same EmbeddedPostgres as serve).
         .target(name: "StockpileTestSupport", dependencies: ["PQ", "StockpilePostgres"]),
         .executableTarget(name: "stockpile", dependencies: [

@@ -50,6 +50,9 @@ deploy/scan-js.sh
 echo "== HTTPS: serve with a test certificate, Secure cookies, Chromium trusting it"
 deploy/tls.sh .build/debug/stockpile
 
+echo "== the planner against Google OR-Tools' min-cost flow on a generated city (deploy/oracle.sh)"
+deploy/oracle.sh .build/debug/stockpile
+
 echo "== schemathesis against the live API"
 deploy/fuzz.sh .build/debug/stockpile 40
 
@@ -62,5 +65,5 @@ timeout 900 deploy/ha/failover.sh .build/debug/stockpile 100 8
 # One plain closing line for CI, counted from Swift Testing's results.
 passed=$(grep -cE '^✔ Test .* passed' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed' "$log" || true)
-# (+8: the smoke test, the browser test, the offline entry test, the page's scan vectors, the HTTPS test, the fuzz run, the fault harness and the failover run)
-echo "tests: $((passed + 8)) passed, $failed failed"
+# (+9: the smoke test, the browser test, the offline entry test, the page's scan vectors, the HTTPS test, the OR-Tools oracle, the fuzz run, the fault harness and the failover run)
+echo "tests: $((passed + 9)) passed, $failed failed"

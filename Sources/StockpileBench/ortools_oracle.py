@@ -115,6 +115,16 @@ class Instance:
         self.r_dd = np.array([_float(r.get("daily_demand", 0) or 0, f"receiver {j} daily_demand")
                               for j, r in enumerate(receivers)], dtype=np.float64)
 
+        # A facility can be both: stock beyond its target in a lot it cannot use in time, and short.
+        # Stock never moves to where it already is, so a donor and receiver of the same site
+        # ("code") get no arc, as in the planner; without codes every pair is allowed.
+        site_ids = {}
+        def site(entry):
+            code = entry.get("code")
+            return -1 if code is None else site_ids.setdefault(str(code), len(site_ids))
+        self.d_site = np.array([site(d) for d in donors], dtype=np.int64)
+        self.r_site = np.array([site(r) for r in receivers], dtype=np.int64)
+
         self.D, self.L, self.R = len(self.d_lat), len(self.lot_qty), len(self.r_lat)
         self.d_cos = np.cos(self.d_lat * RAD)
         self.r_cos = np.cos(self.r_lat * RAD)
@@ -151,6 +161,8 @@ class Instance:
         usable = np.where((days > 0) & (dd > 0), usable, 0.0)
         # Compare as floats before converting, so a huge days x demand cannot overflow int64.
         cap = np.where(never, qty, np.minimum(usable, qty)).astype(np.int64)
+        lot_site = self.d_site[self.lot_donor[l0:l1]][:, None]
+        cap[(lot_site == self.r_site[None, :]) & (lot_site >= 0)] = 0
         rows, cols = np.nonzero(cap > 0)
         return rows, cols, cap[rows, cols]
 
@@ -385,6 +397,11 @@ def selftest():
     _check("designated first", {"item": "T1", "donors": [_donor(*o, 10)],
                                 "receivers": [_recv(*near, 10, 1), _recv(*far, 10, 2)]},
            10, 20, 10 * _km(o, far))
+
+    # A facility both giving and short never ships to itself: its stock goes to the other receiver.
+    _check("not to itself", {"item": "T1b", "donors": [dict(_donor(*o, 10), code="A")],
+                             "receivers": [dict(_recv(*o, 10), code="A"), dict(_recv(*near, 10), code="B")]},
+           10, 10, 10 * _km(o, near))
 
     # Coverage tied: the nearer donor ships.
     _check("nearest donor", {"item": "T2", "donors": [_donor(0.0, 3.0, 5), _donor(0.0, 1.0, 5)],

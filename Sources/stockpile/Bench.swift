@@ -71,10 +71,17 @@ struct Bench: AsyncParsableCommand {
         var inputs: String?
         @Option(name: .customLong("item"), help: "Time only this item (repeatable); the whole city is then skipped.")
         var only: [String] = []
+        @Option(help: "Check each item timed against an outside solver: ortools (Google OR-Tools' min-cost flow; pip install ortools numpy).")
+        var oracle: String?
         @OptionGroup var realData: RealDataFlag
+
+        func validate() throws {
+            guard oracle == nil || oracle == "ortools" else { throw ValidationError("--oracle: the one oracle is ortools") }
+        }
 
         func run() async throws {
             var options = PlanBenchmark.Options()
+            options.oracle = oracle
             options.items = items
             options.referenceUpTo = referenceUpTo
             options.inputsFile = inputs
