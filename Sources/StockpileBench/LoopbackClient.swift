@@ -12,8 +12,9 @@ final class LoopbackClient {
     private var buffer: [UInt8] = []
     private let authorization: String
 
-    init(port: Int, token: String) throws {
-        authorization = "Authorization: Bearer \(token)\r\n"
+    /// `session`: a page session id, sent as its cookie instead of the bearer token (pages only).
+    init(port: Int, token: String, session: String? = nil) throws {
+        authorization = session.map { "Cookie: sp_session=\($0)\r\n" } ?? "Authorization: Bearer \(token)\r\n"
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(description: "socket() failed") }
         var address = sockaddr_in()
