@@ -55,8 +55,9 @@ public struct IngestBenchmark: Sendable {
             "items": "code,name,category,unit,target_days,shelf_life_days\nBENCH,压测口罩,ppe,只,,\n",
         ])
         let ledger = PostgresLedger(database, scope: .system("bench"))
+        // The lot's first receipt names its expiry (masks expire: sql/0017's rule); the measured ones need not.
         for facility in facilities {
-            _ = try await ledger.record(.init(id: UUID(), facility: facility, item: "BENCH", lot: "L1", expiry: nil, kind: .receipt,
+            _ = try await ledger.record(.init(id: UUID(), facility: facility, item: "BENCH", lot: "L1", expiry: LocalDate("2031-12-31"), kind: .receipt,
                                               quantity: 1, reason: "bench", occurredAt: nil), recordedBy: "bench")
         }
 
@@ -95,7 +96,7 @@ public struct IngestBenchmark: Sendable {
         let batch = median(rounds.map(\.httpBatch)), pgBatch = median(rounds.map(\.pgbenchBatch))
         let latencies = rounds.flatMap(\.latencies).sorted()
         say(String(format: "median %11.0f %15.0f %12.0f %14.0f", single, pgSingle, batch, pgBatch))
-        say(String(format: "single-movement requests: %.2f of pgbench (target ≥ 0.60)", single / pgSingle))
+        say(String(format: "single-movement requests: %.2f of pgbench (target ≥ 0.80, issue 18)", single / pgSingle))
         say(String(format: "batch endpoint: %.0f movements/s (target ≥ 20000), %.2f of pgbench running the same statements (token, scope, %d-movement batch)",
                     batch, batch / pgBatch, options.batchSize))
         if !latencies.isEmpty {
