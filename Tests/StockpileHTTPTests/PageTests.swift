@@ -112,6 +112,17 @@ import Testing
             #expect(page.contains("第一区"))
             #expect(response.headers[.init("Server-Timing")!] != nil)
 
+            // One item across the region (issue 18): the heat map and totals of that item only, the filter kept.
+            #expect(page.contains("title=\"第一区人民医院 · 医用外科口罩 · "))
+            let n95 = Self.html(try await browser.request("/?item=N95"))
+            #expect(n95.contains("<option value=\"N95\" selected>"))
+            #expect(n95.contains("title=\"第一区人民医院 · N95口罩 · ") && !n95.contains("· 医用外科口罩 · "))
+            #expect(n95.contains("?item=N95&amp;sort=facility"))
+            // An item that does not exist is an empty selection, not an error.
+            let unknown = try await browser.request("/?item=%3Cscript%3E")
+            #expect(unknown.status == .ok)
+            #expect(!Self.html(unknown).contains("<script>"))
+
             let english = try await browser.request("/?lang=en&sort=facility&designated=true")
             let text = Self.html(english)
             #expect(text.contains("<html lang=\"en\">"))
