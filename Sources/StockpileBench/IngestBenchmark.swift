@@ -24,6 +24,9 @@ public struct IngestBenchmark: Sendable {
         public var pgbenchSingle: Double
         public var httpBatch: Double
         public var pgbenchBatch: Double
+        /// pgbench's bare INSERT into a ledger + UPDATE of a balance, one transaction each: the
+        /// physical limit of one movement per transaction on this machine (issue 18).
+        public var pgbenchBare: Double
         public var latencies: [Double]
     }
 
@@ -61,6 +64,16 @@ public struct IngestBenchmark: Sendable {
                                               quantity: 1, reason: "bench", occurredAt: nil), recordedBy: "bench")
         }
 
+        // The bare baseline's two tables: nothing of Stockpile's (no rules, triggers, scope or audit).
+        try await database.asOwner { owner in
+            try owner.execute("""
+                CREATE TABLE bench_bare_ledger (id uuid PRIMARY KEY, client integer NOT NULL, quantity bigint NOT NULL, recorded_at timestamptz NOT NULL);
+                CREATE TABLE bench_bare_balances (client integer PRIMARY KEY, quantity bigint NOT NULL);
+                INSERT INTO bench_bare_balances SELECT c, 0 FROM generate_series(1, \(options.clients)) c;
+                GRANT SELECT, INSERT, UPDATE ON bench_bare_ledger, bench_bare_balances TO stockpile_app;
+                """)
+        }
+
         let secret = try await PostgresTokens(database, scope: .system("bench"))
             .create(name: "bench", role: .admin, region: nil, facilities: [], validDays: 1).secret
 
@@ -77,14 +90,16 @@ public struct IngestBenchmark: Sendable {
         let scripts = try writePgbenchScripts(secret: secret)
         var rounds: [Round] = []
         say("ingest: \(options.clients) clients on 2 driver threads, \(options.seconds) s per measurement, \(options.rounds) rounds, batch \(options.batchSize); movements/s")
-        say("round   http-single  pgbench-single   http-batch  pgbench-batch")
+        say("round   http-single  pgbench-single   http-batch  pgbench-batch   pgbench-bare")
         for round in 1...options.rounds {
             let (single, latencies) = try await onOwnThread { try runHTTP(port: port, token: secret, batch: 1) }
             let pgSingle = try runPgbench(script: scripts.single, database: name) * 1
             let (batch, _) = try await onOwnThread { try runHTTP(port: port, token: secret, batch: options.batchSize) }
             let pgBatch = try runPgbench(script: scripts.batch, database: name) * Double(options.batchSize)
-            rounds.append(Round(httpSingle: single, pgbenchSingle: pgSingle, httpBatch: batch, pgbenchBatch: pgBatch, latencies: latencies))
-            say(String(format: "%5d %12.0f %15.0f %12.0f %14.0f", round, single, pgSingle, batch, pgBatch))
+            let pgBare = try runPgbench(script: scripts.bare, database: name)
+            rounds.append(Round(httpSingle: single, pgbenchSingle: pgSingle, httpBatch: batch, pgbenchBatch: pgBatch, pgbenchBare: pgBare,
+                                latencies: latencies))
+            say(String(format: "%5d %12.0f %15.0f %12.0f %14.0f %14.0f", round, single, pgSingle, batch, pgBatch, pgBare))
         }
         server.cancel()
         _ = await server.result
@@ -93,10 +108,11 @@ public struct IngestBenchmark: Sendable {
 
         let median = { (values: [Double]) in values.sorted()[values.count / 2] }
         let single = median(rounds.map(\.httpSingle)), pgSingle = median(rounds.map(\.pgbenchSingle))
-        let batch = median(rounds.map(\.httpBatch)), pgBatch = median(rounds.map(\.pgbenchBatch))
+        let batch = median(rounds.map(\.httpBatch)), pgBatch = median(rounds.map(\.pgbenchBatch)), pgBare = median(rounds.map(\.pgbenchBare))
         let latencies = rounds.flatMap(\.latencies).sorted()
-        say(String(format: "median %11.0f %15.0f %12.0f %14.0f", single, pgSingle, batch, pgBatch))
-        say(String(format: "single-movement requests: %.2f of pgbench (target ≥ 0.80, issue 18)", single / pgSingle))
+        say(String(format: "median %11.0f %15.0f %12.0f %14.0f %14.0f", single, pgSingle, batch, pgBatch, pgBare))
+        say(String(format: "single-movement requests: %.2f of pgbench (target ≥ 0.80, issue 18), %.2f of a bare INSERT + UPDATE per transaction",
+                   single / pgSingle, single / pgBare))
         say(String(format: "batch endpoint: %.0f movements/s (target ≥ 20000), %.2f of pgbench running the same statements (token, scope, %d-movement batch)",
                     batch, batch / pgBatch, options.batchSize))
         if !latencies.isEmpty {
@@ -194,7 +210,7 @@ public struct IngestBenchmark: Sendable {
     /// (PostgresTokens.authenticateSQL), the scope (AccessScope.applySQL), then `record_movement`
     /// for one movement (PostgresLedger.recordSQL) or `record_movements` with one array per column
     /// for a batch — the arrays built server-side here, since pgbench cannot bind them.
-    func writePgbenchScripts(secret: String) throws -> (single: String, batch: String) {
+    func writePgbenchScripts(secret: String) throws -> (single: String, batch: String, bare: String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-bench-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let single = directory.appendingPathComponent("single.sql")
@@ -214,7 +230,15 @@ public struct IngestBenchmark: Sendable {
             SELECT * FROM record_movements(ARRAY(SELECT gen_random_uuid() FROM generate_series(1, \(n))), array_fill('BENCH-' || :client_id, ARRAY[\(n)]), array_fill('BENCH'::text, ARRAY[\(n)]), array_fill('L1'::text, ARRAY[\(n)]), array_fill(NULL::date, ARRAY[\(n)]), array_fill('receipt'::text, ARRAY[\(n)]), array_fill(1::bigint, ARRAY[\(n)]), array_fill('bench'::text, ARRAY[\(n)]), array_fill(NULL::timestamptz, ARRAY[\(n)]), 'pgbench');
 
             """).write(to: batch, atomically: true, encoding: .utf8)
-        return (single.path, batch.path)
+        let bare = directory.appendingPathComponent("bare.sql")
+        try """
+            BEGIN;
+            INSERT INTO bench_bare_ledger VALUES (gen_random_uuid(), :client_id + 1, 1, now());
+            UPDATE bench_bare_balances SET quantity = quantity + 1 WHERE client = :client_id + 1;
+            COMMIT;
+
+            """.write(to: bare, atomically: true, encoding: .utf8)
+        return (single.path, batch.path, bare.path)
     }
 
     /// Transactions per second from pgbench with the same number of clients, as the service's role.
