@@ -39,8 +39,9 @@ struct DashboardPage {
         let rollup = try await cover.rollup(filter, group: .region, asOf: asOf, surge: surge)
         // A what-if is shown against today's demand: the bands and shortfall, both ways.
         let baseline = whatIf.active ? try await cover.rollup(filter, group: .region, asOf: asOf) : nil
-        let regions = try await PostgresMasterData(database, scope: scope).regions()
-        let itemChoices = try await PostgresMasterData(database, scope: scope).items()
+        let masterData = PostgresMasterData(database, scope: scope)
+        let regions = try await masterData.regions()
+        let itemChoices = try await masterData.items()
         let lastRecorded = try await PostgresPages(database, scope: scope).lastRecorded()
         let overdue = try await PostgresInterception(database, scope: scope, timeZone: timeZone).overdueCount(transit)
 

@@ -71,14 +71,17 @@ enum CoverRollupSQL {
         """
     }
 
-    /// The same over per-facility sums (`s`).
-    static let perFacilitySums = """
-        count(DISTINCT s.facility_id) AS facilities, stockpile_clamp(sum(s.positions)) AS positions, sum(s.daily_demand) AS daily_demand,
+    /// The same over stored sums (`s`), facilities counted as `facilities` says: distinct ids over
+    /// per-facility sums, or the positions over per-item sums (one position per facility and item).
+    static func summed(facilities: String) -> String {
+        """
+        \(facilities) AS facilities, stockpile_clamp(sum(s.positions)) AS positions, sum(s.daily_demand) AS daily_demand,
         stockpile_clamp(sum(s.physical_qty)) AS physical_qty, sum(s.expiring_qty) AS expiring_qty, stockpile_clamp(sum(s.contract_qty)) AS contract_qty,
         stockpile_clamp(sum(s.capacity_qty)) AS capacity_qty, stockpile_clamp(sum(s.shortfall_qty)) AS shortfall_qty,
         stockpile_clamp(sum(s.contract_shortfall_qty)) AS contract_shortfall_qty,
         \(bandColumns.map { "stockpile_clamp(sum(s.\($0))) AS \($0)" }.joined(separator: ", "))
         """
+    }
 
     /// Regions below the one asked for ($4; the roots when absent), each labelled with the child it falls under.
     static let labelled = """
@@ -133,15 +136,6 @@ enum CoverRollupSQL {
         WHERE s.region_id = g.region_id AND s.designated = g.designated AND s.item_id = g.item_id
         """
 
-    /// The same over per-item sums (`s`): each facility has one position per item.
-    static let perItemSums = """
-        stockpile_clamp(sum(s.positions)) AS facilities, stockpile_clamp(sum(s.positions)) AS positions, sum(s.daily_demand) AS daily_demand,
-        stockpile_clamp(sum(s.physical_qty)) AS physical_qty, sum(s.expiring_qty) AS expiring_qty, stockpile_clamp(sum(s.contract_qty)) AS contract_qty,
-        stockpile_clamp(sum(s.capacity_qty)) AS capacity_qty, stockpile_clamp(sum(s.shortfall_qty)) AS shortfall_qty,
-        stockpile_clamp(sum(s.contract_shortfall_qty)) AS contract_shortfall_qty,
-        \(bandColumns.map { "stockpile_clamp(sum(s.\($0))) AS \($0)" }.joined(separator: ", "))
-        """
-
     /// A roll-up by item, or by region for one item, from the per-item sums: a few hundred rows per
     /// region rather than every position. Row-level security passes only regions whose facilities
     /// the scope holds, every one (sql/0032), so only a scope that covers whole regions reads it.
@@ -149,7 +143,7 @@ enum CoverRollupSQL {
         let label = grouping == .region ? "gr.code, gr.name" : "i.code, i.name"
         return """
             WITH RECURSIVE \(CoverSQL.subtree), \(labelled)
-            SELECT \(label), \(perItemSums)
+            SELECT \(label), \(summed(facilities: "stockpile_clamp(sum(s.positions))"))
             FROM cover_region_item_sums s JOIN items i ON i.id = s.item_id
             JOIN labelled l ON l.id = s.region_id \(grouping == .region ? "JOIN regions gr ON gr.id = l.group_id" : "")
             WHERE ($4::text IS NULL OR s.region_id IN (SELECT id FROM subtree)) AND $5::text IS NULL
@@ -163,7 +157,7 @@ enum CoverRollupSQL {
         precondition(grouping == .region)
         return """
             WITH RECURSIVE \(CoverSQL.subtree), \(labelled)
-            SELECT gr.code, gr.name, \(perFacilitySums)
+            SELECT gr.code, gr.name, \(summed(facilities: "count(DISTINCT s.facility_id)"))
             FROM cover_facility_sums s JOIN facilities f ON f.id = s.facility_id
             JOIN labelled l ON l.id = f.region_id JOIN regions gr ON gr.id = l.group_id
             WHERE stockpile_in_scope(f.id) AND ($4::text IS NULL OR f.region_id IN (SELECT id FROM subtree))
