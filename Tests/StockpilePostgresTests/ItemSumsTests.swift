@@ -88,6 +88,11 @@ import Testing
         let command = AccessScope(actor: "cmd-d1", role: .command, facilities: .only(Set(d1Codes.map { ids[$0]! })), regionCode: "D1")
         let commandRollup = try await PostgresCover(database, scope: command).rollup(CoverFilter(region: "C01"), group: .item, asOf: Self.asOf)
         Self.expectItemRollup(commandRollup, rows.filter { d1Codes.contains($0.facility) }, "command D1")
+        // Naming another district reads none of its sums, nor its one item by region.
+        let elsewhere = try await PostgresCover(database, scope: command).rollup(CoverFilter(region: "D2"), group: .item, asOf: Self.asOf)
+        #expect(elsewhere.rows.allSatisfy { $0.positions == 0 && $0.shortfallQty == 0 })
+        let elsewhereN95 = try await PostgresCover(database, scope: command).rollup(CoverFilter(region: "D2", item: "N95"), group: .region, asOf: Self.asOf)
+        #expect(elsewhereN95.rows.allSatisfy { $0.positions == 0 })
 
         // A warehouse token holds one facility, not a region: its roll-up is its own positions.
         let clerk = AccessScope(actor: "clerk", role: .warehouse, facilities: .only([ids["D1-W"]!]))
