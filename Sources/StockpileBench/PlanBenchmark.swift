@@ -121,11 +121,8 @@ extension PlanBenchmark {
     static func chosen(_ inputs: PostgresPlanner.Inputs, count: Int, hardestFirst: Bool) -> [String] {
         let items = inputs.positions.keys.sorted()
         guard hardestFirst else { return Array(items.prefix(count)) }
-        let effort = Dictionary(uniqueKeysWithValues: items.map { item -> (String, (balanced: Bool, pairs: Int)) in
-            let positions = inputs.positions[item]!
-            let surplus = positions.reduce(Int64(0)) { $0 + $1.surplus }, need = positions.reduce(Int64(0)) { $0 + max(0, $1.shortfall) }
-            return (item, (surplus < need && 2 * surplus > need, positions.filter { $0.surplus > 0 }.count * positions.filter { $0.shortfall > 0 }.count))
-        })
+        // The planner's own measure, the one it orders a whole city's items by.
+        let effort = Dictionary(uniqueKeysWithValues: items.map { ($0, Reallocation.effort(inputs.positions[$0]!)) })
         let balanced = items.filter { effort[$0]!.balanced }.sorted { effort[$0]!.pairs > effort[$1]!.pairs }
         let rest = items.filter { !effort[$0]!.balanced }.sorted { effort[$0]!.pairs > effort[$1]!.pairs }
         // Half nearly balanced (when there are that many), the rest the largest of the others.

@@ -887,6 +887,14 @@ public struct PlanPosition: Sendable, Equatable, Codable {
 }
 
 public enum Reallocation {
+    /// How hard an item is to plan, for ordering work: short of stock but more than half covered
+    /// (the searches go furthest), and its donor × receiver pairs.
+    public static func effort(_ positions: [PlanPosition]) -> (balanced: Bool, pairs: Int) {
+        let surplus = positions.reduce(Int64(0)) { $0.saturatingAdd($1.surplus) }
+        let need = positions.reduce(Int64(0)) { $0.saturatingAdd(max(0, $1.shortfall)) }
+        return (surplus < need && surplus > need - surplus, positions.filter { $0.surplus > 0 }.count * positions.filter { $0.shortfall > 0 }.count)
+    }
+
     /// The item's donors (surplus > 0) and receivers (need > 0), and the optimal plan between them.
     public static func plan(_ positions: [PlanPosition], options: PlanOptions = PlanOptions())
         -> (plan: ItemPlan, donors: [PlanPosition], receivers: [PlanPosition]) {

@@ -242,12 +242,7 @@ public struct PostgresPlanner: Sendable {
             // pool), the slowest first so that no core is left with one of them at the end: those
             // short of stock but nearly balanced (their searches go far), then by pairs.
             let names = byItem.keys.sorted()
-            let effort = names.map { name -> (balanced: Bool, pairs: Int) in
-                let positions = byItem[name]!
-                let surplus = positions.reduce(Int64(0)) { $0 + $1.surplus }, need = positions.reduce(Int64(0)) { $0 + max(0, $1.shortfall) }
-                let pairs = positions.filter { $0.surplus > 0 }.count * positions.filter { $0.shortfall > 0 }.count
-                return (surplus < need && 2 * surplus > need, pairs)
-            }
+            let effort = names.map { Reallocation.effort(byItem[$0]!) }
             let order = names.indices.sorted { a, b in
                 effort[a].balanced != effort[b].balanced ? effort[a].balanced : effort[a].pairs > effort[b].pairs
             }
