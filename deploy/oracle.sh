@@ -8,11 +8,12 @@ binary=${1:-.build/debug/stockpile}
 python3 -c "import ortools, numpy" >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check ortools numpy >/dev/null 2>&1 \
     || { echo "oracle: could not install ortools"; exit 1; }
 python3 Sources/StockpileBench/ortools_oracle.py --selftest 2>/dev/null | grep -q "selftest ok" || { echo "oracle: its own self-test failed"; exit 1; }
+items=12
 data=$(mktemp -d /tmp/stockpile-oracle.XXXXXX)
 chmod 755 "$data"
 trap 'rm -rf "$data"' EXIT
-"$binary" generate --data-dir "$data/city" --facilities 800 --items 12 --days 30 --seed 7 --as-of 2026-11-22 > "$data/generate.log" 2>&1 \
+"$binary" generate --data-dir "$data/city" --facilities 800 --items "$items" --days 30 --seed 7 --as-of 2026-11-22 > "$data/generate.log" 2>&1 \
     || { tail -20 "$data/generate.log"; exit 1; }
-"$binary" bench plan --data-dir "$data/city" --items 12 --oracle ortools --reference-up-to 0 2>&1 | tee "$data/plan.log" | grep -v "info stockpile"
-grep -q "OR-Tools: 12 of 12 items equal" "$data/plan.log" || { echo "oracle: the planner and OR-Tools disagree"; exit 1; }
-echo "oracle: 12 of 12 items equal to OR-Tools"
+"$binary" bench plan --data-dir "$data/city" --items "$items" --oracle ortools --reference-up-to 0 2>&1 | tee "$data/plan.log" | grep -v "info stockpile"
+grep -q "OR-Tools: $items of $items items equal" "$data/plan.log" || { echo "oracle: the planner and OR-Tools disagree"; exit 1; }
+echo "oracle: $items of $items items equal to OR-Tools"
