@@ -87,11 +87,53 @@ public struct LocalDate: Sendable, Hashable, Comparable, Codable, CustomStringCo
 /// ISO-8601 instants as clients send them: with an offset or Z, with or without fractional seconds.
 public enum Timestamps {
     public static func parse(_ text: String) -> Date? {
+        if let date = exact(text) { return date }
         if let date = try? Date(text, strategy: .iso8601) { return date }
         if let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .colon)) {
             return date
         }
         return nil
+    }
+}
+
+extension Timestamps {
+    /// `YYYY-MM-DDTHH:MM:SS[.f…](Z|±HH:MM)` to the microsecond, as exports write occurred_at: Foundation's
+    /// parser keeps milliseconds only, and a history moved to another server must keep its instants.
+    static func exact(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116 || b[10] == 32, b[13] == 58, b[16] == 58 else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for i in range {
+                let digit = Int(b[i]) - 48
+                guard (0...9).contains(digit) else { return nil }
+                value = value * 10 + digit
+            }
+            return value
+        }
+        guard let y = number(0..<4), let mo = number(5..<7), let d = number(8..<10), let h = number(11..<13),
+              let mi = number(14..<16), let s = number(17..<19), (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 60,
+              d <= LocalDate.daysIn(month: mo, year: y) else { return nil }
+        var i = 19, micros = 0
+        if i < b.count, b[i] == 46 {
+            i += 1
+            let start = i
+            while i < b.count, (48...57).contains(b[i]) { i += 1 }
+            guard i > start, i - start <= 6, let f = number(start..<i) else { return nil }
+            micros = f
+            for _ in (i - start)..<6 { micros *= 10 }
+        }
+        var offset = 0
+        if i + 1 == b.count, b[i] == 90 || b[i] == 122 {
+            offset = 0
+        } else if i + 6 == b.count, b[i] == 43 || b[i] == 45, b[i + 3] == 58, let oh = number((i + 1)..<(i + 3)), let om = number((i + 4)..<(i + 6)),
+                  oh < 24, om < 60 {
+            offset = (oh * 3600 + om * 60) * (b[i] == 45 ? -1 : 1)
+        } else {
+            return nil
+        }
+        let seconds = CivilDate.days(year: y, month: mo, day: d) * 86_400 + Int64(h * 3600 + mi * 60 + s - offset)
+        return Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
     }
 }
 

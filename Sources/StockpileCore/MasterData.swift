@@ -259,8 +259,14 @@ extension MovementDraft {
         let draft = MovementDraft(id: f.text("id"), facility: f.text("facility_code"), item: f.text("item_code"),
                                   lot: f.text("lot"), expiry: f.text("expiry"), kind: f.text("kind"), quantity: quantity,
                                   reason: f.values["reason"] ?? "", occurredAt: f.text("occurred_at"))
-        do {
-            return try draft.validated()
+        do throws(FieldError) {
+            // A history may hold reallocation transfers (an export of one does): the importer records
+            // them without their orders, and only for an import of scope all (sql/0033).
+            let movement = try draft.validated(allowedKinds: MovementKind.allCases)
+            if movement.occurredAt == nil, movement.kind == .transferOut || movement.kind == .transferIn {
+                throw FieldError(field: "occurred_at", reason: "a transfer in a history needs the time it happened")
+            }
+            return movement
         } catch {
             // Report CSV column names, not API field names.
             let names = ["facility": "facility_code", "item": "item_code"]

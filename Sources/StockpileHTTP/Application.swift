@@ -140,7 +140,7 @@ public enum StockpileAPI {
         ("GET", "/api/v1/tokens", admins), ("POST", "/api/v1/tokens", admins), ("DELETE", "/api/v1/tokens/{name}", admins),
         ("GET", "/api/v1/audit", [.admin, .command]), ("GET", "/api/v1/cover", readers), ("GET", "/api/v1/cover/rollup", readers),
     ] + reserveRoutes + planRoutes + orderRoutes + nightlyRoutes + scanRoutes + syncRoutes + transitRoutes + donationRoutes
-        + shipmentRoutes + trendRoutes
+        + shipmentRoutes + trendRoutes + exportRoutes
     /// Warehouse staff record for their own facilities; the command centre reads and plans, it does not record stock.
     static let writers: Set<Role> = [.warehouse, .admin]
     static let readers: Set<Role> = [.warehouse, .command, .admin]
@@ -368,6 +368,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
     addSyncRoutes(api, services: services)
     addTransitRoutes(api, services: services)
     addDonationRoutes(api, services: services)
+    addExportRoutes(api, services: services)
     addScanRoute(api, services: services)
     addPageRoutes(router, services: services)
 

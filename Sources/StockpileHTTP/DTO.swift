@@ -235,26 +235,12 @@ struct CoverParameters {
 
 /// A UTF-8 CSV download with a byte-order mark, so spreadsheet programs show Chinese.
 enum CSVDownload {
-    /// Text a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @ TAB CR first.
-    static let formulaStart: Set<Unicode.Scalar> = ["=", "+", "-", "@", "\t", "\r"]
-
-    /// One cell. Clerks choose lot numbers and command tokens supplier names, so a text cell that a
-    /// spreadsheet would evaluate gets a leading apostrophe; a plain number (-5, -0.25) stays a number.
-    /// Every CSV the service writes (cover, roll-up, nightly sections by API, page and --out) goes through here.
-    static func field(_ raw: String) -> String {
-        var text = raw
-        if let first = text.unicodeScalars.first, formulaStart.contains(first), text.wholeMatch(of: /-?[0-9]+(\.[0-9]+)?/) == nil {
-            text = "'" + text
-        }
-        return text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-            ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
-    }
+    /// One cell (SpreadsheetCSV.field: formulas made inert). Every CSV the service writes (cover,
+    /// roll-up, nightly sections by API, page and --out, exports) goes through it.
+    static func field(_ raw: String) -> String { SpreadsheetCSV.field(raw) }
 
     /// The file's text: byte-order mark, header, rows, CRLF line ends.
-    static func text(header: [String], rows: [[String]]) -> String {
-        let lines = [header.map(field).joined(separator: ",")] + rows.map { $0.map(field).joined(separator: ",") }
-        return "\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n"
-    }
+    static func text(header: [String], rows: [[String]]) -> String { SpreadsheetCSV.text(header: header, rows: rows) }
 
     static func response(header: [String], rows: [[String]], filename: String) -> Response {
         response(text(header: header, rows: rows), filename: filename)

@@ -162,7 +162,7 @@ public struct CSVImporter: Sendable {
                                   reason: "has \(values.count) fields, the header has \(header.count)")
             }
             var fields: [String: String] = [:]
-            for (column, value) in zip(header, values) { fields[column] = value }
+            for (column, value) in zip(header, values) { fields[column] = SpreadsheetCSV.reading(value) }
             do {
                 rows.append((rowNumber, try make(CSVFields(fields))))
             } catch {
@@ -405,14 +405,34 @@ public struct CSVImporter: Sendable {
             let (x, y) = (a.1.occurredAt ?? .distantFuture, b.1.occurredAt ?? .distantFuture)
             return x != y ? x < y : a.0 < b.0
         }
-        do {
-            let recorded = try PostgresLedger.record(batch: ordered.map(\.1), recordedBy: recordedBy, on: c)
-            let replays = recorded.filter(\.replay).count
-            return .init(rows: movements.count, changed: movements.count - replays, unchanged: replays)
-        } catch let error as BatchError {
-            let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
-            throw ImportError(file: "movements.csv", row: ordered[error.index].0, column: column, reason: error.underlying.message)
+        // Runs of recordable movements go through the batch ledger; a transfer (an exported history's
+        // dispatch or receipt, without its order) through record_history_transfer, in its place.
+        var replays = 0
+        var run: [(Int, MovementRequest)] = []
+        func flush() throws {
+            guard !run.isEmpty else { return }
+            do {
+                replays += try PostgresLedger.record(batch: run.map(\.1), recordedBy: recordedBy, on: c).filter(\.replay).count
+            } catch let error as BatchError {
+                throw ImportError(file: "movements.csv", row: run[error.index].0, column: error.underlying.column.map { csvColumn[$0] ?? $0 },
+                                  reason: error.underlying.message)
+            }
+            run = []
         }
+        for movement in ordered {
+            guard movement.1.kind == .transferOut || movement.1.kind == .transferIn else {
+                run.append(movement)
+                continue
+            }
+            try flush()
+            do {
+                if try PostgresLedger.recordHistoryTransfer(movement.1, recordedBy: recordedBy, on: c) { replays += 1 }
+            } catch let error as PQError where error.sqlState?.hasPrefix("SP") == true || error.sqlState == "42501" {
+                throw ImportError(file: "movements.csv", row: movement.0, column: error.column.map { csvColumn[$0] ?? $0 }, reason: error.message)
+            }
+        }
+        try flush()
+        return .init(rows: movements.count, changed: movements.count - replays, unchanged: replays)
     }
 
     /// Counts are recorded as `count` movements whose ids derive from the file's content and the
@@ -427,9 +447,10 @@ public struct CSVImporter: Sendable {
                             kind: .count, quantity: row.1.quantity, reason: "stock.csv", occurredAt: nil)
         }
         do {
-            let recorded = try PostgresLedger.record(batch: movements, recordedBy: recordedBy, on: c)
-            let replays = recorded.filter(\.replay).count
-            return .init(rows: counts.count, changed: counts.count - replays, unchanged: replays)
+            // A count that found on-hand as it said changed nothing, though it is recorded (its id
+            // makes a second import of a file that stock has since moved on from a replay).
+            let changed = try PostgresLedger.record(batch: movements, recordedBy: recordedBy, on: c).filter { !$0.replay && $0.quantity != 0 }.count
+            return .init(rows: counts.count, changed: changed, unchanged: counts.count - changed)
         } catch let error as BatchError {
             let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
             throw ImportError(file: "stock.csv", row: counts[error.index].0, column: column, reason: error.underlying.message)

@@ -103,6 +103,13 @@ public struct PostgresLedger: Sendable {
         }
     }
 
+    /// A transfer of an imported history, recorded without its order (sql/0033): the importer's, in
+    /// its transaction. Returns whether the id was already recorded with this body (a replay).
+    static func recordHistoryTransfer(_ movement: MovementRequest, recordedBy: String, on connection: PQConnection) throws -> Bool {
+        try connection.query("SELECT replay FROM record_history_transfer($1, $2, $3, $4, $5::date, $6, $7, $8, $9::timestamptz, $10)",
+                             parameters(movement, recordedBy: recordedBy)).first!.decode("replay")
+    }
+
     /// A write whose commit waits for the synchronous standby, after a replay (sql/0020_sync_barrier.sql).
     static let syncBarrierSQL = "SELECT stockpile_sync_barrier()"
 

@@ -67,7 +67,7 @@ func makeLogger(_ label: String = "stockpile") -> Logger {
 struct Stockpile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Emergency medical supply reserves (应急医疗物资储备).",
-        subcommands: [Serve.self, Migrate.self, Import.self, Demo.self, Check.self, Token.self, Plan.self, Nightly.self, Generate.self, Bench.self,
+        subcommands: [Serve.self, Migrate.self, Import.self, Export.self, Demo.self, Check.self, Token.self, Plan.self, Nightly.self, Generate.self, Bench.self,
                       Standby.self, History.self])
 }
 
@@ -187,9 +187,10 @@ struct Migrate: AsyncParsableCommand {
 
 struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load CSV files (regions, facilities, items, movements, stock) from a folder, all or nothing.")
+        abstract: "Load CSV files from a folder (what `stockpile export` writes), all or nothing.",
+        discussion: "Example: stockpile import ./导出")
     @OptionGroup var database: DatabaseOptions
-    @Argument(help: "Folder holding any of regions.csv, facilities.csv, items.csv, movements.csv, stock.csv.") var directory: String
+    @Argument(help: "Folder holding any of \(CSVImporter.fileOrder.map { "\($0).csv" }.joined(separator: ", ")).") var directory: String
 
     func run() async throws {
         let summary: ImportSummary

@@ -92,6 +92,8 @@ import Testing
             return .ok
         }
         if path == "/api/v1/attention/{id}/resolve" { return .notFound }
+        // {file} is items: a warehouse token exports its facilities' stock and movements, not master data.
+        if path == "/api/v1/export/{file}" && role == .warehouse { return .forbidden }
         // The fixture's plan: nothing left proposed in it by then, so approving it approves nothing, for whoever may.
         if path == "/api/v1/plan-approvals" { return .ok }
         // Donation 1 is the first the matrix recorded (as admin); inspected passed, then again (a replay).

@@ -1,0 +1,139 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import StockpileCore
+import StockpilePostgres
+
+// `GET /api/v1/export/{file}` (issue 19): one of the files `stockpile export` writes, streamed as it
+// is read. An administrator exports everything (or `region=` a subtree), a command token its own
+// subtree, a warehouse token its own facilities' stock and movements.
+extension StockpileAPI {
+    static let exportRoutes: [(method: String, path: String, roles: Set<Role>)] = [("GET", "/api/v1/export/{file}", readers)]
+}
+
+func addExportRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
+    let database = services.database
+    api.get("export/{file}") { request, context in
+        let scope = try context.require(StockpileAPI.readers, to: "export")
+        let named = try context.parameters.require("file")
+        let file = named.hasSuffix(".csv") ? String(named.dropLast(4)) : named
+        guard CSVExporter.files.contains(file) else {
+            throw APIError(.notFound, "not_found", "unknown export \(file); expected one of \(CSVExporter.files.joined(separator: ", "))", field: "file")
+        }
+        if scope.role == .warehouse, !CSVExporter.warehouseFiles.contains(file) {
+            throw APIError(.forbidden, "forbidden", "a warehouse token exports its own facilities' stock and movements, not \(file).csv", field: "file")
+        }
+        var region: String?
+        if let asked = text(request, "region") {
+            do throws(FieldError) { region = try TextBounds.check(asked, field: "region", maxBytes: TextBounds.code) } catch { throw APIError.invalid(error) }
+        }
+        var since: LocalDate?
+        if let asked = text(request, "since") {
+            guard file == "movements" else { throw APIError(.badRequest, "invalid", "since: only for movements", field: "since") }
+            guard let date = LocalDate(asked) else { throw APIError(.badRequest, "invalid", "since: a date YYYY-MM-DD, not \(asked.prefix(40))", field: "since") }
+            since = date
+        }
+        let options = CSVExporter.Options(region: scope.region(region), since: since, timeZone: services.timeZone.identifier)
+        if let region = options.region {
+            let exists = try await database.withConnection(scope) { try CSVExporter.regionExists(region, on: $0) }
+            guard exists else { throw APIError(.notFound, "not_found", "no region \(region)", field: "region") }
+        }
+        let handoff = ChunkHandoff()
+        Task {
+            do {
+                _ = try await database.read(scope, isolation: .repeatableRead) { c in
+                    try CSVExporter.begin(on: c, options)
+                    try CSVExporter.write(file, options, on: c) { try handoff.send($0) }
+                }
+                handoff.finish(nil)
+            } catch {
+                handoff.finish(error)
+            }
+        }
+        // The first chunk (the header and the first rows) before the answer starts: a query that
+        // fails fails with its own status, not a 200 cut short.
+        let first: [UInt8]?
+        do { first = try await handoff.next() } catch { handoff.cancel(); throw error }
+        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(file).csv\""],
+                        body: ResponseBody { writer in
+            do {
+                if let first { try await writer.write(ByteBuffer(bytes: first)) }
+                while let chunk = try await handoff.next() { try await writer.write(ByteBuffer(bytes: chunk)) }
+                try await writer.finish(nil)
+            } catch {
+                handoff.cancel()
+                throw error
+            }
+        })
+    }
+}
+
+/// Chunks handed from a database thread to a response writer, at most two unread: the producer
+/// waits while the client reads slowly, so a city's movements never pile up in memory. A reader
+/// that goes away cancels it; a producer nobody reads from gives up after five minutes and lets
+/// its connection go.
+final class ChunkHandoff: @unchecked Sendable {
+    struct Abandoned: Error {}
+    private let lock = NSLock()
+    private var chunks: [[UInt8]] = []
+    private var ended = false
+    private var failure: (any Error)?
+    private var cancelled = false
+    private var waiter: CheckedContinuation<[UInt8]?, any Error>?
+    private let room = DispatchSemaphore(value: 2)
+
+    func send(_ chunk: [UInt8]) throws {
+        guard room.wait(timeout: .now() + 300) == .success else { throw Abandoned() }
+        lock.lock()
+        if cancelled {
+            lock.unlock()
+            room.signal()
+            throw Abandoned()
+        }
+        if let waiter {
+            self.waiter = nil
+            lock.unlock()
+            room.signal()
+            waiter.resume(returning: chunk)
+            return
+        }
+        chunks.append(chunk)
+        lock.unlock()
+    }
+
+    func finish(_ error: (any Error)?) {
+        lock.lock()
+        ended = true
+        failure = error
+        let waiter = self.waiter
+        self.waiter = nil
+        lock.unlock()
+        if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+    }
+
+    func next() async throws -> [UInt8]? {
+        try await withCheckedThrowingContinuation { continuation in
+            lock.lock()
+            if !chunks.isEmpty {
+                let chunk = chunks.removeFirst()
+                lock.unlock()
+                room.signal()
+                continuation.resume(returning: chunk)
+            } else if ended {
+                let failure = self.failure
+                lock.unlock()
+                if let failure { continuation.resume(throwing: failure) } else { continuation.resume(returning: nil) }
+            } else {
+                waiter = continuation
+                lock.unlock()
+            }
+        }
+    }
+
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.unlock()
+        room.signal()
+    }
+}
