@@ -163,6 +163,8 @@ public enum CSVExporter {
         // answers (the API) hears of a query that fails.
         var text = SpreadsheetCSV.byteOrderMark + SpreadsheetCSV.line(header)
         var rows = 0
+        // Before the first rows: a city's ledger takes PostgreSQL a minute or two to put in order.
+        progress(0)
         while true {
             var fetched = 0
             try connection.scan("FETCH \(fetchRows) FROM export_rows") { row in

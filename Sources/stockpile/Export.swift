@@ -35,18 +35,19 @@ struct Export: AsyncParsableCommand {
         let options = CSVExporter.Options(region: region, since: since.flatMap(LocalDate.init), timeZone: Environment.timeZone.identifier)
         // Progress on a terminal only, a few times a second; a timer's journal gets the summary.
         let terminal = isatty(STDERR_FILENO) == 1
-        let shown = Mutex(ContinuousClock.now)
+        let shown = Mutex(ContinuousClock.now - .seconds(1))
         let started = ContinuousClock.now
         let summary: CSVExporter.Summary
         do {
             summary = try await database.withDatabase { db in
                 try await CSVExporter.exportDirectory(db, scope: .system("export"), to: folder, options, movements: movements) { file, rows, bytes in
                     guard terminal, shown.withLock({ last in
-                        guard ContinuousClock.now - last > .milliseconds(250) else { return false }
+                        guard rows == 0 || ContinuousClock.now - last > .milliseconds(250) else { return false }
                         last = ContinuousClock.now
                         return true
                     }) else { return }
-                    FileHandle.standardError.write(Data("\r\u{1B}[K\(file): \(rows) rows, \(bytes / 1_048_576) MB".utf8))
+                    let line = rows == 0 ? "\(file): reading…" : "\(file): \(rows) rows, \(bytes / 1_048_576) MB"
+                    FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
                 }
             }
         } catch let error as ExportError {
