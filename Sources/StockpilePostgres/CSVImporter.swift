@@ -399,6 +399,9 @@ public struct CSVImporter: Sendable {
     /// CSV column names for the ledger's field names.
     static let csvColumn = ["facility": "facility_code", "item": "item_code"]
 
+    /// The most lines one record_movements call of an import takes (see loadMovements).
+    public static let historyPiece = 2000
+
     static func loadMovements(_ movements: [(Int, MovementRequest)], recordedBy: String, on c: PQConnection) throws -> ImportSummary.FileSummary {
         // History is applied in the order it happened, so balances never dip below zero on the way.
         let ordered = movements.sorted { a, b in
@@ -407,15 +410,21 @@ public struct CSVImporter: Sendable {
         }
         // Runs of recordable movements go through the batch ledger; a transfer (an exported history's
         // dispatch or receipt, without its order) through record_history_transfer, in its place.
+        // A run goes in pieces of `historyPiece`: record_movements compares each count with the
+        // batch's earlier lines, so one call of a district's 70,000 movements took minutes. The
+        // history is in order, so no line of a later piece happened before one of an earlier piece,
+        // and pieces in one transaction record what one batch would.
         var replays = 0
         var run: [(Int, MovementRequest)] = []
         func flush() throws {
-            guard !run.isEmpty else { return }
-            do {
-                replays += try PostgresLedger.record(batch: run.map(\.1), recordedBy: recordedBy, on: c).filter(\.replay).count
-            } catch let error as BatchError {
-                throw ImportError(file: "movements.csv", row: run[error.index].0, column: error.underlying.column.map { csvColumn[$0] ?? $0 },
-                                  reason: error.underlying.message)
+            for start in stride(from: 0, to: run.count, by: historyPiece) {
+                let piece = run[start..<min(run.count, start + historyPiece)]
+                do {
+                    replays += try PostgresLedger.record(batch: piece.map(\.1), recordedBy: recordedBy, on: c).filter(\.replay).count
+                } catch let error as BatchError {
+                    throw ImportError(file: "movements.csv", row: piece[start + error.index].0,
+                                      column: error.underlying.column.map { csvColumn[$0] ?? $0 }, reason: error.underlying.message)
+                }
             }
             run = []
         }
@@ -446,14 +455,19 @@ public struct CSVImporter: Sendable {
             MovementRequest(id: id, facility: row.1.facility, item: row.1.item, lot: row.1.lot, expiry: row.1.expiry,
                             kind: .count, quantity: row.1.quantity, reason: "stock.csv", occurredAt: nil)
         }
-        do {
-            // A count that found on-hand as it said changed nothing, though it is recorded (its id
-            // makes a second import of a file that stock has since moved on from a replay).
-            let changed = try PostgresLedger.record(batch: movements, recordedBy: recordedBy, on: c).filter { !$0.replay && $0.quantity != 0 }.count
-            return .init(rows: counts.count, changed: changed, unchanged: counts.count - changed)
-        } catch let error as BatchError {
-            let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
-            throw ImportError(file: "stock.csv", row: counts[error.index].0, column: column, reason: error.underlying.message)
+        // A count that found on-hand as it said changed nothing, though it is recorded (its id makes a
+        // second import of a file that stock has since moved on from a replay). In pieces, as a history
+        // is: every count of the file is "now", so none comes after another.
+        var changed = 0
+        for start in stride(from: 0, to: movements.count, by: historyPiece) {
+            let piece = Array(movements[start..<min(movements.count, start + historyPiece)])
+            do {
+                changed += try PostgresLedger.record(batch: piece, recordedBy: recordedBy, on: c).filter { !$0.replay && $0.quantity != 0 }.count
+            } catch let error as BatchError {
+                let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
+                throw ImportError(file: "stock.csv", row: counts[start + error.index].0, column: column, reason: error.underlying.message)
+            }
         }
+        return .init(rows: counts.count, changed: changed, unchanged: counts.count - changed)
     }
 }

@@ -243,4 +243,43 @@ import Testing
         #expect(try TestDatabase.ownerConnection(location).query("SELECT sum(quantity) AS n FROM balances").first!.decode("n", as: Int64.self) == 5)
         await database.shutdown()
     }
+
+    /// A history and a stock.csv longer than one piece (CSVImporter.historyPiece) load as one, and a
+    /// bad row in a later piece is named by its own row number.
+    @Test func aLongHistoryGoesInPiecesAndItsRowsKeepTheirNumbers() async throws {
+        let location = try TestDatabase.freshLocation()
+        let database = StockpileDatabase(location: location, poolSize: 2)
+        _ = try await CSVImporter(database, scope: .system("import")).importFiles([
+            "regions": "code,name,parent_code\nC,示范市,\n",
+            "facilities": "code,name,kind,region_code,beds,latitude,longitude,designated\nH,医院,hospital,C,10,,,false\n",
+            "items": "code,name,category,unit,target_days,shelf_life_days\nKIT,器械,device,台,,\n",
+        ])
+        let n = CSVImporter.historyPiece + 500
+        func history(_ lines: [String]) -> String {
+            "id,facility_code,item_code,lot,expiry,kind,quantity,occurred_at,reason\n" + lines.joined(separator: "\n") + "\n"
+        }
+        let receipts = (0..<n).map { i in
+            "\(UUID().uuidString),H,KIT,L\(i % 7),,receipt,2,2026-11-01T08:\(String(format: "%02d", i / 60 % 60)):\(String(format: "%02d", i % 60))+08:00,"
+        }
+        let tooMuch = "\(UUID().uuidString),H,KIT,L1,,issue,100000,2026-11-02T09:00:00+08:00,"
+        do {
+            _ = try await CSVImporter(database, scope: .system("import")).importFiles(["movements": history(receipts + [tooMuch])])
+            Issue.record("an issue of more than is on hand was taken")
+        } catch let error as ImportError {
+            #expect(error.row == n + 2 && error.column == "quantity", "\(error)")
+        }
+        let loaded = try await CSVImporter(database, scope: .system("import")).importFiles(["movements": history(receipts)])
+        #expect(loaded.files["movements.csv"]?.changed == n)
+        // Counts: a piece and more, one of them a lot nobody brought in, named by its row.
+        var counts = (0..<n).map { i in "H,KIT,C\(i),,1" }
+        counts[CSVImporter.historyPiece + 10] = "H,KIT,NOBODY,,0"
+        do {
+            _ = try await CSVImporter(database, scope: .system("import")).importFiles(["stock": "facility_code,item_code,lot,expiry,quantity\n" + counts.joined(separator: "\n") + "\n"])
+            Issue.record("a count of 0 of a lot nobody brought in was taken")
+        } catch let error as ImportError {
+            #expect(error.row == CSVImporter.historyPiece + 12 && error.column == "lot", "\(error)")
+        }
+        #expect(try TestDatabase.ownerConnection(location).query("SELECT sum(quantity) AS n FROM balances").first!.decode("n", as: Int64.self) == Int64(2 * n))
+        await database.shutdown()
+    }
 }
