@@ -135,6 +135,10 @@ struct DashboardPage {
                                  "lag": origin.servedBy == "standby" ? String(format: "%.0f s", origin.lagSeconds.rounded(.up)) : "0 s",
                                  "replicaLag": replicaLag.isFinite ? String(format: "%.0f s", replicaLag.rounded(.up)) : "?"]
         }
+        // The district's spreadsheets, for the region in view (issue 19).
+        let exportQuery = filter.region.map { "?region=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" } ?? ""
+        values["exports"] = CSVExporter.files.filter { scope.role != .warehouse || CSVExporter.warehouseFiles.contains($0) }
+            .map { ["href": "/export/\($0).csv\(exportQuery)", "label": t["export.\($0)"]!, "file": "\($0).csv"] }
         values.merge(trends) { a, _ in a }
         values["sort_" + sort.rawValue] = true
         if overdue > 0 { values["overdueNotice"] = t["overdueNotice"]!.replacingOccurrences(of: "{n}", with: String(overdue)) }

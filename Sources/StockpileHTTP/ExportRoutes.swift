@@ -12,60 +12,67 @@ extension StockpileAPI {
 }
 
 func addExportRoutes(_ api: RouterGroup<StockpileRequestContext>, services: StockpileServices) {
-    let database = services.database
     api.get("export/{file}") { request, context in
         let scope = try context.require(StockpileAPI.readers, to: "export")
-        let named = try context.parameters.require("file")
-        let file = named.hasSuffix(".csv") ? String(named.dropLast(4)) : named
-        guard CSVExporter.files.contains(file) else {
-            throw APIError(.notFound, "not_found", "unknown export \(file); expected one of \(CSVExporter.files.joined(separator: ", "))", field: "file")
-        }
-        if scope.role == .warehouse, !CSVExporter.warehouseFiles.contains(file) {
-            throw APIError(.forbidden, "forbidden", "a warehouse token exports its own facilities' stock and movements, not \(file).csv", field: "file")
-        }
-        var region: String?
-        if let asked = text(request, "region") {
-            do throws(FieldError) { region = try TextBounds.check(asked, field: "region", maxBytes: TextBounds.code) } catch { throw APIError.invalid(error) }
-        }
-        var since: LocalDate?
-        if let asked = text(request, "since") {
-            guard file == "movements" else { throw APIError(.badRequest, "invalid", "since: only for movements", field: "since") }
-            guard let date = LocalDate(asked) else { throw APIError(.badRequest, "invalid", "since: a date YYYY-MM-DD, not \(asked.prefix(40))", field: "since") }
-            since = date
-        }
-        let options = CSVExporter.Options(region: scope.region(region), since: since, timeZone: services.timeZone.identifier)
-        if let region = options.region {
-            let exists = try await database.withConnection(scope) { try CSVExporter.regionExists(region, on: $0) }
-            guard exists else { throw APIError(.notFound, "not_found", "no region \(region)", field: "region") }
-        }
-        let handoff = ChunkHandoff()
-        Task {
-            do {
-                _ = try await database.read(scope, isolation: .repeatableRead) { c in
-                    try CSVExporter.begin(on: c, options)
-                    try CSVExporter.write(file, options, on: c) { try handoff.send($0) }
-                }
-                handoff.finish(nil)
-            } catch {
-                handoff.finish(error)
-            }
-        }
-        // The first chunk (the header and the first rows) before the answer starts: a query that
-        // fails fails with its own status, not a 200 cut short.
-        let first: [UInt8]?
-        do { first = try await handoff.next() } catch { handoff.cancel(); throw error }
-        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(file).csv\""],
-                        body: ResponseBody { writer in
-            do {
-                if let first { try await writer.write(ByteBuffer(bytes: first)) }
-                while let chunk = try await handoff.next() { try await writer.write(ByteBuffer(bytes: chunk)) }
-                try await writer.finish(nil)
-            } catch {
-                handoff.cancel()
-                throw error
-            }
-        })
+        return try await exportResponse(request, file: try context.parameters.require("file"), scope: scope, services: services)
     }
+}
+
+/// One export file as a streamed CSV answer, for the API and the dashboard's download links alike.
+func exportResponse(_ request: Request, file named: String, scope: AccessScope, services: StockpileServices) async throws -> Response {
+    let database = services.database
+    let file = named.hasSuffix(".csv") ? String(named.dropLast(4)) : named
+    guard CSVExporter.files.contains(file) else {
+        throw APIError(.notFound, "not_found", "unknown export \(file.prefix(60)); expected one of \(CSVExporter.files.joined(separator: ", "))", field: "file")
+    }
+    if scope.role == .warehouse, !CSVExporter.warehouseFiles.contains(file) {
+        throw APIError(.forbidden, "forbidden", "a warehouse token exports its own facilities' stock and movements, not \(file).csv", field: "file")
+    }
+    var region: String?
+    if let asked = text(request, "region") {
+        do throws(FieldError) { region = try TextBounds.check(asked, field: "region", maxBytes: TextBounds.code) } catch { throw APIError.invalid(error) }
+    }
+    var since: LocalDate?
+    if let asked = text(request, "since") {
+        guard file == "movements" else { throw APIError(.badRequest, "invalid", "since: only for movements", field: "since") }
+        guard let date = LocalDate(asked) else { throw APIError(.badRequest, "invalid", "since: a date YYYY-MM-DD, not \(asked.prefix(40))", field: "since") }
+        since = date
+    }
+    let options = CSVExporter.Options(region: scope.region(region), since: since, timeZone: services.timeZone.identifier)
+    if let region = options.region {
+        let exists = try await database.withConnection(scope) { try CSVExporter.regionExists(region, on: $0) }
+        guard exists else { throw APIError(.notFound, "not_found", "no region \(region)", field: "region") }
+    }
+    let handoff = ChunkHandoff()
+    Task {
+        do {
+            _ = try await database.read(scope, isolation: .repeatableRead) { c in
+                try CSVExporter.begin(on: c, options)
+                try CSVExporter.write(file, options, on: c) { try handoff.send($0) }
+            }
+            handoff.finish(nil)
+        } catch {
+            handoff.finish(error)
+        }
+    }
+    // The first chunk (the header and the first rows) before the answer starts: a query that
+    // fails fails with its own status, not a 200 cut short.
+    let first: [UInt8]?
+    do { first = try await handoff.next() } catch { handoff.cancel(); throw error }
+    // The region in the name when it is a plain code (a header value must not carry quotes or Chinese).
+    let plain = options.region.flatMap { code in code.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") } ? code : nil }
+    let name = (plain.map { "\($0)-" } ?? "") + "\(file).csv"
+    return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name)\""],
+                    body: ResponseBody { writer in
+        do {
+            if let first { try await writer.write(ByteBuffer(bytes: first)) }
+            while let chunk = try await handoff.next() { try await writer.write(ByteBuffer(bytes: chunk)) }
+            try await writer.finish(nil)
+        } catch {
+            handoff.cancel()
+            throw error
+        }
+    })
 }
 
 /// Chunks handed from a database thread to a response writer, at most two unread: the producer

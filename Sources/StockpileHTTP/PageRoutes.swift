@@ -66,6 +66,17 @@ func addPageRoutes(_ router: Router<StockpileRequestContext>, services: Stockpil
             try await DashboardPage(database: database, timeZone: services.timeZone, scope: scope, transit: services.transit).response(request, page: page)
         }
     }
+    // The dashboard's download links: the same files as GET /api/v1/export/{file}, for the signed-in scope.
+    router.get("/export/{file}") { request, context in
+        let file = try context.parameters.require("file")
+        return try await signedIn(request, context) { scope, page in
+            do {
+                return try await exportResponse(request, file: file, scope: scope, services: services)
+            } catch let error as APIError {
+                return PageTemplates.render("message", ["message": error.message], page: page, title: page.t["export"]!, status: error.status)
+            }
+        }
+    }
     router.get("/facilities/{code}") { request, context in
         let code = try context.parameters.require("code")
         return try await signedIn(request, context) { scope, page in

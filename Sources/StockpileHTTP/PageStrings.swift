@@ -107,6 +107,10 @@ enum PageStrings {
         "status.cancelled": "已取消",
         "report": "夜间补货报告", "noReport": "该日期尚无夜间报告（stockpile nightly 每晚生成）", "printable": "打印版",
         "downloadCSV": "下载 CSV", "firstRows": "页面只显示前 50 行，完整内容请下载 CSV",
+        "export": "导出表格", "exportHint": "与导入所用的表格相同（UTF-8，Excel、WPS 可直接打开），可修改后重新导入，或交给上级：",
+        "export.regions": "区域", "export.facilities": "机构", "export.items": "物资", "export.item_barcodes": "条码",
+        "export.demand": "需求计划", "export.contracts": "合同储备", "export.capacity": "产能储备", "export.stock": "库存（按批次）",
+        "export.movements": "出入库流水",
     ]
 
     static let en: [String: String] = [
@@ -203,5 +207,9 @@ enum PageStrings {
         "status.dispatched": "in transit", "status.received": "received", "status.cancelled": "cancelled",
         "report": "Nightly reorder report", "noReport": "No nightly report for this date yet (stockpile nightly makes it each night)",
         "printable": "Printable page", "downloadCSV": "Download CSV", "firstRows": "the page shows the first 50 rows; the CSV has them all",
+        "export": "Export spreadsheets", "exportHint": "The files import reads (UTF-8; Excel and WPS open them): correct and import again, or hand them on:",
+        "export.regions": "Regions", "export.facilities": "Facilities", "export.items": "Items", "export.item_barcodes": "Barcodes",
+        "export.demand": "Demand plans", "export.contracts": "Contracts", "export.capacity": "Capacity pledges", "export.stock": "Stock by lot",
+        "export.movements": "Movements",
     ]
 }

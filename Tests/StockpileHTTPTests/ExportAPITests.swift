@@ -95,4 +95,27 @@ import Testing
             #expect(whole.contains { $0.hasPrefix("11111111-") && $0.contains(",2026-11-01T23:59:59.999999+08:00,") })
         }
     }
+
+    /// The dashboard's download links (the command centre's "导出表格"): the signed-in scope's files.
+    @Test func theDashboardLinksTheSpreadsheetsOfItsScope() async throws {
+        let service = try await service()
+        try await service.test { client in
+            var browser = PageTests.Browser(client)
+            #expect(try await browser.request("/export/stock.csv").status == .seeOther)
+            _ = try await browser.signIn(service.commandD)
+            let page = PageTests.html(try await browser.request("/"))
+            #expect(page.contains("导出表格") && page.contains("href=\"/export/movements.csv?region=D\""))
+            let stock = try await browser.request("/export/stock.csv")
+            #expect(stock.status == .ok && stock.headers[.contentDisposition] == "attachment; filename=\"D-stock.csv\"")
+            #expect(rows(stock, header: StockCount.csvColumns.joined(separator: ",")) == ["H,N95,KEPT,2028-01-31,40"])
+            // The API does not take the cookie.
+            #expect(try await browser.request("/api/v1/export/stock").status == .unauthorized)
+
+            var clerk = PageTests.Browser(client)
+            _ = try await clerk.signIn(service.clerkH)
+            let refused = try await clerk.request("/export/contracts.csv")
+            #expect(refused.status == .forbidden && PageTests.html(refused).contains("warehouse token"))
+            #expect(try await clerk.request("/export/stock.csv").status == .ok)
+        }
+    }
 }
