@@ -105,12 +105,12 @@ enum CoverRollupSQL {
         \(bandColumns.joined(separator: ", "))
         """
 
-    /// Per-facility sums, refreshed for some facilities ($1: '{1,2}') or all (rebuild).
-    static func sums(only: Bool) -> String {
+    /// Per-facility sums, refreshed for some facilities ($1: '{1,2}') or all (rebuild), in set `t`.
+    static func sums(only: Bool, _ t: SnapshotTables = .live) -> String {
         """
-        INSERT INTO cover_facility_sums (facility_id, category, \(sumColumns))
+        INSERT INTO \(t.facilitySums) (facility_id, category, \(sumColumns))
         SELECT cp.facility_id, i.category, \(positionSums)
-        FROM cover_positions cp JOIN items i ON i.id = cp.item_id
+        FROM \(t.positions) cp JOIN items i ON i.id = cp.item_id
         \(only ? "WHERE cp.facility_id = ANY ($1::int[])" : "")
         GROUP BY cp.facility_id, i.category
         """
@@ -118,23 +118,25 @@ enum CoverRollupSQL {
 
     /// Per-item sums of each region's own facilities (sql/0032), for some groups ($1 regions, $2
     /// designated, $3 items: parallel arrays) or all (rebuild).
-    static func itemSums(only: Bool) -> String {
+    static func itemSums(only: Bool, _ t: SnapshotTables = .live) -> String {
         """
-        INSERT INTO cover_region_item_sums (region_id, designated, item_id, \(sumColumns))
+        INSERT INTO \(t.itemSums) (region_id, designated, item_id, \(sumColumns))
         SELECT f.region_id, f.designated, cp.item_id, \(positionSums)
         FROM \(only ? """
             unnest($1::int[], $2::boolean[], $3::int[]) AS g (region_id, designated, item_id)
             JOIN facilities f ON f.region_id = g.region_id AND f.designated = g.designated
-            JOIN cover_positions cp ON cp.facility_id = f.id AND cp.item_id = g.item_id
-            """ : "cover_positions cp JOIN facilities f ON f.id = cp.facility_id")
+            JOIN \(t.positions) cp ON cp.facility_id = f.id AND cp.item_id = g.item_id
+            """ : "\(t.positions) cp JOIN facilities f ON f.id = cp.facility_id")
         GROUP BY f.region_id, f.designated, cp.item_id
         """
     }
 
-    static let dropItemSums = """
-        DELETE FROM cover_region_item_sums s USING unnest($1::int[], $2::boolean[], $3::int[]) AS g (region_id, designated, item_id)
+    static func dropItemSums(_ t: SnapshotTables = .live) -> String {
+        """
+        DELETE FROM \(t.itemSums) s USING unnest($1::int[], $2::boolean[], $3::int[]) AS g (region_id, designated, item_id)
         WHERE s.region_id = g.region_id AND s.designated = g.designated AND s.item_id = g.item_id
         """
+    }
 
     /// A roll-up by item, or by region for one item, from the per-item sums: a few hundred rows per
     /// region rather than every position. Row-level security passes only regions whose facilities

@@ -213,25 +213,39 @@ enum CoverSQL {
         """
     }
 
-    /// The whole city into the snapshot. The dirty marks this statement can see go with it: its
+    /// The marks the live set takes, handed on to tomorrow's set while one is being built or kept
+    /// (sql/0034), so it hears of every change after its build read the ledger.
+    static func handedOn(_ t: SnapshotTables, _ taken: String) -> String {
+        t.isLive ? """
+            handed AS (INSERT INTO cover_dirty_next (facility_id, item_id)
+                       SELECT facility_id, item_id FROM \(taken) WHERE EXISTS (SELECT 1 FROM cover_snapshot_next)),
+            """ : ""
+    }
+
+    /// The whole city into set `t`. The dirty marks this statement can see go with it: its
     /// computation sees the same changes; later ones keep their marks.
-    static let rebuild = """
-        WITH gone AS (DELETE FROM cover_dirty),
+    static func rebuild(_ t: SnapshotTables) -> String {
+        """
+        WITH gone AS (DELETE FROM \(t.dirty) RETURNING facility_id, item_id),
+        \(handedOn(t, "gone"))
         positions AS (SELECT f.id AS facility_id, i.id AS item_id FROM facilities f CROSS JOIN items i),
         \(compute(restricted: false))
-        INSERT INTO cover_positions (\(columns)) SELECT \(columns) FROM computed
+        INSERT INTO \(t.positions) (\(columns)) SELECT \(columns) FROM computed
         """
+    }
 
     /// The dirty positions, recomputed for the snapshot's date, in one statement: the marks it takes
     /// and the ledger it reads are the same moment's, so a change committed meanwhile keeps its mark.
-    static let refresh = """
-        WITH seen AS (DELETE FROM cover_dirty RETURNING facility_id, item_id),
+    static func refresh(_ t: SnapshotTables) -> String {
+        """
+        WITH seen AS (DELETE FROM \(t.dirty) RETURNING facility_id, item_id),
+        \(handedOn(t, "seen"))
         positions AS (SELECT DISTINCT s.facility_id, s.item_id FROM seen s
                       WHERE EXISTS (SELECT 1 FROM facilities f WHERE f.id = s.facility_id)
                         AND EXISTS (SELECT 1 FROM items i WHERE i.id = s.item_id)),
         \(compute(restricted: true)),
         written AS (
-            INSERT INTO cover_positions (\(columns)) SELECT \(columns) FROM computed
+            INSERT INTO \(t.positions) (\(columns)) SELECT \(columns) FROM computed
             ON CONFLICT (facility_id, item_id) DO UPDATE SET
                 daily_demand = EXCLUDED.daily_demand, observed_demand = EXCLUDED.observed_demand,
                 full_load_demand = EXCLUDED.full_load_demand, target_days = EXCLUDED.target_days,
@@ -247,6 +261,7 @@ enum CoverSQL {
         FROM (SELECT array_agg(region_id)::text AS regions, array_agg(designated)::text AS designated, array_agg(item_id)::text AS items
               FROM (SELECT DISTINCT f.region_id, f.designated, s.item_id FROM seen s JOIN facilities f ON f.id = s.facility_id) groups) g
         """
+    }
 
     static func where_(band: Bool) -> String {
         "WHERE \(filterClause)" + (band ? " AND ($9::text IS NULL OR cp.band = $9)" : "")
@@ -331,17 +346,24 @@ extension PostgresCover {
     }
 
     /// The same, and, when a refresh wrote something, the primary's WAL position after it: a read
-    /// from the replica must include it (`StockpileDatabase.read(replayed:)`).
+    /// from the replica must include it (`StockpileDatabase.read(replayed:)`). The first request of a
+    /// new day finds the live snapshot a day old and tomorrow's ready: it switches them (a moment),
+    /// rather than computing a city's cover for itself (minutes).
     func snapshotState(asOf: LocalDate) async throws -> (current: Bool, refreshed: WALPosition?) {
         let zone = timeZone.identifier
-        let (current, dirty): (Bool, Bool) = try await database.withConnection(.system("cover")) { c in
+        let (current, dirty, ready): (Bool, Bool, Bool) = try await database.withConnection(.system("cover")) { c in
             let row = try c.query("""
                 SELECT EXISTS (SELECT 1 FROM cover_snapshot WHERE as_of = $1::date AND time_zone = $2) AS current,
-                       EXISTS (SELECT 1 FROM cover_dirty) AS dirty
+                       EXISTS (SELECT 1 FROM cover_dirty) AS dirty,
+                       EXISTS (SELECT 1 FROM cover_snapshot_next WHERE as_of = $1::date AND time_zone = $2 AND built_at IS NOT NULL) AS ready
                 """, [asOf.description, zone]).rows[0]
-            return (try row.decode("current"), try row.decode("dirty"))
+            return (try row.decode("current"), try row.decode("dirty"), try row.decode("ready"))
         }
-        guard current && dirty else { return (current, nil) }
+        if !current {
+            guard ready, try await switchToNextDay(asOf: asOf) else { return (false, nil) }
+            return (true, database.replica != nil ? try await database.walPosition() : nil)
+        }
+        guard dirty else { return (true, nil) }
         let written = try await refreshSnapshot()
         return (true, written > 0 && database.replica != nil ? try await database.walPosition() : nil)
     }
@@ -349,17 +371,22 @@ extension PostgresCover {
     /// Builds the snapshot for `asOf` from scratch (every facility × item). Returns the positions.
     @discardableResult
     public func rebuildSnapshot(asOf: LocalDate) async throws -> Int {
+        try await build(.live, asOf: asOf)
+    }
+
+    /// Every facility × item for `asOf` into set `t`, with its sums, in one transaction.
+    func build(_ t: SnapshotTables, asOf: LocalDate) async throws -> Int {
         let zone = timeZone.identifier
         let written = try await database.transaction(.system("cover")) { c in
-            try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
+            try c.query("SELECT pg_advisory_xact_lock($1)", [t.lockKey])
             // Millions of positions group and sort in memory rather than in temporary files.
             try c.execute("SET LOCAL work_mem = '256MB'")
-            try c.execute("TRUNCATE cover_positions, cover_facility_sums, cover_region_item_sums")
-            let written = try c.query(CoverSQL.rebuild, [asOf.description, zone, 1.0]).affectedRows
-            try c.execute(CoverRollupSQL.sums(only: false))
-            try c.execute(CoverRollupSQL.itemSums(only: false))
+            try c.execute("TRUNCATE \(t.positions), \(t.facilitySums), \(t.itemSums)")
+            let written = try c.query(CoverSQL.rebuild(t), [asOf.description, zone, 1.0]).affectedRows
+            try c.execute(CoverRollupSQL.sums(only: false, t))
+            try c.execute(CoverRollupSQL.itemSums(only: false, t))
             try c.query("""
-                INSERT INTO cover_snapshot (id, as_of, time_zone, built_at, positions) VALUES (1, $1::date, $2, now(), $3)
+                INSERT INTO \(t.snapshot) (id, as_of, time_zone, built_at, positions) VALUES (1, $1::date, $2, now(), $3)
                 ON CONFLICT (id) DO UPDATE SET as_of = EXCLUDED.as_of, time_zone = EXCLUDED.time_zone,
                                                built_at = EXCLUDED.built_at, positions = EXCLUDED.positions
                 """, [asOf.description, zone, written])
@@ -368,8 +395,8 @@ extension PostgresCover {
         // Every request checks cover_dirty for work; after a rebuild it is all dead rows, which a
         // check would wade through until autovacuum came by.
         try await database.asOwner { owner in
-            try owner.execute("VACUUM cover_dirty")
-            try owner.execute("ANALYZE cover_positions, cover_facility_sums, cover_region_item_sums")
+            try owner.execute("VACUUM \(t.dirty)")
+            try owner.execute("ANALYZE \(t.positions), \(t.facilitySums), \(t.itemSums)")
         }
         return written
     }
@@ -377,25 +404,28 @@ extension PostgresCover {
     /// Recomputes the positions marked dirty since the snapshot computed them. Returns how many.
     @discardableResult
     public func refreshSnapshot() async throws -> Int {
-        try await database.transaction(.system("cover")) { c in
-            guard try c.query("SELECT EXISTS (SELECT 1 FROM cover_dirty) AS dirty").rows[0].decode("dirty", as: Bool.self) else { return 0 }
-            try c.query("SELECT pg_advisory_xact_lock($1)", [CoverSQL.lockKey])
-            guard let row = try c.query("SELECT as_of::text, time_zone FROM cover_snapshot").rows.first else { return 0 }
-            let asOf: String = try row.decode("as_of"), zone: String = try row.decode("time_zone")
-            let result = try c.query(CoverSQL.refresh, [asOf, zone, 1.0]).rows[0]
-            let written: Int = try result.decode("written")
-            // The roll-up's per-facility sums of the facilities touched.
-            let facilities: String = try result.decode("facilities", as: String?.self) ?? "{}"
-            try c.query("DELETE FROM cover_facility_sums WHERE facility_id = ANY ($1::int[])", [facilities])
-            try c.query(CoverRollupSQL.sums(only: true), [facilities])
-            // And the per-item sums of the (region, designated, item) groups it rewrote.
-            let groups: [any PQEncodable] = [try result.decode("regions", as: String?.self) ?? "{}",
-                                             try result.decode("designated", as: String?.self) ?? "{}",
-                                             try result.decode("items", as: String?.self) ?? "{}"]
-            try c.query(CoverRollupSQL.dropItemSums, groups)
-            try c.query(CoverRollupSQL.itemSums(only: true), groups)
-            return written
-        }
+        try await database.transaction(.system("cover")) { c in try Self.refresh(.live, on: c) }
+    }
+
+    /// The refresh of set `t` in the caller's transaction: its marks, its date.
+    static func refresh(_ t: SnapshotTables, on c: PQConnection) throws -> Int {
+        guard try c.query("SELECT EXISTS (SELECT 1 FROM \(t.dirty)) AS dirty").rows[0].decode("dirty", as: Bool.self) else { return 0 }
+        try c.query("SELECT pg_advisory_xact_lock($1)", [t.lockKey])
+        guard let row = try c.query("SELECT as_of::text, time_zone FROM \(t.snapshot) WHERE built_at IS NOT NULL").rows.first else { return 0 }
+        let asOf: String = try row.decode("as_of"), zone: String = try row.decode("time_zone")
+        let result = try c.query(CoverSQL.refresh(t), [asOf, zone, 1.0]).rows[0]
+        let written: Int = try result.decode("written")
+        // The roll-up's per-facility sums of the facilities touched.
+        let facilities: String = try result.decode("facilities", as: String?.self) ?? "{}"
+        try c.query("DELETE FROM \(t.facilitySums) WHERE facility_id = ANY ($1::int[])", [facilities])
+        try c.query(CoverRollupSQL.sums(only: true, t), [facilities])
+        // And the per-item sums of the (region, designated, item) groups it rewrote.
+        let groups: [any PQEncodable] = [try result.decode("regions", as: String?.self) ?? "{}",
+                                         try result.decode("designated", as: String?.self) ?? "{}",
+                                         try result.decode("items", as: String?.self) ?? "{}"]
+        try c.query(CoverRollupSQL.dropItemSums(t), groups)
+        try c.query(CoverRollupSQL.itemSums(only: true, t), groups)
+        return written
     }
 
     /// One page of cover: from the snapshot when it is for this date (and no surge), refreshed

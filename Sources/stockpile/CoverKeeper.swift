@@ -4,10 +4,12 @@ import ServiceLifecycle
 import StockpileCore
 import StockpilePostgres
 
-/// Keeps the cover snapshot on today's date while `serve` runs: built at start when missing or
-/// stale, rebuilt after midnight (in the service's zone), and its dirty positions refreshed every
-/// few seconds so requests seldom pay for a refresh themselves (they still refresh first when
-/// something changed, so no answer is stale). Until today's snapshot exists, requests compute.
+/// Keeps the cover snapshot on today's date while `serve` runs (PostgresCover.keepSnapshot): its
+/// dirty positions refreshed every few seconds, so requests seldom pay for a refresh themselves
+/// (they still refresh first when something changed, so no answer is stale); from 23:00 tomorrow's
+/// snapshot built ahead and kept refreshed, and switched in after midnight (by the first request of
+/// the day, or here, whichever comes first). Built from scratch at start when missing or stale;
+/// until today's snapshot exists, requests compute.
 struct CoverKeeper: Service {
     let database: StockpileDatabase
     let timeZone: TimeZone
@@ -19,14 +21,10 @@ struct CoverKeeper: Service {
             let cover = PostgresCover(database, scope: .system("cover-keeper"), timeZone: timeZone)
             while !Task.isCancelled {
                 do {
-                    let today = LocalDate(Date(), in: timeZone)
-                    if let snapshot = try await cover.snapshot(), snapshot.asOf == today, snapshot.timeZone == timeZone.identifier {
-                        try await cover.refreshSnapshot()
-                    } else {
-                        let started = ContinuousClock.now
-                        let positions = try await cover.rebuildSnapshot(asOf: today)
-                        logger.info("cover snapshot built", metadata: ["as_of": "\(today)", "positions": "\(positions)",
-                                                                       "seconds": "\(ContinuousClock.now - started)"])
+                    let started = ContinuousClock.now
+                    let done = try await cover.keepSnapshot(now: Date())
+                    if done != .refreshed {
+                        logger.info("cover snapshot \(done.rawValue)", metadata: ["seconds": "\(ContinuousClock.now - started)"])
                     }
                 } catch is CancellationError {
                     return
