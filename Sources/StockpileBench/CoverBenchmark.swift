@@ -18,6 +18,10 @@ public struct CoverBenchmark: Sendable {
         public var rebuild = false
         /// Run even on a database `stockpile generate` did not make (it records issues into its ledger).
         public var allowRealData = false
+        /// Last, move the city a day on (issue 18, part 5): the first worst-100 request of the next
+        /// day, computed without a snapshot, then with tomorrow's built ahead and switched in. The
+        /// snapshot stays on the next day afterwards.
+        public var afterMidnight = false
         public init() {}
     }
 
@@ -142,6 +146,41 @@ public struct CoverBenchmark: Sendable {
             })
         }
         measurements.append(Measurement(name: "worst 100 after \(options.changes) new movements", target: 0.150, seconds: afterChanges))
+
+        if options.afterMidnight {
+            // The next day, as the first request after midnight sees it. Before: no snapshot for it,
+            // so the request computes the city (the service's statement timeout may end it first).
+            let next = asOf.adding(days: 1)
+            let path = "/api/v1/cover?as_of=\(next)&sort=shortfall&limit=100"
+            let (status, computed) = try await onOwnThread {
+                let client = try LoopbackClient(port: port, token: secret)
+                let t = ContinuousClock.now
+                let status = try client.get(path)
+                return (status, (ContinuousClock.now - t).inSeconds)
+            }
+            say(String(format: "after midnight, no snapshot for %@ yet: the first worst-100 request took %.1f s (status %d)", "\(next)", computed, status))
+            // Now as the keeper does it: tomorrow built ahead in the evening, the evening's changes
+            // handed on to it, and the first request of the day switching it in.
+            let started = ContinuousClock.now
+            let built = try await cover.buildNextDay(asOf: next)
+            say(String(format: "tomorrow's snapshot built ahead (as of %@): %.1f s for %d positions; requests kept reading today's meanwhile",
+                       "\(next)", (ContinuousClock.now - started).inSeconds, built))
+            let evening = (0..<options.changes).map { k -> MovementRequest in
+                let (facility, item, lot) = stocked[(repeats * options.changes + k) % stocked.count]
+                return MovementRequest(id: UUID(), facility: facility, item: item, lot: lot, expiry: nil, kind: .issue, quantity: 1,
+                                       reason: "bench", occurredAt: nil)
+            }
+            _ = try await ledger.record(batch: evening, recordedBy: "bench")
+            _ = try await cover.refreshSnapshot()
+            let first = try await onOwnThread {
+                let client = try LoopbackClient(port: port, token: secret)
+                let t = ContinuousClock.now
+                guard try client.get(path) == 200 else { throw LoopbackClient.Failure(description: "the first request after midnight failed") }
+                return (ContinuousClock.now - t).inSeconds
+            }
+            measurements.append(Measurement(name: "first worst 100 after midnight (switch incl.)", target: 1.0, seconds: [first]))
+            try await http("worst 100 on the new day", target: 0.150) { _ in path }
+        }
         _ = try await PostgresTokens(database, scope: system).revoke(name: name)
 
         let base = measurements[0].median

@@ -135,7 +135,6 @@ extension PostgresCover {
                                                        built_at = EXCLUDED.built_at, positions = EXCLUDED.positions;
                         DELETE FROM cover_snapshot_next;
                         DELETE FROM cover_dirty_next;
-                        SELECT national_cover_reload();
                         """)
                     return true
                 }
@@ -144,12 +143,29 @@ extension PostgresCover {
             }
         }
         if switched {
-            // Yesterday's tables, now the second set, are emptied when nothing reads them any more.
-            try? await database.asOwner { owner in
-                try owner.execute("SET lock_timeout = '3s'; SELECT set_config('stockpile.scope', 'all', false)")
-                try owner.execute("TRUNCATE cover_positions_next, cover_facility_sums_next, cover_region_item_sums_next")
-            }
+            // Not on the request's time: the national feed's reload (0.9 s at 10,000 facilities) and
+            // emptying yesterday's tables, now the second set.
+            let cover = self
+            Task.detached { try? await cover.afterSwitch() }
         }
         return switched
+    }
+
+    /// After a switch: the national feed is sent the new day's sums whole, under the live set's
+    /// lock (so no refresh's trigger writes the feed meanwhile); yesterday's tables are emptied.
+    public func afterSwitch() async throws {
+        try await database.transaction(.system("cover")) { c in
+            try c.query("SELECT pg_advisory_xact_lock($1)", [SnapshotTables.live.lockKey])
+            try c.execute("SELECT national_cover_reload()")
+        }
+        try await database.asOwner { owner in
+            try owner.transaction { c in
+                try c.execute("SET LOCAL lock_timeout = '3s'")
+                try c.query("SELECT set_config('stockpile.scope', 'all', true), pg_advisory_xact_lock($1)", [SnapshotTables.next.lockKey])
+                // Unless a build of the next day has begun since (it empties them itself).
+                guard try c.query("SELECT 1 FROM cover_snapshot_next").rows.isEmpty else { return }
+                try c.execute("TRUNCATE cover_positions_next, cover_facility_sums_next, cover_region_item_sums_next")
+            }
+        }
     }
 }

@@ -42,6 +42,8 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Repeats of each query; median and p95 are reported.") var repeats = 30
         @Option(help: "Movements recorded before each repeat of the after-changes query.") var changes = 100
         @Flag(help: "Rebuild the cover snapshot first, and time it (minutes at 10,000 × 300).") var rebuild = false
+        @Flag(help: "Last, the next day's first request: computed, then with tomorrow's snapshot built ahead and switched in (moves the snapshot a day on).")
+        var afterMidnight = false
         @OptionGroup var realData: RealDataFlag
 
         func run() async throws {
@@ -49,6 +51,7 @@ struct Bench: AsyncParsableCommand {
             options.repeats = repeats
             options.changes = changes
             options.rebuild = rebuild
+            options.afterMidnight = afterMidnight
             options.allowRealData = realData.allowRealData
             let logger = makeLogger()
             try await refusingRealData {

@@ -86,7 +86,9 @@ import Testing
         let byItem = try await cover.rollup(CoverFilter(), group: .item, asOf: tomorrow)
         #expect(byItem.source == "snapshot")
         #expect(byItem.rows.reduce(Int64(0)) { $0 + $1.physicalQty } == physical && byItem.rows.reduce(Int64(0)) { $0 + $1.shortfallQty } == shortfall)
-        // The national feed carries the new day's sums, and only them.
+        // The national feed carries the new day's sums, and only them: sent after the switch, off the
+        // request's time (the switch started it; running it again here waits for it and changes nothing).
+        try await cover.afterSwitch()
         #expect(try scalar(location, "SELECT count(*) AS n FROM national_cover WHERE as_of <> '\(tomorrow)'") == 0)
         #expect(try scalar(location, "SELECT count(*) AS n FROM national_cover") == scalar(location, "SELECT count(*) AS n FROM cover_facility_sums"))
         // Yesterday's tables, now the second set, are emptied; the keeper has nothing left to switch.
