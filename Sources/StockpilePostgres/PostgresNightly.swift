@@ -424,7 +424,9 @@ public struct PostgresNightly: Sendable {
 
         try enter(.stale)
         let stale: [StaleLine] = try await run.blocking { c in
-            try c.query(NightlySQL.stale, [date, zone, Reorder.staleAfterDays]).rows.map { row in
+            // The ledger's last movements group in memory (a city's 3 million positions), not in temporary files.
+            try c.execute("SET LOCAL work_mem = '256MB'")
+            return try c.query(NightlySQL.stale, [date, zone, Reorder.staleAfterDays]).rows.map { row in
                 StaleLine(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
                           itemName: try row.decode("item_name"), physicalQty: try row.decode("physical_qty"),
                           dailyDemand: try row.decode("daily_demand"),
@@ -724,22 +726,25 @@ enum NightlySQL {
          ORDER BY surplus_qty DESC, f.code, i.code
         """
 
+    /// Positions with stock or demand and no movement in the $3 days up to the report's date ($1,
+    /// zone $2), with their last movement and last count. The last movements come from one pass over
+    /// the ledger, grouped: a lookup per position (a lateral max, and the last count made it read
+    /// every movement of the position) took 201 s for a city whose 2.6 million positions had all gone quiet.
     static let stale = """
-        WITH fresh AS (
-            SELECT DISTINCT m.facility_id, m.item_id FROM movements m
-            WHERE m.occurred_at >= ($1::date - $3::int)::timestamp AT TIME ZONE $2
-              AND m.occurred_at < ($1::date + 1)::timestamp AT TIME ZONE $2
+        WITH last AS (
+            SELECT m.facility_id, m.item_id, max(m.occurred_at) AS at, max(m.occurred_at) FILTER (WHERE m.kind = 'count') AS count_at
+            FROM movements m
+            WHERE m.occurred_at < ($1::date + 1)::timestamp AT TIME ZONE $2
+              AND m.facility_id IN (SELECT DISTINCT facility_id FROM nightly_cover)
+            GROUP BY m.facility_id, m.item_id
         )
         SELECT f.code AS facility, f.name AS facility_name, i.code AS item, i.name AS item_name, nc.physical_qty, nc.daily_demand,
                (last.at AT TIME ZONE $2)::date::text AS last_movement, (last.count_at AT TIME ZONE $2)::date::text AS last_count,
                $1::date - (last.at AT TIME ZONE $2)::date AS days_since
         FROM \(joined)
-        LEFT JOIN LATERAL (
-            SELECT max(m.occurred_at) AS at, max(m.occurred_at) FILTER (WHERE m.kind = 'count') AS count_at FROM movements m
-            WHERE m.facility_id = nc.facility_id AND m.item_id = nc.item_id AND m.occurred_at < ($1::date + 1)::timestamp AT TIME ZONE $2
-        ) last ON true
+        LEFT JOIN last ON last.facility_id = nc.facility_id AND last.item_id = nc.item_id
         WHERE (nc.physical_qty > 0 OR nc.daily_demand > 0)
-          AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.facility_id = nc.facility_id AND fresh.item_id = nc.item_id)
+          AND (last.at IS NULL OR last.at < ($1::date - $3::int)::timestamp AT TIME ZONE $2)
         ORDER BY f.code, i.code
         """
 }
