@@ -48,6 +48,8 @@ public struct StockpileServices: Sendable {
     public var https = false
     /// When an order on the road is overdue (STOCKPILE_TRANSIT_KMH, STOCKPILE_TRANSIT_MIN_HOURS).
     public var transit = TransitRule.standard
+    /// The exports streaming now (each holds a pooled connection while its client reads).
+    let exportGate = ExportGate()
 
     public init(database: StockpileDatabase, metrics: PrometheusCollectorRegistry? = nil,
                 timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai")!, logger: Logger = Logger(label: "stockpile"),

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import StockpileCore
 import StockpilePostgres
+import Synchronization
 
 // `GET /api/v1/export/{file}` (issue 19): one of the files `stockpile export` writes, streamed as it
 // is read. An administrator exports everything (or `region=` a subtree), a command token its own
@@ -43,8 +44,17 @@ func exportResponse(_ request: Request, file named: String, scope: AccessScope, 
         let exists = try await database.withConnection(scope) { try CSVExporter.regionExists(region, on: $0) }
         guard exists else { throw APIError(.notFound, "not_found", "no region \(region)", field: "region") }
     }
+    // Each export holds a pooled connection while its client reads: a few at a time, so slow
+    // downloads cannot take every connection the service has.
+    let gate = services.exportGate
+    guard gate.enter() else {
+        var busy = APIError(.serviceUnavailable, "busy", "\(ExportGate.limit) exports are being written; retry in a minute")
+        busy.headers[.retryAfter] = "60"
+        throw busy
+    }
     let handoff = ChunkHandoff()
     Task {
+        defer { gate.leave() }
         do {
             _ = try await database.read(scope, isolation: .repeatableRead) { c in
                 try CSVExporter.begin(on: c, options)
@@ -75,10 +85,19 @@ func exportResponse(_ request: Request, file named: String, scope: AccessScope, 
     })
 }
 
+/// How many exports stream at once, per service.
+public final class ExportGate: Sendable {
+    public static let limit = 2
+    public init() {}
+    private let running = Mutex(0)
+    public func enter() -> Bool { running.withLock { n in guard n < Self.limit else { return false }; n += 1; return true } }
+    public func leave() { running.withLock { $0 -= 1 } }
+}
+
 /// Chunks handed from a database thread to a response writer, at most two unread: the producer
 /// waits while the client reads slowly, so a city's movements never pile up in memory. A reader
-/// that goes away cancels it; a producer nobody reads from gives up after five minutes and lets
-/// its connection go.
+/// that goes away cancels it; a producer nobody reads from gives up after a minute and lets its
+/// connection go.
 final class ChunkHandoff: @unchecked Sendable {
     struct Abandoned: Error {}
     private let lock = NSLock()
@@ -90,7 +109,7 @@ final class ChunkHandoff: @unchecked Sendable {
     private let room = DispatchSemaphore(value: 2)
 
     func send(_ chunk: [UInt8]) throws {
-        guard room.wait(timeout: .now() + 300) == .success else { throw Abandoned() }
+        guard room.wait(timeout: .now() + 60) == .success else { throw Abandoned() }
         lock.lock()
         if cancelled {
             lock.unlock()

@@ -360,7 +360,8 @@ extension PostgresCover {
             return (try row.decode("current"), try row.decode("dirty"), try row.decode("ready"))
         }
         if !current {
-            guard ready, try await switchToNextDay(asOf: asOf) else { return (false, nil) }
+            // A switch that fails (a lost connection, a rename refused) leaves this request to compute, as before.
+            guard ready, (try? await switchToNextDay(asOf: asOf)) == true else { return (false, nil) }
             return (true, database.replica != nil ? try await database.walPosition() : nil)
         }
         guard dirty else { return (true, nil) }

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import StockpileCore
+import StockpileHTTP
 import StockpilePostgres
 import Testing
 
@@ -117,5 +118,15 @@ import Testing
             #expect(refused.status == .forbidden && PageTests.html(refused).contains("warehouse token"))
             #expect(try await clerk.request("/export/stock.csv").status == .ok)
         }
+    }
+
+    /// Exports hold a pooled connection while their clients read: two at a time, a third is told to wait.
+    @Test func theGateLetsTwoExportsStreamAtOnce() {
+        let gate = ExportGate()
+        #expect(gate.enter() && gate.enter())
+        #expect(!gate.enter())
+        gate.leave()
+        #expect(gate.enter())
+        #expect(ExportGate.limit == 2)
     }
 }
