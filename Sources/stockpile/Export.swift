@@ -8,10 +8,11 @@ struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the district back out as the CSV files import reads (UTF-8 with a byte-order mark, for Excel and WPS).",
         discussion: """
-            Writes regions.csv, facilities.csv, items.csv, item_barcodes.csv, demand.csv, contracts.csv, capacity.csv and
-            stock.csv (on hand now, as counts), and with --movements also movements.csv (the ledger, transfers included).
-            Rows are in code order, so two exports diff cleanly; all files come from one consistent reading of the database.
+            Writes regions.csv, facilities.csv, items.csv, item_barcodes.csv, demand.csv, contracts.csv, capacity.csv and \
+            stock.csv (on hand now, as counts), and with --movements also movements.csv (the ledger, transfers included). \
+            Rows are in code order, so two exports diff cleanly; all files come from one consistent reading of the database. \
             `stockpile import DIR` loads them into another database and gives the same cover.
+
             Example: stockpile export ./导出 --movements --region D1
             """)
     @OptionGroup var database: DatabaseOptions
