@@ -399,9 +399,6 @@ public struct CSVImporter: Sendable {
     /// CSV column names for the ledger's field names.
     static let csvColumn = ["facility": "facility_code", "item": "item_code"]
 
-    /// The most lines one record_movements call of an import takes (see loadMovements).
-    public static let historyPiece = 2000
-
     static func loadMovements(_ movements: [(Int, MovementRequest)], recordedBy: String, on c: PQConnection) throws -> ImportSummary.FileSummary {
         // History is applied in the order it happened, so balances never dip below zero on the way.
         let ordered = movements.sorted { a, b in
@@ -410,22 +407,10 @@ public struct CSVImporter: Sendable {
         }
         // Runs of recordable movements go through the batch ledger; a transfer (an exported history's
         // dispatch or receipt, without its order) through record_history_transfer, in its place.
-        // A run goes in pieces of `historyPiece`: record_movements compares each count with the
-        // batch's earlier lines, so one call of a district's 70,000 movements took minutes. The
-        // history is in order, so no line of a later piece happened before one of an earlier piece,
-        // and pieces in one transaction record what one batch would.
         var replays = 0
         var run: [(Int, MovementRequest)] = []
         func flush() throws {
-            for start in stride(from: 0, to: run.count, by: historyPiece) {
-                let piece = run[start..<min(run.count, start + historyPiece)]
-                do {
-                    replays += try PostgresLedger.record(batch: piece.map(\.1), recordedBy: recordedBy, on: c).filter(\.replay).count
-                } catch let error as BatchError {
-                    throw ImportError(file: "movements.csv", row: piece[start + error.index].0,
-                                      column: error.underlying.column.map { csvColumn[$0] ?? $0 }, reason: error.underlying.message)
-                }
-            }
+            replays += try record(run, file: "movements.csv", recordedBy: recordedBy, on: c).filter(\.replay).count
             run = []
         }
         for movement in ordered {
@@ -444,6 +429,27 @@ public struct CSVImporter: Sendable {
         return .init(rows: movements.count, changed: movements.count - replays, unchanged: replays)
     }
 
+    /// The most lines one record_movements call of an import takes. Its per-line work grows with the
+    /// batch's length: one township's 70,609 movements in one call took 62 s (see the closing note of
+    /// issue 19). In order, in one transaction, pieces record what one batch would.
+    public static let historyPiece = 2000
+
+    /// Movements of a file, each with its row, through the batch ledger in pieces; a refused one is
+    /// that row's error, with the file's column names.
+    static func record(_ rows: [(Int, MovementRequest)], file: String, recordedBy: String, on c: PQConnection) throws -> [RecordedMovement] {
+        var recorded: [RecordedMovement] = []
+        for start in stride(from: 0, to: rows.count, by: historyPiece) {
+            let piece = rows[start..<min(rows.count, start + historyPiece)]
+            do {
+                recorded += try PostgresLedger.record(batch: piece.map(\.1), recordedBy: recordedBy, on: c)
+            } catch let error as BatchError {
+                throw ImportError(file: file, row: piece[start + error.index].0, column: error.underlying.column.map { csvColumn[$0] ?? $0 },
+                                  reason: error.underlying.message)
+            }
+        }
+        return recorded
+    }
+
     /// Counts are recorded as `count` movements whose ids derive from the file's content and the
     /// row, so importing the same stock.csv again — or retrying an import whose connection died
     /// after it committed — replays them instead of re-applying figures that stock has since moved on from.
@@ -456,18 +462,9 @@ public struct CSVImporter: Sendable {
                             kind: .count, quantity: row.1.quantity, reason: "stock.csv", occurredAt: nil)
         }
         // A count that found on-hand as it said changed nothing, though it is recorded (its id makes a
-        // second import of a file that stock has since moved on from a replay). In pieces, as a history
-        // is: every count of the file is "now", so none comes after another.
-        var changed = 0
-        for start in stride(from: 0, to: movements.count, by: historyPiece) {
-            let piece = Array(movements[start..<min(movements.count, start + historyPiece)])
-            do {
-                changed += try PostgresLedger.record(batch: piece, recordedBy: recordedBy, on: c).filter { !$0.replay && $0.quantity != 0 }.count
-            } catch let error as BatchError {
-                let column = error.underlying.column.map { csvColumn[$0] ?? $0 }
-                throw ImportError(file: "stock.csv", row: counts[start + error.index].0, column: column, reason: error.underlying.message)
-            }
-        }
+        // second import of a file that stock has since moved on from a replay).
+        let changed = try record(Array(zip(counts.map(\.0), movements)), file: "stock.csv", recordedBy: recordedBy, on: c)
+            .filter { !$0.replay && $0.quantity != 0 }.count
         return .init(rows: counts.count, changed: changed, unchanged: counts.count - changed)
     }
 }

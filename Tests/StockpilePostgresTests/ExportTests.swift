@@ -244,9 +244,10 @@ import Testing
         await database.shutdown()
     }
 
-    /// A history and a stock.csv longer than one piece (CSVImporter.historyPiece) load as one, and a
-    /// bad row in a later piece is named by its own row number.
-    @Test func aLongHistoryGoesInPiecesAndItsRowsKeepTheirNumbers() async throws {
+    /// A history and a stock.csv longer than one piece (CSVImporter.historyPiece) load as one batch
+    /// would, their counts without each compared with every earlier line (sql/0035), and a bad row in
+    /// a later piece is named by its own row number.
+    @Test func aLongHistoryLoadsAndItsRowsKeepTheirNumbers() async throws {
         let location = try TestDatabase.freshLocation()
         let database = StockpileDatabase(location: location, poolSize: 2)
         _ = try await CSVImporter(database, scope: .system("import")).importFiles([
@@ -270,7 +271,7 @@ import Testing
         }
         let loaded = try await CSVImporter(database, scope: .system("import")).importFiles(["movements": history(receipts)])
         #expect(loaded.files["movements.csv"]?.changed == n)
-        // Counts: a piece and more, one of them a lot nobody brought in, named by its row.
+        // Counts, one of them far down a lot nobody brought in, named by its row.
         var counts = (0..<n).map { i in "H,KIT,C\(i),,1" }
         counts[CSVImporter.historyPiece + 10] = "H,KIT,NOBODY,,0"
         do {
