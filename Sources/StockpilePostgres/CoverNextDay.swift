@@ -18,7 +18,7 @@ struct SnapshotTables: Sendable {
                                      lockKey: CoverSQL.lockKey + 1, isLive: false)
 
     /// The three renames of each table pair: live ↔ next.
-    static let swapNames: String = [("cover_positions"), ("cover_facility_sums"), ("cover_region_item_sums")].map { name in
+    static let swapNames: String = ["cover_positions", "cover_facility_sums", "cover_region_item_sums"].map { name in
         """
         ALTER TABLE \(name) RENAME TO \(name)_swap;
         ALTER TABLE \(name)_next RENAME TO \(name);
