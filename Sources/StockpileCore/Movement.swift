@@ -93,7 +93,7 @@ public struct MovementDraft: Sendable {
     /// The rules every movement obeys before it reaches the ledger. `allowedKinds` narrows the
     /// kinds (the HTTP API takes the four recordable ones; a history import takes them too).
     public func validated(allowedKinds: [MovementKind] = MovementKind.recordable) throws(FieldError) -> MovementRequest {
-        guard let idText = id?.trimmingCharacters(in: .whitespaces), !idText.isEmpty else {
+        guard let idText = id.map { TextBounds.trimmed($0, newlines: false) }, !idText.isEmpty else {
             throw FieldError(field: "id", reason: "required: a UUID chosen by the client")
         }
         guard let uuid = UUID(uuidString: idText) else {
@@ -125,7 +125,7 @@ public struct MovementDraft: Sendable {
             }
         }
         var expiry: LocalDate?
-        if let text = self.expiry?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+        if let text = self.expiry.map { TextBounds.trimmed($0, newlines: false) }, !text.isEmpty {
             guard let date = LocalDate(text) else {
                 throw FieldError(field: "expiry", reason: "must be a date YYYY-MM-DD, not \(text)")
             }
@@ -138,7 +138,7 @@ public struct MovementDraft: Sendable {
                              reason: "an adjustment needs a reason starting with loss, damage, expired or found (e.g. \"damage: 漏水\")")
         }
         var occurredAt: Date?
-        if let text = self.occurredAt?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+        if let text = self.occurredAt.map { TextBounds.trimmed($0, newlines: false) }, !text.isEmpty {
             guard let date = Timestamps.parse(text) else {
                 throw FieldError(field: "occurred_at", reason: "must be an ISO-8601 time with offset, e.g. 2026-11-22T09:30:00+08:00")
             }

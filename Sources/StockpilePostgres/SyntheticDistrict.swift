@@ -159,6 +159,11 @@ public struct SyntheticDistrict: Sendable {
                       AND $1::int IS NOT NULL AND $2::int IS NOT NULL AND $3::bigint IS NOT NULL AND $4::date IS NOT NULL
                       AND $5::text IS NOT NULL AND $6::int > 0
                     """, parameters)
+                // Positions first: every movement is at one (sql/0036 checks it when the insert ends).
+                try c.query("""
+                    INSERT INTO balances (facility_id, lot_id, item_id, quantity)
+                    SELECT fid, lot_id, iid, CASE WHEN k = 0 THEN received - 7 * rate * $1::int ELSE received END FROM gen_lots
+                    """, [issues])
                 // The receipts `days` ago, then weekly issues from the first lot. Ids sort by position,
                 // so the ledger's primary key grows at its end.
                 try c.query("""
@@ -179,10 +184,6 @@ public struct SyntheticDistrict: Sendable {
                     WHERE $1::int IS NOT NULL AND $2::int IS NOT NULL AND $3::bigint IS NOT NULL
                     ORDER BY 1
                     """, parameters)
-                try c.query("""
-                    INSERT INTO balances (facility_id, lot_id, item_id, quantity)
-                    SELECT fid, lot_id, iid, CASE WHEN k = 0 THEN received - 7 * rate * $1::int ELSE received END FROM gen_lots
-                    """, [issues])
                 // Plans on an eighth of hospital positions; contracts on an eighth of all; pledges on a 32nd.
                 try c.execute("""
                     INSERT INTO demand_plans (facility_id, item_id, full_load_daily)

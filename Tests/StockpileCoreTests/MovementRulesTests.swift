@@ -66,6 +66,33 @@ struct MovementRulesTests {
         let shanghai = TimeZone(identifier: "Asia/Shanghai")!
         // 2026-11-21 17:00 UTC is already the 22nd in Shanghai.
         #expect(LocalDate(Date(timeIntervalSince1970: 1_795_280_400), in: shanghai).description == "2026-11-22")
+        for bad in ["", "2027-06-3", "2027-06-300", "2027/06/30", "２０２７-06-30", "2027-06-3\u{301}0", "-027-06-30", " 2027-06-30", "2027-00-10"] {
+            #expect(LocalDate(bad) == nil, "\(bad)")
+        }
+        #expect(LocalDate("0001-01-01")?.year == 1 && LocalDate("9999-12-31")?.day == 31)
+    }
+
+    /// The service's own trim removes what Foundation's does, character for character (it replaced
+    /// Foundation's on the batch path for speed: issue 18).
+    @Test func trimmingAgreesWithFoundation() {
+        for value in 0..<0x11_0000 {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            let text = "x" + String(scalar)
+            #expect(TextBounds.trimmed(text) == text.trimmingCharacters(in: .whitespacesAndNewlines), "U+\(String(value, radix: 16))")
+            #expect(TextBounds.trimmed(text, newlines: false) == text.trimmingCharacters(in: .whitespaces), "U+\(String(value, radix: 16))")
+        }
+        let ends = ["", " ", "\t", "\n", "\r\n", "\u{0B}", "\u{0C}", "\u{85}", "\u{A0}", "\u{3000}", "\u{2028}", "\u{2029}", "\u{200B}",
+                    "\u{FEFF}", "\u{1680}", "\u{202F}", "x", "口罩", "\u{301}"]
+        let middles = ["", "N95", "医用 口罩", " a\tb ", "e\u{301}", "\u{3000}"]
+        for head in ends {
+            for middle in middles {
+                for tail in ends {
+                    let text = head + middle + tail
+                    #expect(TextBounds.trimmed(text) == text.trimmingCharacters(in: .whitespacesAndNewlines), "\(Array(text.unicodeScalars))")
+                    #expect(TextBounds.trimmed(text, newlines: false) == text.trimmingCharacters(in: .whitespaces), "\(Array(text.unicodeScalars))")
+                }
+            }
+        }
     }
 }
 

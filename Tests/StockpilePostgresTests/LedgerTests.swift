@@ -185,6 +185,37 @@ import Testing
         #expect(negative?.sqlState == "23514")
     }
 
+    /// Every movement is at a position (a balance of its facility and lot, of the same item), and
+    /// positions stay: sql/0036 checks this once per statement where three foreign keys per line did.
+    @Test func movementsStayAtPositionsThatStay() async throws {
+        _ = try await ledger.record(movement(.receipt, 3, lot: "P1"), recordedBy: "t")
+        let owner = try TestDatabase.ownerConnection(location)
+        try owner.execute("SELECT set_config('stockpile.scope', 'all', false)")
+        for statement in ["DELETE FROM balances", "TRUNCATE balances"] {
+            let error = #expect(throws: PQError.self) { try owner.execute(statement) }
+            #expect(error?.sqlState == "42501")
+        }
+        let before = try owner.query("SELECT count(*) AS n FROM movements").first!.decode("n", as: Int.self)
+        // Straight into the table, past the functions: the lot at a facility that never held it, the
+        // lot under another item, and (in one statement) a good line beside a bad one.
+        let at = { (facility: String, item: String) in """
+            SELECT gen_random_uuid(), f.id, i.id, l.id, 'receipt', 1, 1, 1, '', now(), 't', 'x'
+              FROM facilities f, items i, lots l WHERE f.code = '\(facility)' AND i.code = '\(item)' AND l.lot_number = 'P1'
+            """ }
+        for rows in [at("W", "N95"), at("H", "ALC"), at("H", "N95") + " UNION ALL " + at("W", "N95")] {
+            let error = #expect(throws: PQError.self) {
+                try owner.execute("""
+                    INSERT INTO movements (id, facility_id, item_id, lot_id, kind, quantity, requested, balance_after, reason,
+                                           occurred_at, recorded_by, fingerprint)
+                    \(rows)
+                    """)
+            }
+            #expect(error?.sqlState == "23503")
+        }
+        #expect(try owner.query("SELECT count(*) AS n FROM movements").first!.decode("n", as: Int.self) == before)
+        #expect(try await onHand(lot: "P1") == 3)
+    }
+
     /// The second wall: whatever query the service sends, row-level security shows and accepts only
     /// the rows of the scope on the connection.
     @Test func rowLevelSecurityHoldsEvenForACarelessQuery() async throws {
