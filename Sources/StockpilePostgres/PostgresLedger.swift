@@ -80,26 +80,32 @@ public struct PostgresLedger: Sendable {
     /// a batch), since the id makes a repeat a replay.
     public func record(_ movement: MovementRequest, recordedBy: String) async throws -> RecordedMovement {
         let parameters = Self.parameters(movement, recordedBy: recordedBy)
-        var attempt = 1
-        while true {
-            do {
-                return try await database.withConnection(scope) { connection in
-                    let row = try connection.query(Self.recordSQL, parameters).first!
-                    let recorded = try Self.recorded(row, request: movement)
-                    // A replay wrote nothing, so nothing waited for the synchronous standby: wait now (sql/0020).
-                    if recorded.replay { try connection.execute(Self.syncBarrierSQL) }
-                    return recorded
-                }
-            } catch let error as PQError where (error.isConnectionFailure || error.isRetryableTransactionFailure) && attempt < 3 {
-                attempt += 1
-            }
+        return try await repeatable { connection in
+            let row = try connection.query(Self.recordSQL, parameters).first!
+            let recorded = try Self.recorded(row, request: movement)
+            // A replay wrote nothing, so nothing waited for the synchronous standby: wait now (sql/0020).
+            if recorded.replay { try connection.execute(Self.syncBarrierSQL) }
+            return recorded
         }
     }
 
-    /// Records many movements all-or-nothing, in order, in one transaction.
+    /// Records many movements all-or-nothing, in order: one statement, so one transaction of its
+    /// own, like a single movement (no BEGIN/COMMIT round trips).
     public func record(batch movements: [MovementRequest], recordedBy: String) async throws -> [RecordedMovement] {
-        try await database.transaction(scope, retryOnConnectionLoss: true) { connection in
-            try Self.record(batch: movements, recordedBy: recordedBy, on: connection)
+        try await repeatable { connection in try Self.record(batch: movements, recordedBy: recordedBy, on: connection) }
+    }
+
+    /// A ledger statement on a pooled connection, run again (on a fresh connection if the first one
+    /// died, or after a deadlock or a concurrent request with the same ids) up to three times in all:
+    /// safe, since the ids make a repeat a replay.
+    private func repeatable<T: Sendable>(_ body: @escaping @Sendable (PQConnection) throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await database.withConnection(scope, body)
+            } catch let error as PQError where (error.isConnectionFailure || error.isRetryableTransactionFailure) && attempt < 3 {
+                attempt += 1
+            }
         }
     }
 
