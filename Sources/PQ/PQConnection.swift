@@ -16,6 +16,9 @@ public final class PQConnection: @unchecked Sendable {
     /// unknown outcome; the request is answered 503 and its connection is free again.
     public var callDeadline: Duration?
 
+    /// Statements prepared on this session (`queryPrepared`), by their text, with their names.
+    private var prepared: [String: String] = [:]
+
     /// Set by the notice receiver, read after each call on the same thread.
     final class NoticeLog {
         /// A WARNING with SQLSTATE 01000 or 57P01 arrived: what a commit gets when its wait for the
@@ -61,6 +64,7 @@ public final class PQConnection: @unchecked Sendable {
 
     private func connect() throws {
         if let handle { PQfinish(handle) }
+        prepared = [:]
         let keys = parameters.map(\.0)
         let values = parameters.map(\.1)
         handle = CStringArray.with(keys) { keyPointers in
@@ -141,6 +145,28 @@ public final class PQConnection: @unchecked Sendable {
         return result
     }
 
+    /// `query`, with the statement parsed and planned once per connection (PQprepare) and only
+    /// executed after that: for the few statements every request sends (the token, the scope, a
+    /// movement), whose planning was a large share of the server's time per request (issue 18).
+    /// Only for statements whose plan does not depend on the values: a prepared statement may keep
+    /// one generic plan.
+    @discardableResult
+    public func queryPrepared(_ sql: String, _ parameters: [any PQEncodable] = []) throws -> PQResult {
+        guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
+        notices.commitUnconfirmed = false
+        let name: String
+        if let known = prepared[sql] {
+            name = known
+        } else {
+            name = "stockpile_\(prepared.count + 1)"
+            _ = try withinDeadline { try consume(PQprepare(handle, name, sql, Int32(parameters.count), nil)) }
+            prepared[sql] = name
+        }
+        let result = try withinDeadline { try consume(try send(sql, parameters, prepared: name)) }
+        try confirmCommit()
+        return result
+    }
+
     /// Runs one libpq call, cancelling it from another thread if it outlives `callDeadline`.
     private func withinDeadline<T>(_ call: () throws -> T) throws -> T {
         guard let deadline = callDeadline, let handle, let cancel = PQgetCancel(handle) else { return try call() }
@@ -177,7 +203,7 @@ public final class PQConnection: @unchecked Sendable {
         for row in 0..<PQntuples(result) { try body(PQRowView(result: result, row: row)) }
     }
 
-    private func send(_ sql: String, _ parameters: [any PQEncodable]) throws -> OpaquePointer? {
+    private func send(_ sql: String, _ parameters: [any PQEncodable], prepared name: String? = nil) throws -> OpaquePointer? {
         guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
         let values = parameters.map(\.pqValue)
         // Copy every parameter into one buffer we own, each NUL-terminated, and hand libpq
@@ -210,8 +236,12 @@ public final class PQConnection: @unchecked Sendable {
             return pointers.withUnsafeBufferPointer { pointerBuffer in
                 lengths.withUnsafeBufferPointer { lengthBuffer in
                     formats.withUnsafeBufferPointer { formatBuffer in
-                        PQexecParams(handle, sql, Int32(values.count), nil,
-                                     pointerBuffer.baseAddress, lengthBuffer.baseAddress, formatBuffer.baseAddress, 0)
+                        if let name {
+                            return PQexecPrepared(handle, name, Int32(values.count),
+                                                  pointerBuffer.baseAddress, lengthBuffer.baseAddress, formatBuffer.baseAddress, 0)
+                        }
+                        return PQexecParams(handle, sql, Int32(values.count), nil,
+                                            pointerBuffer.baseAddress, lengthBuffer.baseAddress, formatBuffer.baseAddress, 0)
                     }
                 }
             }

@@ -81,7 +81,7 @@ public struct PostgresLedger: Sendable {
     public func record(_ movement: MovementRequest, recordedBy: String) async throws -> RecordedMovement {
         let parameters = Self.parameters(movement, recordedBy: recordedBy)
         return try await repeatable { connection in
-            let row = try connection.query(Self.recordSQL, parameters).first!
+            let row = try connection.queryPrepared(Self.recordSQL, parameters).first!
             let recorded = try Self.recorded(row, request: movement)
             // A replay wrote nothing, so nothing waited for the synchronous standby: wait now (sql/0020).
             if recorded.replay { try connection.execute(Self.syncBarrierSQL) }
@@ -135,7 +135,7 @@ public struct PostgresLedger: Sendable {
         ]
         let rows: [PQRow]
         do {
-            rows = try connection.query(recordBatchSQL, parameters).rows
+            rows = try connection.queryPrepared(recordBatchSQL, parameters).rows
         } catch let error as PQError where error.sqlState?.hasPrefix("SP") == true {
             // The function names the movement at fault in its HINT, "batch index N"; the ledger's
             // triggers name it by id, "movement <uuid>" (sql/0015–0017), or by its lot, "lot:{item, lot}".

@@ -191,7 +191,7 @@ public struct PostgresTokens: Sendable {
 
     static func scope(_ sql: String, _ secret: String, clientAddress: String?, database: StockpileDatabase) async throws -> AccessScope? {
         try await database.pool.withConnection { c in
-            guard let row = try c.query(sql, [secret]).first else { return nil }
+            guard let row = try c.queryPrepared(sql, [secret]).first else { return nil }
             let role = Role(rawValue: try row.decode("role"))!
             let ids = PQArrayText.parse(try row.decode("facility_ids", as: String?.self) ?? "{}").compactMap { Int($0) }
             var scope = AccessScope(actor: try row.decode("name"), role: role, facilities: role == .admin ? .all : .only(Set(ids)),

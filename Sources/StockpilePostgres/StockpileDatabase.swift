@@ -66,7 +66,7 @@ public final class StockpileDatabase: Sendable {
         let parameters = scope.applyParameters
         return try await pool.withConnection { connection in
             connection.callDeadline = scope.callDeadline
-            try connection.query(AccessScope.applySQL, parameters)
+            try connection.queryPrepared(AccessScope.applySQL, parameters)
             return try body(connection)
         }
     }
@@ -78,7 +78,7 @@ public final class StockpileDatabase: Sendable {
         let parameters = scope.applyParameters
         return try await pool.transaction(isolation: isolation, retryOnConnectionLoss: retryOnConnectionLoss) { connection in
             connection.callDeadline = scope.callDeadline
-            try connection.query(AccessScope.applySQL, parameters)
+            try connection.queryPrepared(AccessScope.applySQL, parameters)
             return try body(connection)
         }
     }
@@ -122,7 +122,7 @@ public final class StockpileDatabase: Sendable {
         let parameters = scope.applyParameters
         let work: @Sendable (PQConnection) throws -> (value: T, standby: Bool) = { connection in
             connection.callDeadline = scope.callDeadline
-            let standby = try connection.query(AccessScope.applySQL + ", pg_is_in_recovery() AS in_recovery", parameters)
+            let standby = try connection.queryPrepared(AccessScope.applySQL + ", pg_is_in_recovery() AS in_recovery", parameters)
                 .rows[0].decode("in_recovery", as: Bool.self)
             return (try body(connection), standby)
         }

@@ -22,6 +22,32 @@ import Testing
         #expect(try c.query("SELECT count(*) AS n FROM movements").first?.decode("n", as: Int.self) == 0)
     }
 
+    /// A prepared statement is prepared once per session, answers with each call's own values,
+    /// survives a reconnect (a new session prepares it again), and a statement the server refuses
+    /// to prepare is refused on every call, never remembered.
+    @Test func preparedStatementsArePreparedOncePerSession() throws {
+        let c = try connect()
+        let sql = "SELECT $1::int * 2 AS doubled, $2::text AS label"
+        let count = "SELECT count(*) AS n FROM pg_prepared_statements"
+        for (n, label) in [(1, "一"), (21, "'; DROP TABLE movements; --")] {
+            let row = try #require(try c.queryPrepared(sql, [n, label]).first)
+            #expect(try row.decode("doubled", as: Int.self) == 2 * n)
+            #expect(try row.decode("label", as: String.self) == label)
+        }
+        #expect(try c.query(count).first?.decode("n", as: Int.self) == 1)
+        try c.reconnect()
+        #expect(try c.query(count).first?.decode("n", as: Int.self) == 0)
+        #expect(try c.queryPrepared(sql, [5, "x"]).first?.decode("doubled", as: Int.self) == 10)
+        for _ in 0..<2 {
+            let error = #expect(throws: PQError.self) { try c.queryPrepared("SELECT $1::int FROM no_such_table", [1]) }
+            #expect(error?.sqlState == "42P01")
+        }
+        let failed = #expect(throws: PQError.self) { try c.queryPrepared("SELECT 1 / $1::int AS q", [0]) }
+        #expect(failed?.sqlState == "22012")
+        #expect(try c.queryPrepared("SELECT 1 / $1::int AS q", [1]).first?.decode("q", as: Int.self) == 1)
+        #expect(try c.query(count).first?.decode("n", as: Int.self) == 2)
+    }
+
     @Test func scanReadsRowsInPlaceByPosition() throws {
         let c = try connect()
         var seen: [(String, Int64, Double, Bool, Int64?, String?)] = []

@@ -203,7 +203,9 @@ import Testing
 
     @Test func aTokenOverItsRateIsToldToWait() async throws {
         let service = try await TestService()
-        let statuses = try await service.test(rateLimit: 5) { client in
+        // Two a second with a burst of four: the fifteen requests must take over 5.5 s for the
+        // bucket never to run dry (at 5 a second, a machine busy with other suites got there in 3 s).
+        let statuses = try await service.test(rateLimit: 2) { client in
             var statuses: [HTTPResponse.Status] = []
             var retryAfter: String?
             for _ in 0..<15 {
@@ -214,7 +216,7 @@ import Testing
             #expect(retryAfter != nil)
             return statuses
         }
-        #expect(statuses.prefix(10).allSatisfy { $0 == .ok })
+        #expect(statuses.prefix(4).allSatisfy { $0 == .ok })
         #expect(statuses.contains(.tooManyRequests))
     }
 }
