@@ -205,9 +205,9 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
             try requireFacility(movements[i].facility, in: scope, field: "movements[\(i)].facility")
         }
         do {
-            let recorded = try await PostgresLedger(database, scope: scope).record(batch: movements, recordedBy: scope.actor)
+            let recorded = try await PostgresLedger(database, scope: scope).recordOutcomes(batch: movements, recordedBy: scope.actor)
             let output = BatchOutput(recorded)
-            return try JSON.response(output, status: output.recorded == 0 ? .ok : .created)
+            return JSON.response(json: try output.json(), status: output.recorded == 0 ? .ok : .created)
         } catch let error as BatchError {
             throw APIError.from(error.underlying, fieldPrefix: "movements[\(error.index)].")
         }

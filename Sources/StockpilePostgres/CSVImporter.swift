@@ -436,12 +436,12 @@ public struct CSVImporter: Sendable {
 
     /// Movements of a file, each with its row, through the batch ledger in pieces; a refused one is
     /// that row's error, with the file's column names.
-    static func record(_ rows: [(Int, MovementRequest)], file: String, recordedBy: String, on c: PQConnection) throws -> [RecordedMovement] {
-        var recorded: [RecordedMovement] = []
+    static func record(_ rows: [(Int, MovementRequest)], file: String, recordedBy: String, on c: PQConnection) throws -> [MovementOutcome] {
+        var recorded: [MovementOutcome] = []
         for start in stride(from: 0, to: rows.count, by: historyPiece) {
             let piece = rows[start..<min(rows.count, start + historyPiece)]
             do {
-                recorded += try PostgresLedger.record(batch: piece.map(\.1), recordedBy: recordedBy, on: c)
+                recorded += try PostgresLedger.recordOutcomes(batch: piece.map(\.1), recordedBy: recordedBy, on: c)
             } catch let error as BatchError {
                 throw ImportError(file: file, row: piece[start + error.index].0, column: error.underlying.column.map { csvColumn[$0] ?? $0 },
                                   reason: error.underlying.message)

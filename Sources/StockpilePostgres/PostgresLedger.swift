@@ -43,6 +43,15 @@ public struct LotBalance: Sendable, Codable, Equatable {
     }
 }
 
+/// What a batch's sender needs back per movement to reconcile: its id, the signed change, the
+/// balance after it, and whether it was a replay.
+public struct MovementOutcome: Sendable, Equatable {
+    public let id: String
+    public let quantity: Int64
+    public let balanceAfter: Int64
+    public let replay: Bool
+}
+
 /// A batch failed: which element, and why. Nothing of the batch was applied.
 public struct BatchError: Error, Sendable {
     public var index: Int
@@ -95,6 +104,11 @@ public struct PostgresLedger: Sendable {
         try await repeatable { connection in try Self.record(batch: movements, recordedBy: recordedBy, on: connection) }
     }
 
+    /// `record(batch:)` answering only what the batch endpoint sends back (`MovementOutcome`).
+    public func recordOutcomes(batch movements: [MovementRequest], recordedBy: String) async throws -> [MovementOutcome] {
+        try await repeatable { connection in try Self.recordOutcomes(batch: movements, recordedBy: recordedBy, on: connection) }
+    }
+
     /// A ledger statement on a pooled connection, run again (on a fresh connection if the first one
     /// died, or after a deadlock or a concurrent request with the same ids) up to three times in all:
     /// safe, since the ids make a repeat a replay.
@@ -119,14 +133,29 @@ public struct PostgresLedger: Sendable {
     /// A write whose commit waits for the synchronous standby, after a replay (sql/0020_sync_barrier.sql).
     static let syncBarrierSQL = "SELECT stockpile_sync_barrier()"
 
-    /// The batch in one statement (record_movements, sql/0002_batch_ledger.sql), one array per column.
-    static let recordBatchSQL = """
-        SELECT * FROM record_movements($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[],
+    /// The batch in one statement (record_movements, sql/0002_batch_ledger.sql), one array per
+    /// column, answering with `columns` of the function's result.
+    static func recordBatchSQL(_ columns: String) -> String { """
+        SELECT \(columns) FROM record_movements($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[],
                                        $7::bigint[], $8::text[], $9::timestamptz[], $10)
-        """
+        """ }
 
     /// The batch body, for callers that already hold a transaction (the importer).
     static func record(batch movements: [MovementRequest], recordedBy: String, on connection: PQConnection) throws -> [RecordedMovement] {
+        try record(batch: movements, recordedBy: recordedBy, on: connection, columns: "*", recorded, replay: \.replay)
+    }
+
+    /// The batch body answering only the outcomes: the server then writes out three numbers per
+    /// movement instead of two timestamps and a date besides (issue 18).
+    static func recordOutcomes(batch movements: [MovementRequest], recordedBy: String, on connection: PQConnection) throws -> [MovementOutcome] {
+        try record(batch: movements, recordedBy: recordedBy, on: connection, columns: "replay, quantity, balance_after", { row, m in
+            MovementOutcome(id: m.id.uuidString.lowercased(), quantity: try row.decode("quantity"), balanceAfter: try row.decode("balance_after"),
+                            replay: try row.decode("replay"))
+        }, replay: \.replay)
+    }
+
+    private static func record<Answer>(batch movements: [MovementRequest], recordedBy: String, on connection: PQConnection, columns: String,
+                                       _ answer: (PQRow, MovementRequest) throws -> Answer, replay: (Answer) -> Bool) throws -> [Answer] {
         guard !movements.isEmpty else { return [] }
         let parameters: [any PQEncodable] = [
             movements.map(\.id), movements.map(\.facility), movements.map(\.item), movements.map(\.lot),
@@ -135,7 +164,7 @@ public struct PostgresLedger: Sendable {
         ]
         let rows: [PQRow]
         do {
-            rows = try connection.queryPrepared(recordBatchSQL, parameters).rows
+            rows = try connection.queryPrepared(recordBatchSQL(columns), parameters).rows
         } catch let error as PQError where error.sqlState?.hasPrefix("SP") == true {
             // The function names the movement at fault in its HINT, "batch index N"; the ledger's
             // triggers name it by id, "movement <uuid>" (sql/0015–0017), or by its lot, "lot:{item, lot}".
@@ -150,9 +179,9 @@ public struct PostgresLedger: Sendable {
             }
             throw BatchError(index: index, underlying: error)
         }
-        let answers = try zip(rows, movements).map { try recorded($0, request: $1) }
+        let answers = try zip(rows, movements).map { try answer($0, $1) }
         // A batch of nothing but replays writes nothing: make its commit wait for the standby too.
-        if answers.allSatisfy(\.replay) { try connection.execute(syncBarrierSQL) }
+        if answers.allSatisfy(replay) { try connection.execute(syncBarrierSQL) }
         return answers
     }
 

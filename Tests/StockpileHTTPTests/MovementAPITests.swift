@@ -73,10 +73,14 @@ import Testing
             #expect(outcomes.map { $0["quantity"] as? Int } == [100, -30, -5, 5])
             let ids = (batch["movements"] as! [[String: Any]]).map { ($0["id"] as! String).lowercased() }
             #expect(outcomes.map { $0["id"] as? String } == ids)
+            // The answer is written by hand (BatchOutput.json): exactly these keys, as JSON.
+            #expect(Set(body(first).keys) == ["movements", "recorded", "replayed"] && body(first)["replayed"] as? Int == 0)
+            #expect(outcomes.allSatisfy { Set($0.keys) == ["id", "quantity", "balance_after", "replay"] && $0["replay"] as? Bool == false })
             // The whole batch again (a client that never saw the answer): all replays, nothing changes.
             let again = try await client.post("/api/v1/movements/batch", batch)
             #expect(again.status == .ok)
-            #expect(body(again)["replayed"] as? Int == 4)
+            #expect(body(again)["replayed"] as? Int == 4 && body(again)["recorded"] as? Int == 0)
+            #expect((body(again)["movements"] as? [[String: Any]])?.allSatisfy { $0["replay"] as? Bool == true } == true)
             #expect((body(again)["movements"] as? [[String: Any]])?.map { $0["balance_after"] as? Int } == [100, 70, 65, 70])
         }
         #expect(try service.scalar("SELECT sum(quantity) AS n FROM balances") == 70)

@@ -185,6 +185,19 @@ import Testing
         #expect(negative?.sqlState == "23514")
     }
 
+    /// The batch endpoint's lean answer is the full answer's id, change, balance and replay flag.
+    @Test func aBatchsOutcomesAreItsFullAnswersInBrief() async throws {
+        let first = [movement(.receipt, 50, lot: "O1"), movement(.issue, 20, lot: "O1", expiry: nil), movement(.count, 25, lot: "O1", expiry: nil)]
+        let full = try await ledger.record(batch: first, recordedBy: "t")
+        let second = first + [movement(.adjustment, 3, lot: "O1", expiry: nil, reason: "found")]
+        let brief = try await ledger.recordOutcomes(batch: second, recordedBy: "t")
+        #expect(brief.prefix(3).map { "\($0.id) \($0.quantity) \($0.balanceAfter)" } == full.map { "\($0.id) \($0.quantity) \($0.balanceAfter)" })
+        #expect(brief.map(\.replay) == [true, true, true, false])
+        #expect(brief.map(\.quantity) == [50, -20, -5, 3] && brief.last?.balanceAfter == 28)
+        #expect(brief.map(\.id) == second.map { $0.id.uuidString.lowercased() })
+        #expect(try await onHand(lot: "O1") == 28)
+    }
+
     /// Every movement is at a position (a balance of its facility and lot, of the same item), and
     /// positions stay: sql/0036 checks this once per statement where three foreign keys per line did.
     @Test func movementsStayAtPositionsThatStay() async throws {
