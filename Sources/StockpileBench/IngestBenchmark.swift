@@ -209,7 +209,8 @@ public struct IngestBenchmark: Sendable {
     /// The statements the service sends for each request: the token lookup
     /// (PostgresTokens.authenticateSQL), the scope (AccessScope.applySQL), then `record_movement`
     /// for one movement (PostgresLedger.recordSQL) or `record_movements` with one array per column
-    /// for a batch — the arrays built server-side here, since pgbench cannot bind them.
+    /// for a batch, asking for the columns the service asks for — the arrays built server-side
+    /// here, since pgbench cannot bind them.
     func writePgbenchScripts(secret: String) throws -> (single: String, batch: String, bare: String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-bench-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -227,7 +228,7 @@ public struct IngestBenchmark: Sendable {
             """).write(to: single, atomically: true, encoding: .utf8)
         let n = options.batchSize
         try (access + """
-            SELECT * FROM record_movements(ARRAY(SELECT gen_random_uuid() FROM generate_series(1, \(n))), array_fill('BENCH-' || :client_id, ARRAY[\(n)]), array_fill('BENCH'::text, ARRAY[\(n)]), array_fill('L1'::text, ARRAY[\(n)]), array_fill(NULL::date, ARRAY[\(n)]), array_fill('receipt'::text, ARRAY[\(n)]), array_fill(1::bigint, ARRAY[\(n)]), array_fill('bench'::text, ARRAY[\(n)]), array_fill(NULL::timestamptz, ARRAY[\(n)]), 'pgbench');
+            SELECT \(PostgresLedger.outcomeColumns) FROM record_movements(ARRAY(SELECT gen_random_uuid() FROM generate_series(1, \(n))), array_fill('BENCH-' || :client_id, ARRAY[\(n)]), array_fill('BENCH'::text, ARRAY[\(n)]), array_fill('L1'::text, ARRAY[\(n)]), array_fill(NULL::date, ARRAY[\(n)]), array_fill('receipt'::text, ARRAY[\(n)]), array_fill(1::bigint, ARRAY[\(n)]), array_fill('bench'::text, ARRAY[\(n)]), array_fill(NULL::timestamptz, ARRAY[\(n)]), 'pgbench');
 
             """).write(to: batch, atomically: true, encoding: .utf8)
         let bare = directory.appendingPathComponent("bare.sql")

@@ -145,10 +145,13 @@ public struct PostgresLedger: Sendable {
         try record(batch: movements, recordedBy: recordedBy, on: connection, columns: "*", recorded, replay: \.replay)
     }
 
+    /// What the batch endpoint asks of record_movements (the ingest benchmark's pgbench asks the same).
+    public static let outcomeColumns = "replay, quantity, balance_after"
+
     /// The batch body answering only the outcomes: the server then writes out three numbers per
     /// movement instead of two timestamps and a date besides (issue 18).
     static func recordOutcomes(batch movements: [MovementRequest], recordedBy: String, on connection: PQConnection) throws -> [MovementOutcome] {
-        try record(batch: movements, recordedBy: recordedBy, on: connection, columns: "replay, quantity, balance_after", { row, m in
+        try record(batch: movements, recordedBy: recordedBy, on: connection, columns: outcomeColumns, { row, m in
             MovementOutcome(id: m.id.uuidString.lowercased(), quantity: try row.decode("quantity"), balanceAfter: try row.decode("balance_after"),
                             replay: try row.decode("replay"))
         }, replay: \.replay)
