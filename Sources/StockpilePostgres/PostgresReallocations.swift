@@ -163,9 +163,8 @@ public struct PostgresReallocations: Sendable {
             JOIN items i ON i.code = o.item JOIN facilities ff ON ff.code = o.sender JOIN facilities tf ON tf.code = o.receiver
             """, [requestID, ids, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
                   asOf, actor, shipments, purpose]).affectedRows
-        // Each line's foreign key is checked against the orders, by a query planned from the
-        // table's statistics: ones that still say empty (as above) made each check a scan of
-        // every order. A large plan refreshes them first, as the table's owner (sql/0031: the
+        // The lines' orders are checked to exist (sql/0037) by a query planned from the table's
+        // statistics: ones that still say empty (as above) made each check a scan of every order. A large plan refreshes them first, as the table's owner (sql/0031: the
         // service's own ANALYZE only warned and skipped the table).
         if orders.count >= 10_000 { try c.query("SELECT stockpile_analyze_orders()") }
         let lines = zip(ids, orders).flatMap { id, order in order.lines.enumerated().map { (id, order.item, $0.offset + 1, $0.element) } }

@@ -229,6 +229,51 @@ import Testing
         #expect(try await onHand(lot: "P1") == 3)
     }
 
+    /// Orders and lines refer to what exists, their references never change, and what they refer
+    /// to stays (sql/0037: checks per statement in place of six foreign keys per order and line).
+    @Test func ordersReferToWhatExistsAndItStays() async throws {
+        _ = try await ledger.record(movement(.receipt, 5, lot: "R1", facility: "W"), recordedBy: "t")
+        let owner = try TestDatabase.ownerConnection(location)
+        try owner.execute("SELECT set_config('stockpile.scope', 'all', false)")
+        func id(_ sql: String) throws -> Int { try owner.query(sql).first!.decode("id") }
+        let (h, w, n95, lot) = (try id("SELECT id FROM facilities WHERE code = 'H'"), try id("SELECT id FROM facilities WHERE code = 'W'"),
+                                try id("SELECT id FROM items WHERE code = 'N95'"), try id("SELECT id FROM lots WHERE lot_number = 'R1'"))
+        let shipment = try id("""
+            INSERT INTO shipments (request_id, from_facility_id, to_facility_id, distance_km, as_of)
+            VALUES (gen_random_uuid(), \(w), \(h), 3, '2026-12-01') RETURNING id
+            """)
+        func order(item: Int, from: Int, shipment: Int?) throws -> Int { try id("""
+            INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by, shipment_id)
+            VALUES (gen_random_uuid(), \(item), \(from), \(h), 2, 3, '2026-12-01', 't', \(shipment.map(String.init) ?? "NULL")) RETURNING id
+            """) }
+        let good = try order(item: n95, from: w, shipment: shipment)
+        try owner.execute("INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity) VALUES (\(good), 1, \(lot), 2)")
+        func refused(_ state: String, sourceLocation: SourceLocation = #_sourceLocation, _ sql: @escaping () throws -> Void) {
+            let error = #expect(throws: PQError.self, sourceLocation: sourceLocation) { try sql() }
+            #expect(error?.sqlState == state, sourceLocation: sourceLocation)
+        }
+        refused("23503") { _ = try order(item: 999_999, from: w, shipment: nil) }
+        refused("23503") { _ = try order(item: n95, from: 999_999, shipment: nil) }
+        refused("23503") { _ = try order(item: n95, from: w, shipment: 999_999) }
+        refused("23503") { try owner.execute("INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity) VALUES (999999, 1, \(lot), 1)") }
+        refused("23503") { try owner.execute("INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity) VALUES (\(good), 2, 999999, 1)") }
+        refused("42501") { try owner.execute("UPDATE reallocation_orders SET from_facility_id = \(h) WHERE id = \(good)") }
+        refused("42501") { try owner.execute("UPDATE reallocation_lines SET lot_id = lot_id + 1 WHERE order_id = \(good)") }
+        refused("23503") { try owner.execute("DELETE FROM reallocation_orders WHERE id = \(good)") }
+        refused("23503") { try owner.execute("DELETE FROM shipments WHERE id = \(shipment)") }
+        for table in ["facilities", "items", "lots"] {
+            refused("42501") { try owner.execute("DELETE FROM \(table) WHERE false") }
+            refused("42501") { try owner.execute("TRUNCATE \(table) CASCADE") }
+        }
+        // What moves does: a status, a received quantity; and lines, then orders, then shipments go in that order.
+        try owner.execute("UPDATE reallocation_orders SET status = 'approved' WHERE id = \(good)")
+        try owner.execute("UPDATE reallocation_lines SET received = 1 WHERE order_id = \(good)")
+        try owner.execute("DELETE FROM reallocation_lines WHERE order_id = \(good)")
+        try owner.execute("DELETE FROM reallocation_orders WHERE id = \(good)")
+        try owner.execute("DELETE FROM shipments WHERE id = \(shipment)")
+        #expect(try owner.query("SELECT count(*) AS n FROM reallocation_orders").first!.decode("n", as: Int.self) == 0)
+    }
+
     /// The second wall: whatever query the service sends, row-level security shows and accepts only
     /// the rows of the scope on the connection.
     @Test func rowLevelSecurityHoldsEvenForACarelessQuery() async throws {
