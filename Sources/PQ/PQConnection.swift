@@ -16,8 +16,10 @@ public final class PQConnection: @unchecked Sendable {
     /// unknown outcome; the request is answered 503 and its connection is free again.
     public var callDeadline: Duration?
 
-    /// Statements prepared on this session (`queryPrepared`), by their text, with their names.
+    /// Statements prepared on this session (`queryPrepared`), by their text, with their names, and
+    /// how many names were given.
     private var prepared: [String: String] = [:]
+    private var preparedNames = 0
 
     /// Set by the notice receiver, read after each call on the same thread.
     final class NoticeLog {
@@ -152,19 +154,35 @@ public final class PQConnection: @unchecked Sendable {
     /// one generic plan.
     @discardableResult
     public func queryPrepared(_ sql: String, _ parameters: [any PQEncodable] = []) throws -> PQResult {
+        do {
+            return try runPrepared(sql, parameters)
+        } catch let error as PQError where (error.sqlState == "0A000" || error.sqlState == "26000") && transactionStatus == .idle {
+            // The statement no longer fits the schema (a migration changed what a function returns)
+            // or is gone from the session: outside a transaction, prepared afresh and run once more.
+            return try runPrepared(sql, parameters)
+        }
+    }
+
+    private func runPrepared(_ sql: String, _ parameters: [any PQEncodable]) throws -> PQResult {
         guard let handle else { throw PQError(message: "connection is closed", isConnectionFailure: true) }
         notices.commitUnconfirmed = false
         let name: String
         if let known = prepared[sql] {
             name = known
         } else {
-            name = "stockpile_\(prepared.count + 1)"
+            preparedNames += 1
+            name = "stockpile_\(preparedNames)"
             _ = try withinDeadline { try consume(PQprepare(handle, name, sql, Int32(parameters.count), nil)) }
             prepared[sql] = name
         }
-        let result = try withinDeadline { try consume(try send(sql, parameters, prepared: name)) }
-        try confirmCommit()
-        return result
+        do {
+            let result = try withinDeadline { try consume(try send(sql, parameters, prepared: name)) }
+            try confirmCommit()
+            return result
+        } catch let error as PQError where error.sqlState == "0A000" || error.sqlState == "26000" {
+            prepared[sql] = nil
+            throw error
+        }
     }
 
     /// Runs one libpq call, cancelling it from another thread if it outlives `callDeadline`.

@@ -46,6 +46,14 @@ import Testing
         #expect(failed?.sqlState == "22012")
         #expect(try c.queryPrepared("SELECT 1 / $1::int AS q", [1]).first?.decode("q", as: Int.self) == 1)
         #expect(try c.query(count).first?.decode("n", as: Int.self) == 2)
+        // Gone from the session, or no longer fitting the schema: prepared afresh, the call answers.
+        try c.execute("DEALLOCATE ALL")
+        #expect(try c.queryPrepared(sql, [3, "b"]).first?.decode("doubled", as: Int.self) == 6)
+        try c.execute("CREATE TEMP TABLE shape (a int)")
+        try c.execute("INSERT INTO shape VALUES (7)")
+        #expect(try c.queryPrepared("SELECT * FROM shape").first?.decode("a", as: Int.self) == 7)
+        try c.execute("ALTER TABLE shape ADD COLUMN b int DEFAULT 8")
+        #expect(try c.queryPrepared("SELECT * FROM shape").first?.decode("b", as: Int.self) == 8)
     }
 
     @Test func scanReadsRowsInPlaceByPosition() throws {
