@@ -9,6 +9,7 @@ public struct PlannedOrder: Sendable, Codable, Equatable {
         public var lot: String
         public var expiry: String?
         public var quantity: Int64
+        public init(lot: String, expiry: String?, quantity: Int64) { self.lot = lot; self.expiry = expiry; self.quantity = quantity }
     }
     public var item: String
     public var from: String
@@ -17,6 +18,9 @@ public struct PlannedOrder: Sendable, Codable, Equatable {
     public var distanceKm: Double
     public var lines: [Line]
     enum CodingKeys: String, CodingKey { case item, from, to, quantity, lines, distanceKm = "distance_km" }
+    public init(item: String, from: String, to: String, quantity: Int64, distanceKm: Double, lines: [Line]) {
+        self.item = item; self.from = from; self.to = to; self.quantity = quantity; self.distanceKm = distanceKm; self.lines = lines
+    }
 }
 
 /// One item's plan: what was short, what the plan covers, at what transport.

@@ -291,6 +291,33 @@ import Testing
         await database.shutdown()
     }
 
+    /// What creating orders answers is built from what it stored, not read back (a city's 1.2
+    /// million orders): it must be what a replay, which does read them back, answers.
+    @Test func createdOrdersAreWhatAReplayReadsBack() async throws {
+        let database = try await district()
+        let orders = PostgresReallocations(database, scope: .system("planner"))
+        let id = UUID()
+        let created = try await orders.create(requestID: id, plan: PlanRequest(asOf: asOf, region: "D"))
+        #expect(!created.replay && created.orders.count == 2 && created.orders.allSatisfy { !$0.lines.isEmpty })
+        let replay = try await orders.create(requestID: id, plan: PlanRequest(asOf: asOf, region: "D"))
+        #expect(replay.replay && replay.orders == created.orders)
+        #expect(created.orders.allSatisfy { $0.status == "proposed" && $0.createdBy == "planner" && $0.shipment != nil })
+        #expect(created.orders.flatMap(\.lines).allSatisfy { $0.received == nil && $0.inTransit == 0 })
+
+        // Rotation orders under the same id, into the plan's shipment W → H1 and a new one H2 → C1.
+        let planned = created.orders.first { $0.from == "W" }!
+        let rotation = [PlannedOrder(item: planned.item, from: "W", to: "H1", quantity: 1, distanceKm: 1.5,
+                                     lines: [.init(lot: planned.lines[0].lot, expiry: planned.lines[0].expiry, quantity: 1)]),
+                        PlannedOrder(item: planned.item, from: "H2", to: "C1", quantity: 2, distanceKm: 2.25,
+                                     lines: [.init(lot: planned.lines[0].lot, expiry: planned.lines[0].expiry, quantity: 2)])]
+        let rotated = try await orders.storeRotation(requestID: id, orders: rotation, asOf: asOf)
+        #expect(rotated.count == 2 && rotated[0].shipment == planned.shipment && rotated[1].shipment != planned.shipment)
+        let again = try await orders.storeRotation(requestID: id, orders: rotation, asOf: asOf)
+        #expect(again == rotated && again.allSatisfy { $0.purpose == "rotation" })
+        #expect(try await PostgresReallocations.integrityViolations(database) == [])
+        await database.shutdown()
+    }
+
     @Test func aClientCannotCreateOrdersUnderTheNightlyRunsIdFirst() async throws {
         let database = try await district()
         let owner = try TestDatabase.ownerConnection(database.location)
