@@ -426,7 +426,7 @@ public struct PostgresNightly: Sendable {
         let stale: [StaleLine] = try await run.blocking { c in
             // The ledger's last movements group in memory (a city's 3 million positions), not in temporary files.
             try c.execute("SET LOCAL work_mem = '256MB'")
-            return try c.query(NightlySQL.stale, [date, zone, Reorder.staleAfterDays]).rows.map { row in
+            return try c.query(NightlySQL.stale(regional: region != nil), [date, zone, Reorder.staleAfterDays]).rows.map { row in
                 StaleLine(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
                           itemName: try row.decode("item_name"), physicalQty: try row.decode("physical_qty"),
                           dailyDemand: try row.decode("daily_demand"),
@@ -730,12 +730,17 @@ enum NightlySQL {
     /// zone $2), with their last movement and last count. The last movements come from one pass over
     /// the ledger, grouped: a lookup per position (a lateral max, and the last count made it read
     /// every movement of the position) took 201 s for a city whose 2.6 million positions had all gone quiet.
-    static let stale = """
+    ///
+    /// A region's report groups only its facilities' movements; the whole city's groups them all
+    /// without asking: the positions come from tonight's cover either way (and row-level security
+    /// keeps a scope's movements its own). At 10,000 × 300, matching 14 million movements to the
+    /// cover's facilities before grouping them made the query 20.7 s instead of 15.3 s.
+    static func stale(regional: Bool) -> String { """
         WITH last AS (
             SELECT m.facility_id, m.item_id, max(m.occurred_at) AS at, max(m.occurred_at) FILTER (WHERE m.kind = 'count') AS count_at
             FROM movements m
             WHERE m.occurred_at < ($1::date + 1)::timestamp AT TIME ZONE $2
-              AND m.facility_id IN (SELECT DISTINCT facility_id FROM nightly_cover)
+              \(regional ? "AND m.facility_id IN (SELECT DISTINCT facility_id FROM nightly_cover)" : "")
             GROUP BY m.facility_id, m.item_id
         )
         SELECT f.code AS facility, f.name AS facility_name, i.code AS item, i.name AS item_name, nc.physical_qty, nc.daily_demand,
@@ -747,4 +752,5 @@ enum NightlySQL {
           AND (last.at IS NULL OR last.at < ($1::date - $3::int)::timestamp AT TIME ZONE $2)
         ORDER BY f.code, i.code
         """
+    }
 }
