@@ -207,7 +207,7 @@ public func buildRouter(_ services: StockpileServices) -> Router<StockpileReques
         do {
             let recorded = try await PostgresLedger(database, scope: scope).recordOutcomes(batch: movements, recordedBy: scope.actor)
             let output = BatchOutput(recorded)
-            return JSON.response(json: try output.json(), status: output.recorded == 0 ? .ok : .created)
+            return JSON.response(json: output.json(), status: output.recorded == 0 ? .ok : .created)
         } catch let error as BatchError {
             throw APIError.from(error.underlying, fieldPrefix: "movements[\(error.index)].")
         }

@@ -44,7 +44,8 @@ public struct LotBalance: Sendable, Codable, Equatable {
 }
 
 /// What a batch's sender needs back per movement to reconcile: its id, the signed change, the
-/// balance after it, and whether it was a replay.
+/// balance after it, and whether it was a replay. Made only by `recordOutcomes`, from the
+/// movement's UUID: `id` is always a UUID's lowercase text.
 public struct MovementOutcome: Sendable, Equatable {
     public let id: String
     public let quantity: Int64
