@@ -305,6 +305,47 @@ import Testing
         #expect(try provenance.decode("token_name", as: String?.self) == "test")
     }
 
+    /// An order's lines and both transit ledgers answer as their order does (sql/0014), now that
+    /// their policies test the whole-city scope inline before the function (sql/0038): a facility
+    /// scope sees and writes its own orders' rows only, a connection with no scope nothing.
+    @Test func anOrdersLinesAndTransitAnswerOnlyWithinItsScope() async throws {
+        let receipt = try await ledger.record(movement(.receipt, 5, lot: "S1", facility: "W"), recordedBy: "t")
+        let owner = try TestDatabase.ownerConnection(location)
+        try owner.execute("SELECT set_config('stockpile.scope', 'all', false)")
+        func id(_ sql: String) throws -> Int { try owner.query(sql).first!.decode("id") }
+        let (h, w, lot) = (try id("SELECT id FROM facilities WHERE code = 'H'"), try id("SELECT id FROM facilities WHERE code = 'W'"),
+                           try id("SELECT id FROM lots WHERE lot_number = 'S1'"))
+        let order = try id("""
+            INSERT INTO reallocation_orders (request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by)
+            VALUES (gen_random_uuid(), (SELECT id FROM items WHERE code = 'N95'), \(w), \(h), 2, 3, '2026-12-01', 't') RETURNING id
+            """)
+        try owner.execute("INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity) VALUES (\(order), 1, \(lot), 2)")
+        try owner.execute("INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES (\(order), 1, 'dispatch', 2, 't')")
+        try owner.execute("INSERT INTO transfer_movements (order_id, line_no, kind, movement_id) VALUES (\(order), 1, 'transfer_out', '\(receipt.id)')")
+        let seen = "SELECT (SELECT count(*) FROM reallocation_lines) + (SELECT count(*) FROM transit_movements) + (SELECT count(*) FROM transfer_movements) AS n"
+
+        let clerkH = AccessScope(actor: "clerk-h", role: .warehouse, facilities: .only([h]))
+        let elsewhere = AccessScope(actor: "clerk-x", role: .warehouse, facilities: .only([999_999]))
+        #expect(try await database.withConnection(.system("city")) { try $0.query(seen).first!.decode("n", as: Int.self) } == 3)
+        #expect(try await database.withConnection(clerkH) { try $0.query(seen).first!.decode("n", as: Int.self) } == 3)
+        #expect(try await database.withConnection(elsewhere) { try $0.query(seen).first!.decode("n", as: Int.self) } == 0)
+        let unscoped = try await database.pool.withConnection { c in
+            try c.query("SELECT set_config('stockpile.scope', '', false)")
+            return try c.query(seen).first!.decode("n", as: Int.self)
+        }
+        #expect(unscoped == 0)
+        // Writing: the order's own end may add a line; a scope without either end is refused by the policy.
+        try await database.withConnection(clerkH) { c in
+            try c.execute("INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity) VALUES (\(order), 2, \(lot), 1)")
+        }
+        for sql in ["INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity) VALUES (\(order), 3, \(lot), 1)",
+                    "INSERT INTO transit_movements (order_id, line_no, kind, quantity, recorded_by) VALUES (\(order), 2, 'dispatch', 1, 'x')"] {
+            let refused = await #expect(throws: PQError.self) { try await self.database.withConnection(elsewhere) { try $0.execute(sql) } }
+            #expect(refused?.sqlState == "42501")
+        }
+        #expect(try owner.query(seen).first!.decode("n", as: Int.self) == 4)
+    }
+
     @Test func movementsArePagedInRecordedOrder() async throws {
         for i in 1...5 { _ = try await ledger.record(movement(.receipt, Int64(i), lot: "P1", item: "ALC"), recordedBy: "t") }
         var seen: [Int64] = []
