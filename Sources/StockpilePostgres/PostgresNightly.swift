@@ -357,23 +357,42 @@ public struct PostgresNightly: Sendable {
             (generation, superseding, requestID) = (g, s, id)
         }
 
+        // Tonight's cover, and the stale positions read from it, are gathered on the run's own
+        // connection while the plan is solved and its orders stored on pooled ones: neither reads
+        // what the other writes (cover counts what is in transit, never what is proposed), and at
+        // 10,000 facilities × 300 items the two took a minute and a half and a minute, one after
+        // the other, each mostly on one core of two. The cover and stale phases' times are the
+        // waits for them after the orders. If the orders fail, leaving this scope waits for the
+        // gathering to finish before the run's connection (and its lock) is let go.
         try enter(.orders)
-        let created = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
-            .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
-        let orders = created.orders.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
-
-        try enter(.cover)
         let snapshot = try await PostgresCover(database, scope: scope, timeZone: timeZone).snapshotIsCurrent(asOf: asOf)
         let parameters: [any PQEncodable] = [date, zone, 1.0, region, nil as String?, nil as String?, nil as String?, nil as Bool?]
-        let gathered: NightlyInputs = try await run.blocking { c in
+        async let coverRead: (NightlyInputs, [StaleLine]) = run.blocking { c in
             // Tonight's cover once, in a table of this transaction: every section reads it.
             try c.execute(NightlySQL.createCoverTable)
             try c.query(NightlySQL.fillCoverTable(fromSnapshot: snapshot), parameters)
             try c.execute("ANALYZE nightly_cover")
             // Tonight's sums per region and item, for the trends (issue 17, part 6), in the run's transaction.
             try PostgresTrends.recordNightly(c, asOf: asOf)
-            return try NightlyInputs.gather(c, asOf: asOf, zone: zone)
+            let gathered = try NightlyInputs.gather(c, asOf: asOf, zone: zone)
+            // The ledger's last movements group in memory (a city's 3 million positions), not in temporary files.
+            try c.execute("SET LOCAL work_mem = '256MB'")
+            let stale = try c.query(NightlySQL.stale(regional: region != nil), [date, zone, Reorder.staleAfterDays]).rows.map { row in
+                StaleLine(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
+                          itemName: try row.decode("item_name"), physicalQty: try row.decode("physical_qty"),
+                          dailyDemand: try row.decode("daily_demand"),
+                          lastMovement: try row.decode("last_movement", as: String?.self).flatMap(LocalDate.init),
+                          lastCount: try row.decode("last_count", as: String?.self).flatMap(LocalDate.init),
+                          daysSince: try row.decode("days_since"))
+            }
+            return (gathered, stale)
         }
+        let created = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
+            .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
+        let orders = created.orders.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
+
+        try enter(.cover)
+        let (gathered, stale) = try await coverRead
         positions = gathered.positions
 
         try enter(.reorder)
@@ -423,18 +442,7 @@ public struct PostgresNightly: Sendable {
         }
 
         try enter(.stale)
-        let stale: [StaleLine] = try await run.blocking { c in
-            // The ledger's last movements group in memory (a city's 3 million positions), not in temporary files.
-            try c.execute("SET LOCAL work_mem = '256MB'")
-            return try c.query(NightlySQL.stale(regional: region != nil), [date, zone, Reorder.staleAfterDays]).rows.map { row in
-                StaleLine(facility: try row.decode("facility"), facilityName: try row.decode("facility_name"), item: try row.decode("item"),
-                          itemName: try row.decode("item_name"), physicalQty: try row.decode("physical_qty"),
-                          dailyDemand: try row.decode("daily_demand"),
-                          lastMovement: try row.decode("last_movement", as: String?.self).flatMap(LocalDate.init),
-                          lastCount: try row.decode("last_count", as: String?.self).flatMap(LocalDate.init),
-                          daysSince: try row.decode("days_since"))
-            }
-        }
+        // (Read with tonight's cover, above.)
 
         try enter(.interception)
         let rule = transit

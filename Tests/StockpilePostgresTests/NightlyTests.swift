@@ -150,6 +150,31 @@ import Testing
         await database.shutdown()
     }
 
+    /// Tonight's cover is read on the run's connection while the orders are made (on pooled ones):
+    /// a run that dies as it turns to the cover, whether or not that read has finished, leaves no
+    /// report and no lock behind, and the next run completes with the same orders.
+    @Test func aRunThatDiesWhileItsCoverIsReadLeavesNoReportAndNoLock() async throws {
+        let database = try await district()
+        let nightly = PostgresNightly(database, scope: .system("test"))
+        await #expect(throws: Killed.self) {
+            try await nightly.run(asOf: asOf, region: nil) { progress in
+                if progress.phase == .cover { throw Killed() }
+            }
+        }
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 0)
+        let made = try count(database, "SELECT count(*) AS n FROM reallocation_orders")
+        #expect(made > 0)
+        // Nothing of the dead run's transaction stands: the trends it recorded went with it.
+        #expect(try count(database, "SELECT count(*) AS n FROM cover_history WHERE source = 'nightly'") == 0)
+        let rerun = try await nightly.run(asOf: asOf, region: nil)
+        #expect(!rerun.replay)
+        #expect(rerun.report.orders.count == made)
+        #expect(try count(database, "SELECT count(*) AS n FROM cover_history WHERE source = 'nightly'") > 0)
+        #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 1)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == made)
+        await database.shutdown()
+    }
+
     @Test func aCommandTokenReadsOnlyItsOwnSubtreesReports() async throws {
         let database = try await district()
         _ = try await PostgresNightly(database, scope: .system("test")).run(asOf: asOf, region: nil)
