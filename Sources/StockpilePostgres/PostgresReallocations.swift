@@ -124,26 +124,51 @@ public struct PostgresReallocations: Sendable {
             }
             let shipmentIDs = try Self.drawIDs(c, "shipments", firsts.count)
             let orderShipments = shipmentOf.map { shipmentIDs[$0] }
+            let known = try KnownCodes(c)
+            guard let senders = known.facilities(firsts.map { orders[$0].from }),
+                  let receivers = known.facilities(firsts.map { orders[$0].to }) else { throw Self.planChanged }
             let shipments = try c.query("""
                 INSERT INTO shipments (id, request_id, from_facility_id, to_facility_id, distance_km, as_of)
-                SELECT s.id, $1, ff.id, tf.id, s.distance_km, $6::date
-                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::float8[]) AS s(id, sender, receiver, distance_km)
-                JOIN facilities ff ON ff.code = s.sender JOIN facilities tf ON tf.code = s.receiver
-                """, [requestID, shipmentIDs, firsts.map { orders[$0].from }, firsts.map { orders[$0].to },
-                      firsts.map { orders[$0].distanceKm }, request.asOf.description]).affectedRows
+                SELECT s.id, $1, s.sender, s.receiver, s.distance_km, $6::date
+                FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[]) AS s(id, sender, receiver, distance_km)
+                """, [requestID, shipmentIDs, senders, receivers, firsts.map { orders[$0].distanceKm }, request.asOf.description]).affectedRows
             let (created, stored, lineCount) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders,
                                                                      shipments: orderShipments, asOf: request.asOf.description,
-                                                                     actor: scope.actor, purpose: "reallocation")
+                                                                     actor: scope.actor, purpose: "reallocation", known: known)
             // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
-            guard shipments == firsts.count, created == orders.count, stored == lineCount else {
-                throw Refusal(kind: .conflict, field: "plan", description: "the facilities, items or lots of the plan changed while it was stored; try again")
-            }
+            guard shipments == firsts.count, created == orders.count, stored == lineCount else { throw Self.planChanged }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: requestID.uuidString.lowercased(),
                                      detail: "\(created) orders in \(shipments) shipments as of \(request.asOf)")
             return Self.proposed(ids: ids, orders: orders, shipments: orderShipments, asOf: request.asOf.description,
                                  actor: scope.actor, purpose: "reallocation")
         }
         return (orders, false)
+    }
+
+    static let planChanged = Refusal(kind: .conflict, field: "plan",
+                                     description: "the facilities, items or lots of the plan changed while it was stored; try again")
+
+    /// The ids of the facilities' and items' codes, read once for a plan's orders: sent as ids, a
+    /// city's 1.67 million orders are not three text columns the server parses and joins back to
+    /// 10,000 facilities and 300 items. (Facilities and items are never deleted, sql/0037.)
+    struct KnownCodes {
+        var facilityIDs: [String: Int64] = [:], itemIDs: [String: Int64] = [:]
+        init(_ c: PQConnection) throws {
+            try c.scan("SELECT id, code FROM facilities") { row in facilityIDs[row.string(1)] = row.int64(0) }
+            try c.scan("SELECT id, code FROM items") { row in itemIDs[row.string(1)] = row.int64(0) }
+        }
+        /// Each code's id, or nil if one is not known.
+        func facilities(_ codes: [String]) -> [Int64]? { Self.ids(codes, facilityIDs) }
+        func items(_ codes: [String]) -> [Int64]? { Self.ids(codes, itemIDs) }
+        static func ids(_ codes: [String], _ known: [String: Int64]) -> [Int64]? {
+            var ids: [Int64] = []
+            ids.reserveCapacity(codes.count)
+            for code in codes {
+                guard let id = known[code] else { return nil }
+                ids.append(id)
+            }
+            return ids
+        }
     }
 
     /// `count` new ids of `table`'s serial id. The sequence is looked up once: as the argument of
@@ -160,27 +185,28 @@ public struct PostgresReallocations: Sendable {
     /// The orders (ids drawn by the caller) and their lines, each order in its shipment; returns the
     /// orders stored, the lines stored and the lines asked for (fewer stored: something went missing).
     static func insertOrders(_ c: PQConnection, requestID: UUID, ids: [Int64], orders: [PlannedOrder], shipments: [Int64], asOf: String,
-                             actor: String, purpose: String) throws -> (orders: Int, lines: Int, wanted: Int) {
+                             actor: String, purpose: String, known: KnownCodes) throws -> (orders: Int, lines: Int, wanted: Int) {
+        guard let items = known.items(orders.map(\.item)), let senders = known.facilities(orders.map(\.from)),
+              let receivers = known.facilities(orders.map(\.to)) else { throw planChanged }
         let created = try c.query("""
             INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by,
                                              shipment_id, purpose)
-            SELECT o.id, $1, i.id, ff.id, tf.id, o.quantity, o.distance_km, $8::date, $9, o.shipment, $11
-            FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $10::bigint[])
+            SELECT o.id, $1, o.item, o.sender, o.receiver, o.quantity, o.distance_km, $8::date, $9, o.shipment, $11
+            FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::float8[], $10::bigint[])
                  AS o(id, item, sender, receiver, quantity, distance_km, shipment)
-            JOIN items i ON i.code = o.item JOIN facilities ff ON ff.code = o.sender JOIN facilities tf ON tf.code = o.receiver
-            """, [requestID, ids, orders.map(\.item), orders.map(\.from), orders.map(\.to), orders.map(\.quantity), orders.map(\.distanceKm),
+            """, [requestID, ids, items, senders, receivers, orders.map(\.quantity), orders.map(\.distanceKm),
                   asOf, actor, shipments, purpose]).affectedRows
         // The lines' orders are checked to exist (sql/0037) by a query planned from the table's
         // statistics: ones that still say empty (as above) made each check a scan of every order.
         // A large plan refreshes them first, as the table's owner (sql/0031: the service's own
         // ANALYZE only warned and skipped the table).
         if orders.count >= 10_000 { try c.query("SELECT stockpile_analyze_orders()") }
-        let lines = zip(ids, orders).flatMap { id, order in order.lines.enumerated().map { (id, order.item, $0.offset + 1, $0.element) } }
+        let lines = orders.indices.flatMap { n in orders[n].lines.enumerated().map { (ids[n], items[n], $0.offset + 1, $0.element) } }
         let stored = try c.query("""
             INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
             SELECT x.order_id, x.line_no, l.id, x.quantity
-            FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[]) AS x(order_id, item, line_no, lot, quantity)
-            JOIN items i ON i.code = x.item JOIN lots l ON l.item_id = i.id AND l.lot_number = x.lot
+            FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::bigint[]) AS x(order_id, item, line_no, lot, quantity)
+            JOIN lots l ON l.item_id = x.item AND l.lot_number = x.lot
             """, [lines.map(\.0), lines.map(\.1), lines.map { Int64($0.2) }, lines.map(\.3.lot), lines.map(\.3.quantity)]).affectedRows
         return (created, stored, lines.count)
     }
@@ -231,7 +257,8 @@ public struct PostgresReallocations: Sendable {
             let shipments = orders.compactMap { shipmentOf[$0.from + "\u{1}" + $0.to] }
             let ids = try Self.drawIDs(c, "reallocation_orders", orders.count)
             let (created, stored, wanted) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders, shipments: shipments,
-                                                                  asOf: asOf.description, actor: scope.actor, purpose: "rotation")
+                                                                  asOf: asOf.description, actor: scope.actor, purpose: "rotation",
+                                                                  known: try KnownCodes(c))
             guard shipments.count == orders.count, created == orders.count, stored == wanted else {
                 throw Refusal(kind: .conflict, field: "rotation", description: "the facilities, items or lots of the rotation changed while it was stored")
             }
