@@ -134,7 +134,8 @@ public struct PostgresReallocations: Sendable {
                 """, [requestID, shipmentIDs, senders, receivers, firsts.map { orders[$0].distanceKm }, request.asOf.description]).affectedRows
             let (created, stored, lineCount) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders,
                                                                      shipments: orderShipments, asOf: request.asOf.description,
-                                                                     actor: scope.actor, purpose: "reallocation", known: known)
+                                                                     actor: scope.actor, purpose: "reallocation", known: known,
+                                                                     changed: Self.planChanged)
             // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
             guard shipments == firsts.count, created == orders.count, stored == lineCount else { throw Self.planChanged }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: requestID.uuidString.lowercased(),
@@ -147,6 +148,8 @@ public struct PostgresReallocations: Sendable {
 
     static let planChanged = Refusal(kind: .conflict, field: "plan",
                                      description: "the facilities, items or lots of the plan changed while it was stored; try again")
+    static let rotationChanged = Refusal(kind: .conflict, field: "rotation",
+                                         description: "the facilities, items or lots of the rotation changed while it was stored")
 
     /// The ids of the facilities' and items' codes, read once for a plan's orders: sent as ids, a
     /// city's 1.67 million orders are not three text columns the server parses and joins back to
@@ -184,10 +187,11 @@ public struct PostgresReallocations: Sendable {
 
     /// The orders (ids drawn by the caller) and their lines, each order in its shipment; returns the
     /// orders stored, the lines stored and the lines asked for (fewer stored: something went missing).
+    /// A code `known` does not have stores nothing and throws `changed`, the caller's refusal.
     static func insertOrders(_ c: PQConnection, requestID: UUID, ids: [Int64], orders: [PlannedOrder], shipments: [Int64], asOf: String,
-                             actor: String, purpose: String, known: KnownCodes) throws -> (orders: Int, lines: Int, wanted: Int) {
+                             actor: String, purpose: String, known: KnownCodes, changed: Refusal) throws -> (orders: Int, lines: Int, wanted: Int) {
         guard let items = known.items(orders.map(\.item)), let senders = known.facilities(orders.map(\.from)),
-              let receivers = known.facilities(orders.map(\.to)) else { throw planChanged }
+              let receivers = known.facilities(orders.map(\.to)) else { throw changed }
         let created = try c.query("""
             INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by,
                                              shipment_id, purpose)
@@ -258,10 +262,8 @@ public struct PostgresReallocations: Sendable {
             let ids = try Self.drawIDs(c, "reallocation_orders", orders.count)
             let (created, stored, wanted) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders, shipments: shipments,
                                                                   asOf: asOf.description, actor: scope.actor, purpose: "rotation",
-                                                                  known: try KnownCodes(c))
-            guard shipments.count == orders.count, created == orders.count, stored == wanted else {
-                throw Refusal(kind: .conflict, field: "rotation", description: "the facilities, items or lots of the rotation changed while it was stored")
-            }
+                                                                  known: try KnownCodes(c), changed: Self.rotationChanged)
+            guard shipments.count == orders.count, created == orders.count, stored == wanted else { throw Self.rotationChanged }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.rotation", target: requestID.uuidString.lowercased(),
                                      detail: "\(created) rotation orders as of \(asOf)")
             return Self.proposed(ids: ids, orders: orders, shipments: shipments, asOf: asOf.description, actor: scope.actor, purpose: "rotation")

@@ -62,9 +62,11 @@ import Testing
     static func cover(_ client: AuthorizedClient, until done: ((quantity: Int64, origin: [String: Any])) -> Bool) async throws
         -> (quantity: Int64, origin: [String: Any]) {
         var seen = try await cover(client)
-        for _ in 0..<100 where !done(seen) {
+        var tries = 1
+        while !done(seen) && tries < 100 {
             try await Task.sleep(for: .milliseconds(200))
             seen = try await cover(client)
+            tries += 1
         }
         return seen
     }
