@@ -362,7 +362,7 @@ public struct PostgresNightly: Sendable {
         // what the other writes (cover counts what is in transit, never what is proposed), and at
         // 10,000 facilities × 300 items the two took a minute and a half and a minute, one after
         // the other, each mostly on one core of two. The cover and stale phases' times are the
-        // waits for them after the orders. If the orders fail, leaving this scope waits for the
+        // waits for them after the plan. If the orders fail, leaving this scope waits for the
         // gathering to finish before the run's connection (and its lock) is let go.
         try enter(.orders)
         let snapshot = try await PostgresCover(database, scope: scope, timeZone: timeZone).snapshotIsCurrent(asOf: asOf)
@@ -387,59 +387,27 @@ public struct PostgresNightly: Sendable {
             }
             return (gathered, stale)
         }
-        let created = try await PostgresReallocations(database, scope: scope, timeZone: timeZone)
-            .create(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
-        let orders = created.orders.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
+        // The orders are stored (their own transaction, on a pooled connection: one PostgreSQL
+        // backend inserting for over a minute at city scale) while the report is made from them
+        // on the other core: their ids are drawn before they are stored. The store phase waits
+        // for them, then stores the rotation's orders in their shipments.
+        let reallocations = PostgresReallocations(database, scope: scope, timeZone: timeZone)
+        let prepared = try await reallocations.prepare(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
+        async let storing = reallocations.store(prepared)
 
         try enter(.cover)
         let (gathered, stale) = try await coverRead
         positions = gathered.positions
 
         try enter(.reorder)
-        var reallocated: [String: [ReallocationSource]] = [:]
-        for order in orders {
-            reallocated["\(order.to)|\(order.item)", default: []].append(ReallocationSource(order: order.id, from: order.from, quantity: order.quantity))
-        }
-        var reorders: [ReorderLine] = [], gaps: [ContractGapLine] = []
-        for (done, row) in gathered.rows.enumerated() {
-            if done > 0 && done % 50_000 == 0 { try tick(done) }
-            let k = "\(row.position.facility)|\(row.position.item)"
-            let contracts = gathered.contracts[k] ?? []
-            var calledOff: Int64 = 0
-            if row.position.shortfallQty > 0 {
-                let line = Reorder.line(row.position, reallocatedFrom: reallocated[k] ?? [], inbound: row.inbound, contracts: contracts,
-                                        pledges: gathered.pledges[k] ?? [], asOf: asOf)
-                calledOff = line.callOffs.reduce(0) { $0 + $1.quantity }
-                reorders.append(line)
-            }
-            if row.contractShortfall > 0 || calledOff > 0,
-               let gap = Reorder.contractGap(row.position, contracts: contracts, calledOffTonight: calledOff, asOf: asOf) {
-                gaps.append(gap)
-            }
-        }
+        var sections = try Self.reorderSections(prepared.orders, gathered: gathered, asOf: asOf, tick: tick)
 
         try enter(.expiry)
         let expiring = gathered.expiringLots(asOf: asOf)
-        // Rotation (轮换, issue 17 part 4): the reserve warehouses' expiring lots that a faster
-        // consumer uses in time, less what tonight's plan already moves of them, as proposed orders
-        // under tonight's request id (in its shipments), each with a replacement purchase.
         let warehouses: Set<String> = Set(try await run.blocking { c in
             try c.query("SELECT code FROM facilities WHERE kind = 'warehouse'").rows.map { try $0.decode("code", as: String.self) }
         })
-        var plannedOut: [String: Int64] = [:], plannedIn: [String: Int64] = [:]
-        for o in created.orders where o.purpose != "rotation" {
-            plannedIn["\(o.to)|\(o.item)", default: 0] += o.quantity
-            for l in o.lines { plannedOut["\(o.from)|\(o.item)|\(l.lot)", default: 0] += l.quantity }
-        }
-        var rotation = Rotation.lines(expiring: expiring, warehouses: warehouses, plannedOut: plannedOut, plannedIn: plannedIn)
-        let rotated = try await PostgresReallocations(database, scope: scope, timeZone: timeZone).storeRotation(
-            requestID: requestID, orders: Rotation.orders(rotation).map { o in
-                PlannedOrder(item: o.item, from: o.from, to: o.to, quantity: o.quantity, distanceKm: o.distanceKm,
-                             lines: o.lots.map { PlannedOrder.Line(lot: $0.lot, expiry: $0.expiry.description, quantity: $0.quantity) })
-            }, asOf: asOf)
-        for i in rotation.indices {
-            rotation[i].order = rotated.first { $0.from == rotation[i].warehouse && $0.to == rotation[i].to && $0.item == rotation[i].item }?.id
-        }
+        var rotation = Self.rotationLines(prepared.orders, expiring: expiring, warehouses: warehouses)
 
         try enter(.stale)
         // (Read with tonight's cover, above.)
@@ -463,6 +431,26 @@ public struct PostgresNightly: Sendable {
         }
 
         try enter(.store)
+        let created = try await storing
+        if created.replay && !prepared.replay {
+            // Another creation of this request id stored first (the run's lock makes that another
+            // run's, which cannot be): the report is made again from what was stored.
+            sections = try Self.reorderSections(created.orders, gathered: gathered, asOf: asOf, tick: tick)
+            rotation = Self.rotationLines(created.orders, expiring: expiring, warehouses: warehouses)
+        }
+        let orders = created.orders.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
+        // Rotation (轮换, issue 17 part 4): the reserve warehouses' expiring lots that a faster
+        // consumer uses in time, less what tonight's plan already moves of them, as proposed orders
+        // under tonight's request id (in its shipments), each with a replacement purchase.
+        let rotated = try await reallocations.storeRotation(
+            requestID: requestID, orders: Rotation.orders(rotation).map { o in
+                PlannedOrder(item: o.item, from: o.from, to: o.to, quantity: o.quantity, distanceKm: o.distanceKm,
+                             lines: o.lots.map { PlannedOrder.Line(lot: $0.lot, expiry: $0.expiry.description, quantity: $0.quantity) })
+            }, asOf: asOf)
+        for i in rotation.indices {
+            rotation[i].order = rotated.first { $0.from == rotation[i].warehouse && $0.to == rotation[i].to && $0.item == rotation[i].item }?.id
+        }
+        let (reorders, gaps) = sections
         // The phases' times are the report's; storing it is timed by whoever runs it (bench nightly).
         let report = NightlyReport(asOf: asOf, region: region, generatedAt: PQTimestamp.formatRFC3339(Date()),
                                    requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders + rotated.map(Self.nightlyOrder),
@@ -485,6 +473,45 @@ public struct PostgresNightly: Sendable {
             return replaced
         }
         return NightlyRun(report: report, replay: false, generation: generation, replaced: replaced)
+    }
+
+    /// The reorder lines of tonight's short positions, less what tonight's orders bring them, and
+    /// the contract gaps (what to renew or expand) of every position.
+    static func reorderSections(_ created: [ReallocationOrder], gathered: NightlyInputs, asOf: LocalDate,
+                                tick: (Int) throws -> Void) throws -> (reorders: [ReorderLine], gaps: [ContractGapLine]) {
+        var reallocated: [String: [ReallocationSource]] = [:]
+        for order in created where order.purpose != "rotation" {
+            reallocated["\(order.to)|\(order.item)", default: []].append(ReallocationSource(order: order.id, from: order.from, quantity: order.quantity))
+        }
+        var reorders: [ReorderLine] = [], gaps: [ContractGapLine] = []
+        for (done, row) in gathered.rows.enumerated() {
+            if done > 0 && done % 50_000 == 0 { try tick(done) }
+            let k = "\(row.position.facility)|\(row.position.item)"
+            let contracts = gathered.contracts[k] ?? []
+            var calledOff: Int64 = 0
+            if row.position.shortfallQty > 0 {
+                let line = Reorder.line(row.position, reallocatedFrom: reallocated[k] ?? [], inbound: row.inbound, contracts: contracts,
+                                        pledges: gathered.pledges[k] ?? [], asOf: asOf)
+                calledOff = line.callOffs.reduce(0) { $0 + $1.quantity }
+                reorders.append(line)
+            }
+            if row.contractShortfall > 0 || calledOff > 0,
+               let gap = Reorder.contractGap(row.position, contracts: contracts, calledOffTonight: calledOff, asOf: asOf) {
+                gaps.append(gap)
+            }
+        }
+        return (reorders, gaps)
+    }
+
+    /// The rotation lines: the reserve warehouses' expiring lots that a faster consumer uses in
+    /// time, less what tonight's plan already moves of them.
+    static func rotationLines(_ created: [ReallocationOrder], expiring: [ExpiringLotLine], warehouses: Set<String>) -> [RotationLine] {
+        var plannedOut: [String: Int64] = [:], plannedIn: [String: Int64] = [:]
+        for o in created where o.purpose != "rotation" {
+            plannedIn["\(o.to)|\(o.item)", default: 0] += o.quantity
+            for l in o.lines { plannedOut["\(o.from)|\(o.item)|\(l.lot)", default: 0] += l.quantity }
+        }
+        return Rotation.lines(expiring: expiring, warehouses: warehouses, plannedOut: plannedOut, plannedIn: plannedIn)
     }
 
     /// Marks the report of `generation` superseded and cancels its run's orders that are still

@@ -90,40 +90,82 @@ public struct PostgresReallocations: Sendable {
 
     /// Stores the plan's orders as proposed. The same request id again returns what it stored.
     public func create(requestID: UUID, plan request: PlanRequest) async throws -> (orders: [ReallocationOrder], replay: Bool) {
+        try await store(try await prepare(requestID: requestID, plan: request))
+    }
+
+    /// A creation made ready to store: the plan solved, its orders' and shipments' ids drawn, and
+    /// the orders as they will read once stored. The nightly run makes its report from them while
+    /// `store` writes them (issue 18, part 4). A replay (orders stored under the request id
+    /// already) carries those and stores nothing.
+    public struct Prepared: Sendable {
+        let requestID: UUID
+        let asOf: String
+        let planned: [PlannedOrder]
+        let ids: [Int64]
+        /// Per shipment, the first order naming its sender → receiver pair; per order, its shipment.
+        let firsts: [Int]
+        let shipmentIDs: [Int64]
+        let orderShipments: [Int64]
+        /// What `store` will return unless another creation of the same request id stores first.
+        public let orders: [ReallocationOrder]
+        public let replay: Bool
+    }
+
+    /// Plans and draws the ids (sequences hand out each id once, inside a transaction or not, so an
+    /// id drawn for a creation that then finds itself a replay is only a gap).
+    public func prepare(requestID: UUID, plan request: PlanRequest) async throws -> Prepared {
         let scope = self.scope
+        let asOf = request.asOf.description
         let earlier: [ReallocationOrder] = try await database.withConnection(scope) { c in
             let found = try Self.orders(c, where: "o.request_id = $1", [requestID])
             // A replay's answer waits for the synchronous standby like the original's did (sql/0020).
             if !found.isEmpty { try c.execute(PostgresLedger.syncBarrierSQL) }
             return found
         }
-        if !earlier.isEmpty { return (earlier, true) }
-        let plan = try await PostgresPlanner(database, scope: scope, timeZone: timeZone).plan(request)
-        let orders = try await database.transaction(scope) { c -> [ReallocationOrder] in
+        if !earlier.isEmpty {
+            return Prepared(requestID: requestID, asOf: asOf, planned: [], ids: [], firsts: [], shipmentIDs: [], orderShipments: [],
+                            orders: earlier, replay: true)
+        }
+        let orders = try await PostgresPlanner(database, scope: scope, timeZone: timeZone).plan(request).orders
+        // One shipment per sender → receiver pair (sql/0027), in the order the plan first names it.
+        var pairs: [String: Int] = [:], firsts: [Int] = []
+        let shipmentOf = orders.enumerated().map { i, order in
+            let key = order.from + "\u{1}" + order.to
+            if let known = pairs[key] { return known }
+            pairs[key] = firsts.count
+            firsts.append(i)
+            return firsts.count - 1
+        }
+        let shipmentCount = firsts.count
+        let (ids, shipmentIDs) = try await database.withConnection(scope) { c in
+            (try Self.drawIDs(c, "reallocation_orders", orders.count), try Self.drawIDs(c, "shipments", shipmentCount))
+        }
+        let orderShipments = shipmentOf.map { shipmentIDs[$0] }
+        return Prepared(requestID: requestID, asOf: asOf, planned: orders, ids: ids, firsts: firsts, shipmentIDs: shipmentIDs,
+                        orderShipments: orderShipments,
+                        orders: Self.proposed(ids: ids, orders: orders, shipments: orderShipments, asOf: asOf, actor: scope.actor,
+                                              purpose: "reallocation"),
+                        replay: false)
+    }
+
+    /// Stores a prepared creation's orders, their shipments and lines in one transaction; returns
+    /// them, or, if another creation of the same request id stored first, what that one stored.
+    public func store(_ prepared: Prepared) async throws -> (orders: [ReallocationOrder], replay: Bool) {
+        if prepared.replay { return (prepared.orders, true) }
+        let scope = self.scope
+        return try await database.transaction(scope) { c -> (orders: [ReallocationOrder], replay: Bool) in
             // Serialise creations of the same request id (a retry racing the original).
-            try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", [requestID])
-            let again = try Self.orders(c, where: "o.request_id = $1", [requestID])
-            if !again.isEmpty { return again }
+            try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", [prepared.requestID])
+            let again = try Self.orders(c, where: "o.request_id = $1", [prepared.requestID])
+            if !again.isEmpty { return (again, true) }
             // Three statements whatever the plan's size (a city's has over a million orders): the
-            // orders' ids drawn first, then the orders and their lines from arrays, each line naming
-            // its order's id. Lines used to be joined back to their orders by item, sender and
+            // shipments, the orders and their lines from arrays, each line naming its order's id
+            // (drawn by `prepare`). Lines used to be joined back to their orders by item, sender and
             // receiver, and that join's plan rested on the table's statistics: after autovacuum had
             // analysed the table empty (its last orders deleted, these not yet committed), the
             // planner scanned every order for each line and a city's nightly run stood for over ten
             // minutes, index or not.
-            let orders = plan.orders
-            let ids = try Self.drawIDs(c, "reallocation_orders", orders.count)
-            // One shipment per sender → receiver pair (sql/0027), in the order the plan first names it.
-            var pairs: [String: Int] = [:], firsts: [Int] = []
-            let shipmentOf = orders.enumerated().map { i, order in
-                let key = order.from + "\u{1}" + order.to
-                if let known = pairs[key] { return known }
-                pairs[key] = firsts.count
-                firsts.append(i)
-                return firsts.count - 1
-            }
-            let shipmentIDs = try Self.drawIDs(c, "shipments", firsts.count)
-            let orderShipments = shipmentOf.map { shipmentIDs[$0] }
+            let orders = prepared.planned, firsts = prepared.firsts
             let known = try KnownCodes(c)
             guard let senders = known.facilities(firsts.map { orders[$0].from }),
                   let receivers = known.facilities(firsts.map { orders[$0].to }) else { throw Self.planChanged }
@@ -131,19 +173,18 @@ public struct PostgresReallocations: Sendable {
                 INSERT INTO shipments (id, request_id, from_facility_id, to_facility_id, distance_km, as_of)
                 SELECT s.id, $1, s.sender, s.receiver, s.distance_km, $6::date
                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[]) AS s(id, sender, receiver, distance_km)
-                """, [requestID, shipmentIDs, senders, receivers, firsts.map { orders[$0].distanceKm }, request.asOf.description]).affectedRows
-            let (created, stored, lineCount) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders,
-                                                                     shipments: orderShipments, asOf: request.asOf.description,
+                """, [prepared.requestID, prepared.shipmentIDs, senders, receivers, firsts.map { orders[$0].distanceKm },
+                      prepared.asOf]).affectedRows
+            let (created, stored, lineCount) = try Self.insertOrders(c, requestID: prepared.requestID, ids: prepared.ids, orders: orders,
+                                                                     shipments: prepared.orderShipments, asOf: prepared.asOf,
                                                                      actor: scope.actor, purpose: "reallocation", known: known,
                                                                      changed: Self.planChanged)
             // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
             guard shipments == firsts.count, created == orders.count, stored == lineCount else { throw Self.planChanged }
-            try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: requestID.uuidString.lowercased(),
-                                     detail: "\(created) orders in \(shipments) shipments as of \(request.asOf)")
-            return Self.proposed(ids: ids, orders: orders, shipments: orderShipments, asOf: request.asOf.description,
-                                 actor: scope.actor, purpose: "reallocation")
+            try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: prepared.requestID.uuidString.lowercased(),
+                                     detail: "\(created) orders in \(shipments) shipments as of \(prepared.asOf)")
+            return (prepared.orders, false)
         }
-        return (orders, false)
     }
 
     static let planChanged = Refusal(kind: .conflict, field: "plan",

@@ -22,6 +22,16 @@ import Testing
         #expect(try c.query("SELECT count(*) AS n FROM movements").first?.decode("n", as: Int.self) == 0)
     }
 
+    /// Integer arrays go unquoted (PQValue.swift): the server reads back every value sent.
+    @Test func integerArraysReadBackAsTheyWereSent() throws {
+        let c = try connect()
+        let values: [Int64] = [.min, -123_456_789, -1, 0, 9, 10, 99, 100, 4_294_967_296, .max]
+        let row = try #require(try c.query("SELECT $1::bigint[] = $2::bigint[] AS same, $1::bigint[]::text AS t",
+                                           [values, values.map(String.init)]).first)
+        #expect(try row.decode("same", as: Bool.self))
+        #expect(try row.decode("t", as: String.self) == "{" + values.map(String.init).joined(separator: ",") + "}")
+    }
+
     /// A prepared statement is prepared once per session, answers with each call's own values,
     /// survives a reconnect (a new session prepares it again), and a statement the server refuses
     /// to prepare is refused on every call, never remembered.
@@ -237,6 +247,11 @@ struct PQTimestampTests {
     @Test func arraysBecomeQuotedLiterals() {
         #expect(["a", "b\"c", "d\\e"].pqValue == .text(#"{"a","b\"c","d\\e"}"#))
         #expect([Optional<String>.none, "x"].pqValue == .text(#"{NULL,"x"}"#))
+        // Integers unquoted, written digit by digit.
+        #expect([Int64.min, -10, 0, 7, 1_000, Int64.max].pqValue == .text("{-9223372036854775808,-10,0,7,1000,9223372036854775807}"))
+        #expect([Int.min, 0, 42].pqValue == .text("{-9223372036854775808,0,42}"))
+        #expect([Int64]().pqValue == .text("{}"))
+        #expect([Optional(Int64(5)), nil].pqValue == .text(#"{"5",NULL}"#))
     }
 }
 

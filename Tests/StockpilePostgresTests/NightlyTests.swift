@@ -153,25 +153,34 @@ import Testing
     /// Tonight's cover is read on the run's connection while the orders are made (on pooled ones):
     /// a run that dies as it turns to the cover, whether or not that read has finished, leaves no
     /// report and no lock behind, and the next run completes with the same orders.
-    @Test func aRunThatDiesWhileItsCoverIsReadLeavesNoReportAndNoLock() async throws {
+    /// Killed while its cover is read (and its orders are made and stored beside it), or while
+    /// the report is made from orders still being stored: no report, nothing of the run's
+    /// transaction, no lock left; the orders stored whole or not at all, and the next run's
+    /// report has exactly the orders in the table.
+    @Test(arguments: [NightlyPhase.cover, .reorder, .interception])
+    func aRunThatDiesWhileItsOrdersAreStoredLeavesNoReportAndNoLock(phase: NightlyPhase) async throws {
         let database = try await district()
         let nightly = PostgresNightly(database, scope: .system("test"))
+        let whole = try await PostgresPlanner(database, scope: .system("test")).plan(PlanRequest(asOf: asOf)).orders.count
+        #expect(whole > 0)
         await #expect(throws: Killed.self) {
             try await nightly.run(asOf: asOf, region: nil) { progress in
-                if progress.phase == .cover { throw Killed() }
+                if progress.phase == phase { throw Killed() }
             }
         }
         #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 0)
+        // Its own transaction: stored before the run died, or never begun.
         let made = try count(database, "SELECT count(*) AS n FROM reallocation_orders")
-        #expect(made > 0)
+        #expect(made == 0 || made == whole)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_lines") == 0 || made > 0)
         // Nothing of the dead run's transaction stands: the trends it recorded went with it.
         #expect(try count(database, "SELECT count(*) AS n FROM cover_history WHERE source = 'nightly'") == 0)
         let rerun = try await nightly.run(asOf: asOf, region: nil)
         #expect(!rerun.replay)
-        #expect(rerun.report.orders.count == made)
+        #expect(rerun.report.orders.count == whole)
         #expect(try count(database, "SELECT count(*) AS n FROM cover_history WHERE source = 'nightly'") > 0)
         #expect(try count(database, "SELECT count(*) AS n FROM nightly_reports") == 1)
-        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == made)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == whole)
         await database.shutdown()
     }
 
@@ -339,6 +348,31 @@ import Testing
         #expect(rotated.count == 2 && rotated[0].shipment == planned.shipment && rotated[1].shipment != planned.shipment)
         let again = try await orders.storeRotation(requestID: id, orders: rotation, asOf: asOf)
         #expect(again == rotated && again.allSatisfy { $0.purpose == "rotation" })
+        #expect(try await PostgresReallocations.integrityViolations(database) == [])
+        await database.shutdown()
+    }
+
+    /// Two creations of one request id prepared at once (a retry racing the original, each with
+    /// its own ids drawn): whichever stores second gets the first one's orders back as a replay,
+    /// and only one set is stored.
+    @Test func twoPreparedCreationsOfOneRequestStoreOneSetOfOrders() async throws {
+        let database = try await district()
+        let orders = PostgresReallocations(database, scope: .system("planner"))
+        let id = UUID()
+        let first = try await orders.prepare(requestID: id, plan: PlanRequest(asOf: asOf, region: "D"))
+        let second = try await orders.prepare(requestID: id, plan: PlanRequest(asOf: asOf, region: "D"))
+        #expect(!first.replay && !second.replay && first.orders.count == 2)
+        #expect(Set(first.orders.map(\.id)).isDisjoint(with: second.orders.map(\.id)))
+        let stored = try await orders.store(second)
+        #expect(!stored.replay && stored.orders == second.orders)
+        let late = try await orders.store(first)
+        #expect(late.replay && late.orders == second.orders)
+        #expect(try count(database, "SELECT count(*) AS n FROM reallocation_orders") == 2)
+        #expect(try count(database, "SELECT count(*) AS n FROM shipments") == Set(second.orders.compactMap(\.shipment)).count)
+        // Prepared after the store: a replay that stores nothing.
+        let after = try await orders.prepare(requestID: id, plan: PlanRequest(asOf: asOf, region: "D"))
+        #expect(after.replay && after.orders == second.orders)
+        #expect(try await orders.store(after).orders == second.orders)
         #expect(try await PostgresReallocations.integrityViolations(database) == [])
         await database.shutdown()
     }
