@@ -229,8 +229,8 @@ import Testing
         #expect(try await onHand(lot: "P1") == 3)
     }
 
-    /// Orders and lines refer to what exists, their references never change, and what they refer
-    /// to stays (sql/0037: checks per statement in place of six foreign keys per order and line).
+    /// Orders, lines and shipments refer to what exists, their references never change, and what
+    /// they refer to stays (sql/0037 and 0039: checks per statement in place of foreign keys).
     @Test func ordersReferToWhatExistsAndItStays() async throws {
         _ = try await ledger.record(movement(.receipt, 5, lot: "R1", facility: "W"), recordedBy: "t")
         let owner = try TestDatabase.ownerConnection(location)
@@ -261,6 +261,15 @@ import Testing
         refused("42501") { try owner.execute("UPDATE reallocation_lines SET lot_id = lot_id + 1 WHERE order_id = \(good)") }
         refused("23503") { try owner.execute("DELETE FROM reallocation_orders WHERE id = \(good)") }
         refused("23503") { try owner.execute("DELETE FROM shipments WHERE id = \(shipment)") }
+        // Shipments too (sql/0039): their ends exist and stay as stored; only the carrier changes.
+        for (from, to) in [(999_999, h), (w, 999_999)] {
+            refused("23503") { try owner.execute("""
+                INSERT INTO shipments (request_id, from_facility_id, to_facility_id, distance_km, as_of)
+                VALUES (gen_random_uuid(), \(from), \(to), 3, '2026-12-01')
+                """) }
+        }
+        refused("42501") { try owner.execute("UPDATE shipments SET to_facility_id = \(w), from_facility_id = \(h) WHERE id = \(shipment)") }
+        try owner.execute("UPDATE shipments SET carrier = '顺丰' WHERE id = \(shipment)")
         for table in ["facilities", "items", "lots"] {
             refused("42501") { try owner.execute("DELETE FROM \(table) WHERE false") }
             refused("42501") { try owner.execute("TRUNCATE \(table) CASCADE") }
