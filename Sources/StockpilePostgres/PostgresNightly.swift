@@ -393,21 +393,22 @@ public struct PostgresNightly: Sendable {
         // for them, then stores the rotation's orders in their shipments.
         let reallocations = PostgresReallocations(database, scope: scope, timeZone: timeZone)
         let prepared = try await reallocations.prepare(requestID: requestID, plan: PlanRequest(asOf: asOf, region: region))
-        async let storing = reallocations.store(prepared)
+        async let written = reallocations.write(prepared)
+        let planned = prepared.orders()
 
         try enter(.cover)
         let (gathered, stale) = try await coverRead
         positions = gathered.positions
 
         try enter(.reorder)
-        var sections = try Self.reorderSections(prepared.orders, gathered: gathered, asOf: asOf, tick: tick)
+        var sections = try Self.reorderSections(planned, gathered: gathered, asOf: asOf, tick: tick)
 
         try enter(.expiry)
         let expiring = gathered.expiringLots(asOf: asOf)
         let warehouses: Set<String> = Set(try await run.blocking { c in
             try c.query("SELECT code FROM facilities WHERE kind = 'warehouse'").rows.map { try $0.decode("code", as: String.self) }
         })
-        var rotation = Self.rotationLines(prepared.orders, expiring: expiring, warehouses: warehouses)
+        var rotation = Self.rotationLines(planned, expiring: expiring, warehouses: warehouses)
 
         try enter(.stale)
         // (Read with tonight's cover, above.)
@@ -431,14 +432,15 @@ public struct PostgresNightly: Sendable {
         }
 
         try enter(.store)
-        let created = try await storing
-        if created.replay && !prepared.replay {
-            // Another creation of this request id stored first (the run's lock makes that another
-            // run's, which cannot be): the report is made again from what was stored.
-            sections = try Self.reorderSections(created.orders, gathered: gathered, asOf: asOf, tick: tick)
-            rotation = Self.rotationLines(created.orders, expiring: expiring, warehouses: warehouses)
+        var created = planned
+        if let other = try await written {
+            // Another creation of this request id stored first (a client's, say, that took the
+            // run's id; sql/0013 makes that impossible): the report is made from what was stored.
+            created = other
+            sections = try Self.reorderSections(created, gathered: gathered, asOf: asOf, tick: tick)
+            rotation = Self.rotationLines(created, expiring: expiring, warehouses: warehouses)
         }
-        let orders = created.orders.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
+        let orders = created.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
         // Rotation (轮换, issue 17 part 4): the reserve warehouses' expiring lots that a faster
         // consumer uses in time, less what tonight's plan already moves of them, as proposed orders
         // under tonight's request id (in its shipments), each with a replacement purchase.

@@ -93,10 +93,9 @@ public struct PostgresReallocations: Sendable {
         try await store(try await prepare(requestID: requestID, plan: request))
     }
 
-    /// A creation made ready to store: the plan solved, its orders' and shipments' ids drawn, and
-    /// the orders as they will read once stored. The nightly run makes its report from them while
-    /// `store` writes them (issue 18, part 4). A replay (orders stored under the request id
-    /// already) carries those and stores nothing.
+    /// A creation made ready to store: the plan solved, its orders' and shipments' ids drawn. The
+    /// nightly run makes its report from `orders()` while `write` stores them (issue 18, part 4).
+    /// A replay (orders stored under the request id already) carries those and stores nothing.
     public struct Prepared: Sendable {
         let requestID: UUID
         let asOf: String
@@ -106,9 +105,18 @@ public struct PostgresReallocations: Sendable {
         let firsts: [Int]
         let shipmentIDs: [Int64]
         let orderShipments: [Int64]
-        /// What `store` will return unless another creation of the same request id stores first.
-        public let orders: [ReallocationOrder]
-        public let replay: Bool
+        let actor: String
+        /// The orders stored under the request id before this creation was prepared.
+        let earlier: [ReallocationOrder]?
+        public var replay: Bool { earlier != nil }
+
+        /// The orders as `store` returns them unless another creation of the same request id
+        /// stores first; built by whoever asks (a city's 1.67 million take seconds), so the
+        /// nightly run builds them while they are written.
+        public func orders() -> [ReallocationOrder] {
+            earlier ?? PostgresReallocations.proposed(ids: ids, orders: planned, shipments: orderShipments, asOf: asOf, actor: actor,
+                                                      purpose: "reallocation")
+        }
     }
 
     /// Plans and draws the ids (sequences hand out each id once, inside a transaction or not, so an
@@ -124,7 +132,7 @@ public struct PostgresReallocations: Sendable {
         }
         if !earlier.isEmpty {
             return Prepared(requestID: requestID, asOf: asOf, planned: [], ids: [], firsts: [], shipmentIDs: [], orderShipments: [],
-                            orders: earlier, replay: true)
+                            actor: scope.actor, earlier: earlier)
         }
         let orders = try await PostgresPlanner(database, scope: scope, timeZone: timeZone).plan(request).orders
         // One shipment per sender → receiver pair (sql/0027), in the order the plan first names it.
@@ -142,22 +150,26 @@ public struct PostgresReallocations: Sendable {
         }
         let orderShipments = shipmentOf.map { shipmentIDs[$0] }
         return Prepared(requestID: requestID, asOf: asOf, planned: orders, ids: ids, firsts: firsts, shipmentIDs: shipmentIDs,
-                        orderShipments: orderShipments,
-                        orders: Self.proposed(ids: ids, orders: orders, shipments: orderShipments, asOf: asOf, actor: scope.actor,
-                                              purpose: "reallocation"),
-                        replay: false)
+                        orderShipments: orderShipments, actor: scope.actor, earlier: nil)
     }
 
     /// Stores a prepared creation's orders, their shipments and lines in one transaction; returns
     /// them, or, if another creation of the same request id stored first, what that one stored.
     public func store(_ prepared: Prepared) async throws -> (orders: [ReallocationOrder], replay: Bool) {
-        if prepared.replay { return (prepared.orders, true) }
+        if let other = try await write(prepared) { return (other, true) }
+        return (prepared.orders(), false)
+    }
+
+    /// `store` without building the orders it stored: nil when it stored them, or what another
+    /// creation of the same request id stored (then this one stores nothing).
+    public func write(_ prepared: Prepared) async throws -> [ReallocationOrder]? {
+        if let earlier = prepared.earlier { return earlier }
         let scope = self.scope
-        return try await database.transaction(scope) { c -> (orders: [ReallocationOrder], replay: Bool) in
+        return try await database.transaction(scope) { c -> [ReallocationOrder]? in
             // Serialise creations of the same request id (a retry racing the original).
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", [prepared.requestID])
             let again = try Self.orders(c, where: "o.request_id = $1", [prepared.requestID])
-            if !again.isEmpty { return (again, true) }
+            if !again.isEmpty { return again }
             // Three statements whatever the plan's size (a city's has over a million orders): the
             // shipments, the orders and their lines from arrays, each line naming its order's id
             // (drawn by `prepare`). Lines used to be joined back to their orders by item, sender and
@@ -183,7 +195,7 @@ public struct PostgresReallocations: Sendable {
             guard shipments == firsts.count, created == orders.count, stored == lineCount else { throw Self.planChanged }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: prepared.requestID.uuidString.lowercased(),
                                      detail: "\(created) orders in \(shipments) shipments as of \(prepared.asOf)")
-            return (prepared.orders, false)
+            return nil
         }
     }
 
