@@ -402,6 +402,7 @@ public struct PostgresNightly: Sendable {
 
         try enter(.reorder)
         var sections = try Self.reorderSections(planned, gathered: gathered, asOf: asOf, tick: tick)
+        var orders = planned.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
 
         try enter(.expiry)
         let expiring = gathered.expiringLots(asOf: asOf)
@@ -438,9 +439,9 @@ public struct PostgresNightly: Sendable {
             // run's id; sql/0013 makes that impossible): the report is made from what was stored.
             created = other
             sections = try Self.reorderSections(created, gathered: gathered, asOf: asOf, tick: tick)
+            orders = created.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
             rotation = Self.rotationLines(created, expiring: expiring, warehouses: warehouses)
         }
-        let orders = created.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
         // Rotation (轮换, issue 17 part 4): the reserve warehouses' expiring lots that a faster
         // consumer uses in time, less what tonight's plan already moves of them, as proposed orders
         // under tonight's request id (in its shipments), each with a replacement purchase.
@@ -458,7 +459,7 @@ public struct PostgresNightly: Sendable {
                                    requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders + rotated.map(Self.nightlyOrder),
                                    reorders: reorders, contractGaps: gaps, expiringLots: expiring, stale: stale,
                                    overdue: overdue, hoarding: hoarding, rotation: rotation, phases: phases)
-        let lines = reorders.filter { $0.need > 0 }.count
+        let lines = reorders.filter { $0.need > 0 }.count, orderCount = orders.count
         let replaced: NightlyReplacement? = try await run.blocking { c in
             var replaced: NightlyReplacement?
             if let superseding {
@@ -470,7 +471,7 @@ public struct PostgresNightly: Sendable {
             }
             try Self.store(c, report, date: date, key: key, generation: generation, requestID: requestID, actor: scope.actor)
             try PostgresTokens.audit(c, scope: scope, action: "nightly.report", target: "\(date) \(key)",
-                                     detail: "generation \(generation): \(orders.count) orders, \(lines) reorder lines, procurement \(report.procurementTotal)")
+                                     detail: "generation \(generation): \(orderCount) orders, \(lines) reorder lines, procurement \(report.procurementTotal)")
             _ = try c.execute("COMMIT")
             return replaced
         }

@@ -179,6 +179,10 @@ public struct PostgresReallocations: Sendable {
             // minutes, index or not.
             let orders = prepared.planned, firsts = prepared.firsts
             let known = try KnownCodes(c)
+            // Built while the shipments go in.
+            let parameters = OrderParameters(requestID: prepared.requestID, ids: prepared.ids, orders: orders,
+                                             shipments: prepared.orderShipments, asOf: prepared.asOf, actor: scope.actor,
+                                             purpose: "reallocation", known: known)
             guard let senders = known.facilities(firsts.map { orders[$0].from }),
                   let receivers = known.facilities(firsts.map { orders[$0].to }) else { throw Self.planChanged }
             let shipments = try c.query("""
@@ -187,10 +191,7 @@ public struct PostgresReallocations: Sendable {
                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::float8[]) AS s(id, sender, receiver, distance_km)
                 """, [prepared.requestID, prepared.shipmentIDs, senders, receivers, firsts.map { orders[$0].distanceKm },
                       prepared.asOf]).affectedRows
-            let (created, stored, lineCount) = try Self.insertOrders(c, requestID: prepared.requestID, ids: prepared.ids, orders: orders,
-                                                                     shipments: prepared.orderShipments, asOf: prepared.asOf,
-                                                                     actor: scope.actor, purpose: "reallocation", known: known,
-                                                                     changed: Self.planChanged)
+            let (created, stored, lineCount) = try Self.insertOrders(c, parameters, changed: Self.planChanged)
             // Every order and line names things that existed when the plan was read; if one went missing since, store nothing.
             guard shipments == firsts.count, created == orders.count, stored == lineCount else { throw Self.planChanged }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.create", target: prepared.requestID.uuidString.lowercased(),
@@ -207,7 +208,7 @@ public struct PostgresReallocations: Sendable {
     /// The ids of the facilities' and items' codes, read once for a plan's orders: sent as ids, a
     /// city's 1.67 million orders are not three text columns the server parses and joins back to
     /// 10,000 facilities and 300 items. (Facilities and items are never deleted, sql/0037.)
-    struct KnownCodes {
+    struct KnownCodes: Sendable {
         var facilityIDs: [String: Int64] = [:], itemIDs: [String: Int64] = [:]
         init(_ c: PQConnection) throws {
             try c.scan("SELECT id, code FROM facilities") { row in facilityIDs[row.string(1)] = row.int64(0) }
@@ -241,31 +242,57 @@ public struct PostgresReallocations: Sendable {
     /// The orders (ids drawn by the caller) and their lines, each order in its shipment; returns the
     /// orders stored, the lines stored and the lines asked for (fewer stored: something went missing).
     /// A code `known` does not have stores nothing and throws `changed`, the caller's refusal.
-    static func insertOrders(_ c: PQConnection, requestID: UUID, ids: [Int64], orders: [PlannedOrder], shipments: [Int64], asOf: String,
-                             actor: String, purpose: String, known: KnownCodes, changed: Refusal) throws -> (orders: Int, lines: Int, wanted: Int) {
-        guard let items = known.items(orders.map(\.item)), let senders = known.facilities(orders.map(\.from)),
-              let receivers = known.facilities(orders.map(\.to)) else { throw changed }
+    ///
+    /// The two statements' parameters are built on threads of their own as soon as this is called
+    /// (`parameters`), so that a caller with a statement to run first builds them meanwhile: a
+    /// city's 1.67 million orders and 1.8 million lines are 12 arrays whose lookups and text took
+    /// the connection's thread about 10 s between its statements.
+    static func insertOrders(_ c: PQConnection, _ parameters: OrderParameters, changed: Refusal) throws -> (orders: Int, lines: Int, wanted: Int) {
+        guard let orders = parameters.orders.value else { throw changed }
         let created = try c.query("""
             INSERT INTO reallocation_orders (id, request_id, item_id, from_facility_id, to_facility_id, quantity, distance_km, as_of, created_by,
                                              shipment_id, purpose)
             SELECT o.id, $1, o.item, o.sender, o.receiver, o.quantity, o.distance_km, $8::date, $9, o.shipment, $11
             FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::float8[], $10::bigint[])
                  AS o(id, item, sender, receiver, quantity, distance_km, shipment)
-            """, [requestID, ids, items, senders, receivers, orders.map(\.quantity), orders.map(\.distanceKm),
-                  asOf, actor, shipments, purpose]).affectedRows
+            """, orders).affectedRows
         // The lines' orders are checked to exist (sql/0037) by a query planned from the table's
         // statistics: ones that still say empty (as above) made each check a scan of every order.
         // A large plan refreshes them first, as the table's owner (sql/0031: the service's own
         // ANALYZE only warned and skipped the table).
-        if orders.count >= 10_000 { try c.query("SELECT stockpile_analyze_orders()") }
-        let lines = orders.indices.flatMap { n in orders[n].lines.enumerated().map { (ids[n], items[n], $0.offset + 1, $0.element) } }
+        if parameters.count >= 10_000 { try c.query("SELECT stockpile_analyze_orders()") }
+        guard let (lines, wanted) = parameters.lines.value else { throw changed }
         let stored = try c.query("""
             INSERT INTO reallocation_lines (order_id, line_no, lot_id, quantity)
             SELECT x.order_id, x.line_no, l.id, x.quantity
             FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::bigint[]) AS x(order_id, item, line_no, lot, quantity)
             JOIN lots l ON l.item_id = x.item AND l.lot_number = x.lot
-            """, [lines.map(\.0), lines.map(\.1), lines.map { Int64($0.2) }, lines.map(\.3.lot), lines.map(\.3.quantity)]).affectedRows
-        return (created, stored, lines.count)
+            """, lines).affectedRows
+        return (created, stored, wanted)
+    }
+
+    /// The parameters of `insertOrders`' two statements, each built on a thread of its own from
+    /// the moment this is made; nil where a code is one `known` does not have.
+    struct OrderParameters {
+        let count: Int
+        let orders: Prebuilt<[PQValue]?>
+        let lines: Prebuilt<([PQValue], count: Int)?>
+        init(requestID: UUID, ids: [Int64], orders planned: [PlannedOrder], shipments: [Int64], asOf: String, actor: String,
+             purpose: String, known: KnownCodes) {
+            count = planned.count
+            orders = Prebuilt {
+                guard let items = known.items(planned.map(\.item)), let senders = known.facilities(planned.map(\.from)),
+                      let receivers = known.facilities(planned.map(\.to)) else { return nil }
+                return [requestID.pqValue, ids.pqValue, items.pqValue, senders.pqValue, receivers.pqValue, planned.map(\.quantity).pqValue,
+                        planned.map(\.distanceKm).pqValue, asOf.pqValue, actor.pqValue, shipments.pqValue, purpose.pqValue]
+            }
+            lines = Prebuilt {
+                guard let items = known.items(planned.map(\.item)) else { return nil }
+                let lines = planned.indices.flatMap { n in planned[n].lines.enumerated().map { (ids[n], items[n], $0.offset + 1, $0.element) } }
+                return ([lines.map(\.0).pqValue, lines.map(\.1).pqValue, lines.map { Int64($0.2) }.pqValue, lines.map(\.3.lot).pqValue,
+                         lines.map(\.3.quantity).pqValue], lines.count)
+            }
+        }
     }
 
     /// The orders just stored, as `orders(_:where:)` would read them back: every one of them and
@@ -303,19 +330,22 @@ public struct PostgresReallocations: Sendable {
                 JOIN facilities ff ON ff.code = s.sender JOIN facilities tf ON tf.code = s.receiver
                 ON CONFLICT (request_id, from_facility_id, to_facility_id) DO NOTHING
                 """, [requestID, orders.map(\.from), orders.map(\.to), orders.map(\.distanceKm), asOf.description])
+            // Only the rotation's pairs: the plan's shipments under the same request id are a city's
+            // 265,768, and reading them all took seconds at the end of the nightly run.
             var shipmentOf: [String: Int64] = [:]
             for row in try c.query("""
-                SELECT s.id, ff.code AS sender, tf.code AS receiver FROM shipments s
-                JOIN facilities ff ON ff.id = s.from_facility_id JOIN facilities tf ON tf.id = s.to_facility_id
-                WHERE s.request_id = $1
-                """, [requestID]).rows {
+                SELECT s.id, ff.code AS sender, tf.code AS receiver
+                FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS p(sender, receiver)) p
+                JOIN facilities ff ON ff.code = p.sender JOIN facilities tf ON tf.code = p.receiver
+                JOIN shipments s ON s.request_id = $1 AND s.from_facility_id = ff.id AND s.to_facility_id = tf.id
+                """, [requestID, orders.map(\.from), orders.map(\.to)]).rows {
                 shipmentOf[try row.decode("sender", as: String.self) + "\u{1}" + (try row.decode("receiver", as: String.self))] = try row.decode("id")
             }
             let shipments = orders.compactMap { shipmentOf[$0.from + "\u{1}" + $0.to] }
             let ids = try Self.drawIDs(c, "reallocation_orders", orders.count)
-            let (created, stored, wanted) = try Self.insertOrders(c, requestID: requestID, ids: ids, orders: orders, shipments: shipments,
-                                                                  asOf: asOf.description, actor: scope.actor, purpose: "rotation",
-                                                                  known: try KnownCodes(c), changed: Self.rotationChanged)
+            let parameters = OrderParameters(requestID: requestID, ids: ids, orders: orders, shipments: shipments, asOf: asOf.description,
+                                             actor: scope.actor, purpose: "rotation", known: try KnownCodes(c))
+            let (created, stored, wanted) = try Self.insertOrders(c, parameters, changed: Self.rotationChanged)
             guard shipments.count == orders.count, created == orders.count, stored == wanted else { throw Self.rotationChanged }
             try PostgresTokens.audit(c, scope: scope, action: "reallocation.rotation", target: requestID.uuidString.lowercased(),
                                      detail: "\(created) rotation orders as of \(asOf)")
