@@ -401,8 +401,8 @@ public struct PostgresNightly: Sendable {
         positions = gathered.positions
 
         try enter(.reorder)
-        var sections = try Self.reorderSections(planned, gathered: gathered, asOf: asOf, tick: tick)
-        var orders = planned.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
+        let (reorders, gaps) = try Self.reorderSections(planned, gathered: gathered, asOf: asOf, tick: tick)
+        let orders = planned.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
 
         try enter(.expiry)
         let expiring = gathered.expiringLots(asOf: asOf)
@@ -433,14 +433,13 @@ public struct PostgresNightly: Sendable {
         }
 
         try enter(.store)
-        var created = planned
-        if let other = try await written {
-            // Another creation of this request id stored first (a client's, say, that took the
-            // run's id; sql/0013 makes that impossible): the report is made from what was stored.
-            created = other
-            sections = try Self.reorderSections(created, gathered: gathered, asOf: asOf, tick: tick)
-            orders = created.filter { $0.purpose != "rotation" }.map(Self.nightlyOrder)
-            rotation = Self.rotationLines(created, expiring: expiring, warehouses: warehouses)
+        // A rerun's orders are the ones it found stored (`planned` is them). Otherwise nothing else
+        // can store this request's orders first: the run's lock serialises runs, and no client can
+        // take the run's id (sql/0013). Were it to happen, the report made above would name ids
+        // that were not stored: the run stops, and the next one replays what was.
+        if let other = try await written, !prepared.replay {
+            throw Refusal(kind: .conflict, field: "date",
+                          description: "\(other.count) orders were stored under tonight's request id while this run made its report; run it again")
         }
         // Rotation (轮换, issue 17 part 4): the reserve warehouses' expiring lots that a faster
         // consumer uses in time, less what tonight's plan already moves of them, as proposed orders
@@ -453,7 +452,6 @@ public struct PostgresNightly: Sendable {
         for i in rotation.indices {
             rotation[i].order = rotated.first { $0.from == rotation[i].warehouse && $0.to == rotation[i].to && $0.item == rotation[i].item }?.id
         }
-        let (reorders, gaps) = sections
         // The phases' times are the report's; storing it is timed by whoever runs it (bench nightly).
         let report = NightlyReport(asOf: asOf, region: region, generatedAt: PQTimestamp.formatRFC3339(Date()),
                                    requestID: requestID.uuidString.lowercased(), positions: positions, orders: orders + rotated.map(Self.nightlyOrder),

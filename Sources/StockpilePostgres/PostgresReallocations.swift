@@ -243,8 +243,8 @@ public struct PostgresReallocations: Sendable {
     /// orders stored, the lines stored and the lines asked for (fewer stored: something went missing).
     /// A code `known` does not have stores nothing and throws `changed`, the caller's refusal.
     ///
-    /// The two statements' parameters are built on threads of their own as soon as this is called
-    /// (`parameters`), so that a caller with a statement to run first builds them meanwhile: a
+    /// The two statements' parameters are built on threads of their own from the moment the caller
+    /// makes `parameters`, so that a caller with a statement to run first builds them meanwhile: a
     /// city's 1.67 million orders and 1.8 million lines are 12 arrays whose lookups and text took
     /// the connection's thread about 10 s between its statements.
     static func insertOrders(_ c: PQConnection, _ parameters: OrderParameters, changed: Refusal) throws -> (orders: Int, lines: Int, wanted: Int) {
