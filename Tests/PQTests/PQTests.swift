@@ -178,8 +178,11 @@ import Testing
 
     @Test func checkoutTimesOutWhenEveryConnectionIsBusy() async throws {
         let pool = pool(size: 1, timeout: .milliseconds(200))
-        let busy = Task { try await pool.withConnection { c in try c.query("SELECT pg_sleep(1.5)") } }
-        try await Task.sleep(for: .milliseconds(200))
+        // Asked for only once the busy task holds the connection: a fixed 200 ms head start was not
+        // always enough on a loaded machine (CI), and the second checkout then got it first.
+        let (taken, holding) = AsyncStream<Void>.makeStream()
+        let busy = Task { try await pool.withConnection { c in holding.yield(); return try c.query("SELECT pg_sleep(1.5)") } }
+        for await _ in taken { break }
         let error = await #expect(throws: PQError.self) { try await pool.withConnection { c in try c.query("SELECT 1") } }
         #expect(error?.message.contains("no database connection free") == true)
         _ = try await busy.value
