@@ -181,7 +181,7 @@ import Testing
         // Asked for only once the busy task holds the connection: a fixed 200 ms head start was not
         // always enough on a loaded machine (CI), and the second checkout then got it first.
         let (taken, holding) = AsyncStream<Void>.makeStream()
-        let busy = Task { try await pool.withConnection { c in holding.yield(); return try c.query("SELECT pg_sleep(1.5)") } }
+        let busy = Task { try await pool.withConnection { c in holding.yield(); return try c.query("SELECT pg_sleep(8)") } }
         for await _ in taken { break }
         let error = await #expect(throws: PQError.self) { try await pool.withConnection { c in try c.query("SELECT 1") } }
         #expect(error?.message.contains("no database connection free") == true)
