@@ -5,7 +5,7 @@ import Synchronization
 /// One libpq connection. Not thread-safe: a connection is used by one thread at a time
 /// (the pool hands it to exactly one task, whose blocking calls run on the pool's threads).
 public final class PQConnection: @unchecked Sendable {
-    private var handle: OpaquePointer?
+    private(set) var handle: OpaquePointer?
     public let parameters: [(String, String)]
     /// What the notice receiver saw during the current call (see `connect`).
     private let notices = NoticeLog()
@@ -186,7 +186,7 @@ public final class PQConnection: @unchecked Sendable {
     }
 
     /// Runs one libpq call, cancelling it from another thread if it outlives `callDeadline`.
-    private func withinDeadline<T>(_ call: () throws -> T) throws -> T {
+    func withinDeadline<T>(_ call: () throws -> T) throws -> T {
         guard let deadline = callDeadline, let handle, let cancel = PQgetCancel(handle) else { return try call() }
         // The cancel object is freed only once the timer can no longer use it.
         let state = Mutex<(done: Bool, cancel: OpaquePointer?)>((false, cancel))
@@ -320,7 +320,7 @@ public final class PQConnection: @unchecked Sendable {
         return String(cString: pointer)
     }
 
-    private func error(from result: OpaquePointer) -> PQError {
+    func error(from result: OpaquePointer) -> PQError {
         let sqlState = field(result, "C")
         let message = field(result, "M") ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
         // Class 08 is connection exception; 57P0x is the server (or pg_terminate_backend) ending the session.
@@ -331,7 +331,7 @@ public final class PQConnection: @unchecked Sendable {
                        column: field(result, "c"), constraint: field(result, "n"), isConnectionFailure: lost)
     }
 
-    private func connectionError() -> PQError {
+    func connectionError() -> PQError {
         let message = handle.map { String(cString: PQerrorMessage($0)) } ?? "connection is closed"
         return PQError(message: message.trimmingCharacters(in: .whitespacesAndNewlines), isConnectionFailure: true)
     }

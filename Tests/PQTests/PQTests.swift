@@ -83,6 +83,52 @@ import Testing
         #expect(throws: PQError.self) { try c.scan("SELECT 1/0", []) { _ in } }
     }
 
+    /// The streamed binary read: every width of integer and float, text, booleans and NULLs as
+    /// stored; parameters as escaped literals that no value can break out of (an attacker's quote,
+    /// a backslash, a `$2` inside a value, Chinese text); an error raised halfway through the rows
+    /// reaches the caller and leaves the connection usable; a body that throws stops the read.
+    @Test func copyRowsStreamsBinaryRowsWithLiteralParameters() throws {
+        let c = try connect()
+        try c.execute("CREATE TEMP TABLE victims (k int)")
+        let tricky = "'); DROP TABLE victims; -- 批号 \\ $2 \"q\""
+        var seen: [(Int64, Int64, Int64, Double, Double, Bool, String?, String)] = []
+        let sql = "SELECT n::int2, (n * 100000)::int4, (n::bigint * -3000000000), n / 4.0::float8, (n / 2.0)::float4, n % 2 = 0, "
+            + "CASE WHEN n = 3 THEN NULL ELSE $1 END, $3 || n FROM generate_series(1, 3) n WHERE $2::int IS NULL ORDER BY n -- ends in a comment"
+        try c.copyRows(sql, [tricky, nil as Int?, "号"]) { row in
+            #expect(row.count == 8)
+            seen.append((row.int64(0), row.int64(1), row.int64(2), row.double(3), row.double(4), row.bool(5), row.stringOrNil(6), row.string(7)))
+        }
+        #expect(seen.map(\.0) == [1, 2, 3])
+        #expect(seen.map(\.1) == [100_000, 200_000, 300_000])
+        #expect(seen.map(\.2) == [-3_000_000_000, -6_000_000_000, -9_000_000_000])
+        #expect(seen.map(\.3) == [0.25, 0.5, 0.75])
+        #expect(seen.map(\.4) == [0.5, 1.0, 1.5])
+        #expect(seen.map(\.5) == [false, true, false])
+        #expect(seen.map(\.6) == [tricky, tricky, nil])
+        #expect(seen.map(\.7) == ["号1", "号2", "号3"])
+        #expect(try c.query("SELECT count(*) AS n FROM victims").first?.decode("n", as: Int.self) == 0)
+
+        // A division by zero at the 50,000th row: the rows before it came, then the error.
+        var before = 0
+        let error = #expect(throws: PQError.self) {
+            try c.copyRows("SELECT 1 / (50000 - n) FROM generate_series(1, 100000) n") { _ in before += 1 }
+        }
+        #expect(error?.sqlState == "22012")
+        #expect(before > 0 && before < 50000)
+        #expect(try c.query("SELECT 1 AS one").first?.decode("one", as: Int.self) == 1)
+
+        // The body refuses a row: that error, the rest drained, the connection usable.
+        struct Enough: Error {}
+        var taken = 0
+        #expect(throws: Enough.self) {
+            try c.copyRows("SELECT n FROM generate_series(1, 100000) n") { _ in taken += 1; if taken == 10 { throw Enough() } }
+        }
+        #expect(taken == 10)
+        #expect(try c.query("SELECT 2 AS two").first?.decode("two", as: Int.self) == 2)
+        // A placeholder without its parameter is refused before anything is sent.
+        #expect(throws: PQError.self) { try c.copyRows("SELECT $2::int", [1]) { _ in } }
+    }
+
     @Test func binaryParametersUseFormatOne() throws {
         let c = try connect()
         let bytes: [UInt8] = [0, 1, 2, 255, 0]

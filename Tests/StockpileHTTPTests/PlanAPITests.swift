@@ -86,6 +86,12 @@ import Testing
             #expect(bad.status == .badRequest && errorOf(bad).field == "as_of")
             let unknown = try await client.post("/api/v1/reallocations/plan", ["item": "NOPE"])
             #expect(unknown.status == .notFound && errorOf(unknown).field == "item")
+            // The inputs are streamed by COPY with the filters as escaped literals (PQCopyOut.swift):
+            // a quote in a filter is only a name that does not exist, never SQL.
+            for (field, hostile) in [("region", "x'); DELETE FROM movements; --"), ("item", "口罩' OR '1'='1"), ("region", "\\'; SELECT 1; --")] {
+                let answer = try await client.post("/api/v1/reallocations/plan", [field: hostile])
+                #expect(answer.status == .notFound && errorOf(answer).field == field, "\(field) \(hostile): \(answer.status)")
+            }
         }
         #expect(try TestDatabase.ownerConnection(database.location).query("SELECT count(*) AS n FROM movements").rows[0].decode("n", as: Int.self) == before)
         await database.shutdown()
