@@ -166,9 +166,10 @@ public enum Planner {
     /// Candidate receivers per donor: everything for small items; for large ones each receiver's
     /// nearest donors and each donor's nearest receivers. Pricing (below) adds whatever else the
     /// optimum needs, so the answer is exact either way.
-    static func candidates(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, donorTree: SiteTree) -> [[Int]] {
+    static func candidates(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, donorTree: SiteTree,
+                           receiverPoints: [SiteTree.Point]) -> [[Int]] {
         let d = donors.count, r = receivers.count
-        let receiverTree = SiteTree(points: receivers.map { unitVector($0.site) }, members: receivers.indices.filter { receivers[$0].need > 0 })
+        let receiverTree = SiteTree(points: receiverPoints, members: receivers.indices.filter { receivers[$0].need > 0 })
         var lists = [[Int]](repeating: [], count: d)
         let k = max(1, options.nearest)
         for j in 0..<r where receivers[j].need > 0 {
@@ -196,12 +197,14 @@ public enum Planner {
         guard donors.count * receivers.count > options.sparseAbove else {
             return solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: nil).plan()
         }
-        let donorTree = SiteTree(points: donors.map { unitVector($0.site) }, members: donors.indices.filter { donors[$0].surplus > 0 })
-        var lists = candidates(donors: donors, receivers: receivers, options: options, donorTree: donorTree)
+        // Every site's point once per item, not once per round (a round needs them all).
+        let points = Points(donors: donors.map { unitVector($0.site) }, receivers: receivers.map { unitVector($0.site) })
+        let donorTree = SiteTree(points: points.donors, members: donors.indices.filter { donors[$0].surplus > 0 })
+        var lists = candidates(donors: donors, receivers: receivers, options: options, donorTree: donorTree, receiverPoints: points.receivers)
         var warm: WarmStart?, added: [(Int, Int)] = []
         while true {
             let (plan, priced, next) = solve(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut,
-                                             candidates: lists, donorTree: donorTree, warm: warm, added: added)
+                                             candidates: lists, donorTree: donorTree, points: points, warm: warm, added: added)
             let missing = priced(lists)
             // The next round starts from this one where stock is plentiful: there the pairs
             // pricing adds are few and short, and repairing the flow costs a fraction of solving
@@ -217,6 +220,11 @@ public enum Planner {
             for (i, j) in missing { lists[i].append(j); changed.insert(i) }
             for i in changed { lists[i].sort() }
         }
+    }
+
+    /// The donors' and receivers' sites as points on the unit sphere, by index.
+    struct Points {
+        var donors: [SiteTree.Point], receivers: [SiteTree.Point]
     }
 
     /// A solved round, to start the next from: its residual network as it ended (the flow) and
@@ -238,6 +246,7 @@ public enum Planner {
         let lotBase: Int, receiverBase: Int, sink: Int
         let firstLot: [Int], lotDonor: [Int], lotIndex: [Int]
         let lotsOf: [[PlanLot]]
+        let points: Points
         /// The km from donor to receiver, if they may have an arc at all.
         let pairKm: (Int, Int) -> Double?
         /// The arc a lot would have to a receiver this many km away, if it may have one: capacity and cost.
@@ -271,7 +280,7 @@ public enum Planner {
     /// source → donor (its surplus) → each of its lots (the lot's quantity) → receiver (what the
     /// receiver can use before the lot expires), on the candidate pairs (nil: every pair).
     static func network(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
-                        candidates: [[Int]]?, reversed: Bool = false, arcs: Bool = true) -> Network {
+                        candidates: [[Int]]?, points given: Points? = nil, reversed: Bool = false, arcs: Bool = true) -> Network {
         let lotsOf = donors.map { $0.lots ?? [PlanLot(lot: "", quantity: $0.surplus, expiryDays: nil)] }
         let d = donors.count, r = receivers.count
         var firstLot = [Int](), lotDonor = [Int](), lotIndex = [Int]()
@@ -281,7 +290,8 @@ public enum Planner {
             for k in lots.indices { lotDonor.append(i); lotIndex.append(k) }
             next += lots.count
         }
-        let donorPoints = donors.map { unitVector($0.site) }, receiverPoints = receivers.map { unitVector($0.site) }
+        let points = given ?? Points(donors: donors.map { unitVector($0.site) }, receivers: receivers.map { unitVector($0.site) })
+        let donorPoints = points.donors, receiverPoints = points.receivers
         // The great circle from the chord between unit vectors: the same distance as the
         // haversine's (to far below a millimetre) with no trigonometry per pair but one asin.
         let pairKm = { (i: Int, j: Int) -> Double? in
@@ -297,7 +307,7 @@ public enum Planner {
             return (usable, Cost(coverage: 0, distance: Int64((km * 1_000_000).rounded()), expiry: Int64(lot.expiryDays ?? Int(neverExpires))))
         }
         var network = Network(nodeCount: next + r + 1, lotBase: 1 + d, receiverBase: next, sink: next + r,
-                              firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, pairKm: pairKm, lotArc: lotArc,
+                              firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, points: points, pairKm: pairKm, lotArc: lotArc,
                               reversed: reversed)
         let everyone = Array(0..<r)
         for (i, donor) in donors.enumerated() where arcs {
@@ -342,12 +352,12 @@ public enum Planner {
     /// at their ends is repaired by the same shortest paths, from nodes short of flow and then
     /// from nodes with flow to spare, each to the hub or to the nearest node of the other kind.
     static func solve(donors: [PlanDonor], receivers: [PlanReceiver], options: PlanOptions, ruledOut: Set<Int>,
-                      candidates: [[Int]]?, donorTree: SiteTree? = nil, warm: WarmStart? = nil, added: [(Int, Int)] = [])
+                      candidates: [[Int]]?, donorTree: SiteTree? = nil, points: Points? = nil, warm: WarmStart? = nil, added: [(Int, Int)] = [])
         -> (plan: () -> ItemPlan, priced: ([[Int]]) -> [(Int, Int)], warm: WarmStart) {
         let surplus = donors.saturatingSum { max(0, $0.surplus) }, need = receivers.saturatingSum { max(0, $0.need) }
         let byDonor = surplus < need
         var network = network(donors: donors, receivers: receivers, options: options, ruledOut: ruledOut, candidates: candidates,
-                              reversed: byDonor, arcs: warm == nil)
+                              points: points, reversed: byDonor, arcs: warm == nil)
         let receiverBase = network.receiverBase
         let hub: Int, terminals: [(node: Int, amount: Int64)]
         if warm != nil {
@@ -402,8 +412,13 @@ public enum Planner {
         // Read off only for the round that ends the pricing.
         let frozen = graph
         let plan = { flows(of: network, graph: frozen, donors: donors, receivers: receivers) }
-        // Tightened at the end the priced arcs leave from: donors and lots, or receivers in the turned-around network.
-        let potential = tightened(stored, graph: graph, hub: hub,
+        // Tightened at the end the priced arcs leave from: donors and lots, or receivers in the
+        // turned-around network. A warm round started from tightened potentials and its repairs
+        // moved only the nodes they reached, so they are still tight: tightening them again (a
+        // search over the whole network, every round) changed nothing pricing found for a whole
+        // city (804 rounds, 51,122 pairs added in warm rounds, either way). Any potentials the
+        // searches keep are a valid certificate; tighter ones only add fewer pairs.
+        let potential = warm != nil ? stored : tightened(stored, graph: graph, hub: hub,
                                   lowered: byDonor ? [receiverBase..<network.sink] : [1..<network.lotBase, network.lotBase..<receiverBase]),
 
             priceable = network, perReceiver = max(1, options.nearest)
@@ -463,7 +478,7 @@ public enum Planner {
             // loop, not a recursive local function: that kept `best` and the bar in boxes).
             var stack: [(node: Int, chord: Double)] = []
             for j in receivers.indices where receivers[j].need > 0 {
-                let at = unitVector(receivers[j].site)
+                let at = priceable.points.receivers[j]
                 let mineCost = receiverTerm[j], mine: Reach = (mineCost.coverage, mineCost.distance)
                 best.removeAll(keepingCapacity: true)
                 var bar: (coverage: Int64, distance: Double) = (0, 0)
