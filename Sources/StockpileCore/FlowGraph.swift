@@ -102,8 +102,17 @@ struct NodeColumn {
     @inline(__always) subscript(_ n: Int) -> Int { Int(values[n]) }
 }
 
+/// An arc as the network is built: its ends in 32 bits (32 bytes an arc instead of 48; an item
+/// lays out hundreds of thousands before they go into a `FlowGraph`).
 struct FlowArc {
-    var from: Int, to: Int
+    private var ends: (Int32, Int32)
     var capacity: Int64
     var cost: Planner.Cost
+    var from: Int { Int(ends.0) }
+    var to: Int { Int(ends.1) }
+    init(from: Int, to: Int, capacity: Int64, cost: Planner.Cost) {
+        ends = (Int32(from), Int32(to))
+        self.capacity = capacity
+        self.cost = cost
+    }
 }

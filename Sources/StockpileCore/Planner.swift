@@ -295,7 +295,7 @@ public enum Planner {
         // The great circle from the chord between unit vectors: the same distance as the
         // haversine's (to far below a millimetre) with no trigonometry per pair but one asin.
         let pairKm = { (i: Int, j: Int) -> Double? in
-            guard receivers[j].need > 0, receivers[j].site.code != donors[i].site.code, !ruledOut.contains(i * r + j) else { return nil }
+            guard receivers[j].need > 0, receivers[j].site.code != donors[i].site.code, ruledOut.isEmpty || !ruledOut.contains(i * r + j) else { return nil }
             let chord = SiteTree.squaredChord(donorPoints[i], receiverPoints[j]).squareRoot()
             let km = 2 * GreatCircle.earthRadiusKm * asin(min(1, chord / 2))
             if let limit = options.maxDistanceKm, km > limit { return nil }
@@ -310,6 +310,15 @@ public enum Planner {
                               firstLot: firstLot, lotDonor: lotDonor, lotIndex: lotIndex, lotsOf: lotsOf, points: points, pairKm: pairKm, lotArc: lotArc,
                               reversed: reversed)
         let everyone = Array(0..<r)
+        if arcs {
+            // Room for every arc at once: a city's items have a few hundred thousand each, and
+            // growing the array by doubling copied them over and over.
+            var estimate = 0
+            for (i, donor) in donors.enumerated() where donor.surplus > 0 {
+                estimate += 1 + lotsOf[i].count * (1 + (candidates?[i].count ?? r))
+            }
+            network.arcs.reserveCapacity(estimate + 2 * (d + r))
+        }
         for (i, donor) in donors.enumerated() where arcs {
             guard donor.surplus > 0 else { continue }
             // Solving donor by donor, each donor brings its surplus itself.
