@@ -7,7 +7,7 @@ import StockpilePostgres
 /// `stockpile bench plan`: the planner on a database `stockpile generate` filled. Per item: the
 /// instance size (donors, receivers, lots, pairs), the time of the production planner (nearest
 /// pairs plus pricing) and, as the reference, the textbook solve over every pair; their
-/// objectives must be equal. Then the whole city's plan time, estimated from the items timed.
+/// objectives must be equal. Then the whole city's plan, read and solved three times: the median.
 public struct PlanBenchmark: Sendable {
     public struct Options: Sendable {
         public var items = 3
@@ -27,6 +27,8 @@ public struct PlanBenchmark: Sendable {
     let database: StockpileDatabase
     let timeZone: TimeZone
     let options: Options
+    /// How many times the whole city is read and planned (the median is the figure).
+    static let cityRuns = 3
 
     public init(database: StockpileDatabase, timeZone: TimeZone, options: Options) {
         self.database = database
@@ -104,14 +106,37 @@ public struct PlanBenchmark: Sendable {
         let allPairs = inputs.positions.values.reduce(0) { total, positions in
             total + positions.filter { $0.surplus > 0 }.count * positions.filter { $0.shortfall > 0 }.count
         }
-        let started = ContinuousClock.now
-        let plan = try await PostgresPlanner.solve(inputs, request: PlanRequest(asOf: snapshot.asOf))
-        let solveSeconds = (ContinuousClock.now - started).inSeconds
         say("whole city: \(items.count) items, \(allDonors) donor and \(allReceivers) receiver positions, \(allLots) lots, \(allPairs) donor × receiver pairs")
-        say("  need \(plan.summary.needBefore), covered \(plan.summary.covered), \(plan.orders.count) orders, "
-            + String(format: "%.1f qty×km", plan.summary.quantityKm))
-        say(String(format: "  inputs read %.1f s + solved %.1f s on %d cores = %.1f s (target ≤ 20 s)",
-                   loadSeconds, solveSeconds, ProcessInfo.processInfo.activeProcessorCount, loadSeconds + solveSeconds))
+        // Three times, inputs read and solved each time, and the median: on a shared machine one
+        // run of 20 s varied by ±10% from the next with the same code.
+        var runs: [(read: Double, solve: Double)] = []
+        var first: ItemPlanSummary?
+        for run in 1...Self.cityRuns {
+            var readSeconds = loadSeconds, cityInputs = inputs
+            if run > 1 && options.inputsFile == nil {
+                let readStarted = ContinuousClock.now
+                cityInputs = try await PostgresPlanner(database, scope: .system("bench"), timeZone: timeZone).inputs(PlanRequest(asOf: snapshot.asOf))
+                readSeconds = (ContinuousClock.now - readStarted).inSeconds
+            }
+            let started = ContinuousClock.now
+            let plan = try await PostgresPlanner.solve(cityInputs, request: PlanRequest(asOf: snapshot.asOf))
+            let solveSeconds = (ContinuousClock.now - started).inSeconds
+            if let first {
+                guard first.weightedCovered == plan.summary.weightedCovered, abs(first.quantityKm - plan.summary.quantityKm) <= 1e-6 * max(1, first.quantityKm) else {
+                    throw CoverBenchmark.failure("run \(run) planned a different optimum than run 1")
+                }
+            } else {
+                first = plan.summary
+                say("  need \(plan.summary.needBefore), covered \(plan.summary.covered), \(plan.orders.count) orders, "
+                    + String(format: "%.1f qty×km", plan.summary.quantityKm))
+            }
+            runs.append((readSeconds, solveSeconds))
+            say(String(format: "  run %d: inputs read %.1f s + solved %.1f s on %d cores = %.1f s", run, readSeconds, solveSeconds,
+                       ProcessInfo.processInfo.activeProcessorCount, readSeconds + solveSeconds))
+        }
+        let median = runs.sorted { $0.read + $0.solve < $1.read + $1.solve }[runs.count / 2]
+        say(String(format: "  median of %d: inputs read %.1f s + solved %.1f s = %.1f s (target ≤ 20 s: %@)", runs.count, median.read, median.solve,
+                   median.read + median.solve, median.read + median.solve <= 20 ? "met" : "MISSED"))
     }
 }
 
