@@ -10,6 +10,8 @@ extension PQConnection {
     ///
     /// COPY takes no bind parameters, so each `$n` becomes a literal escaped by libpq
     /// (PQescapeLiteral, for this connection's encoding): a value can never end the literal.
+    /// Every `$` of `sql` is taken for a placeholder (no `$` in its own string literals or dollar
+    /// quotes), and each should carry a cast (`$1::date`), as a literal has no type of its own.
     /// Binary parameters are refused. Columns are read by position with `PQCopyRow`; integer
     /// and float columns may be of any width, other types should be cast to text in the query.
     public func copyRows(_ sql: String, _ parameters: [any PQEncodable] = [], _ body: (PQCopyRow) throws -> Void) throws {
