@@ -237,7 +237,7 @@ public final class PQConnection: @unchecked Sendable {
             case .text(let text):
                 offsets.append(buffer.count)
                 let bytes = Array(text.utf8)
-                if bytes.contains(0) { throw PQError(sqlState: "22021", message: "text contains a NUL byte") }
+                if bytes.contains(0) { throw PQError.textWithNUL }
                 buffer.append(contentsOf: bytes)
                 buffer.append(0)
                 lengths.append(Int32(bytes.count)); formats.append(0)

@@ -70,7 +70,7 @@ extension PQConnection {
             case .null: return "NULL"
             case .binary: throw PQError(message: "copyRows takes text parameters only")
             case .text(let text):
-                if text.utf8.contains(0) { throw PQError(sqlState: "22021", message: "text contains a NUL byte") }
+                if text.utf8.contains(0) { throw PQError.textWithNUL }
                 guard let escaped = PQescapeLiteral(handle, text, text.utf8.count) else { throw connectionError() }
                 defer { PQfreemem(escaped) }
                 return String(cString: escaped)
@@ -98,7 +98,7 @@ extension PQConnection {
 }
 
 /// One row of a binary COPY, read in place: valid only inside the `copyRows` callback.
-public struct PQCopyRow {
+public struct PQCopyRow: PQColumns {
     let bytes: UnsafeBufferPointer<UInt8>
     /// Each column's first byte and length (-1: NULL).
     let fields: UnsafeBufferPointer<(start: Int, length: Int)>
@@ -173,8 +173,4 @@ public struct PQCopyRow {
         let (start, length) = fields[column]
         return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<start + max(0, length)]), as: UTF8.self)
     }
-
-    public func int64OrNil(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
-    public func doubleOrNil(_ column: Int) -> Double? { isNull(column) ? nil : double(column) }
-    public func stringOrNil(_ column: Int) -> String? { isNull(column) ? nil : string(column) }
 }

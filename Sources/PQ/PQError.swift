@@ -37,3 +37,9 @@ public struct PQError: Error, CustomStringConvertible, Sendable {
 
     public static func client(_ message: String) -> PQError { PQError(message: message) }
 }
+
+extension PQError {
+    /// A text parameter holding a NUL byte, which no PostgreSQL text can (refused before sending;
+    /// the SQLSTATE the server gives for the same).
+    static let textWithNUL = PQError(sqlState: "22021", message: "text contains a NUL byte")
+}

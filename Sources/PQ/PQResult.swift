@@ -42,9 +42,25 @@ final class PQColumnIndex: Sendable {
     }
 }
 
+/// A row read in place by column position: `PQRowView` (text, from `scan`) and `PQCopyRow`
+/// (binary, from `copyRows`), so a reader's code is the same for either.
+public protocol PQColumns {
+    func isNull(_ column: Int) -> Bool
+    func string(_ column: Int) -> String
+    func int64(_ column: Int) -> Int64
+    func double(_ column: Int) -> Double
+    func bool(_ column: Int) -> Bool
+}
+
+extension PQColumns {
+    public func int64OrNil(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
+    public func stringOrNil(_ column: Int) -> String? { isNull(column) ? nil : string(column) }
+    public func doubleOrNil(_ column: Int) -> Double? { isNull(column) ? nil : double(column) }
+}
+
 /// One row of a result in libpq's memory, read by column position (see `PQConnection.scan`).
 /// Valid only inside the scan's closure.
-public struct PQRowView {
+public struct PQRowView: PQColumns {
     let result: OpaquePointer
     let row: Int32
 
@@ -53,7 +69,4 @@ public struct PQRowView {
     public func int64(_ column: Int) -> Int64 { strtoll(PQgetvalue(result, row, Int32(column)), nil, 10) }
     public func double(_ column: Int) -> Double { strtod(PQgetvalue(result, row, Int32(column)), nil) }
     public func bool(_ column: Int) -> Bool { PQgetvalue(result, row, Int32(column)).pointee == UInt8(ascii: "t") }
-    public func int64OrNil(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
-    public func stringOrNil(_ column: Int) -> String? { isNull(column) ? nil : string(column) }
-    public func doubleOrNil(_ column: Int) -> Double? { isNull(column) ? nil : double(column) }
 }
