@@ -129,6 +129,24 @@ import Testing
         #expect(throws: PQError.self) { try c.copyRows("SELECT $2::int", [1]) { _ in } }
     }
 
+    /// The server ends the session halfway through the rows (what a crash or a failover looks
+    /// like from here): a lost connection, for the pool to replace, never rows taken for all.
+    @Test func copyRowsEndedHalfwayIsALostConnection() throws {
+        let c = try connect(), killer = try connect()
+        var taken = 0
+        let error = #expect(throws: PQError.self) {
+            try c.copyRows("SELECT n FROM generate_series(1, 5000000) n") { _ in
+                taken += 1
+                if taken == 1000 { try killer.query("SELECT pg_terminate_backend($1::int)", [Int(c.backendPID)]) }
+            }
+        }
+        #expect(error?.isConnectionFailure == true, "\(String(describing: error))")
+        #expect(taken >= 1000 && taken < 5_000_000)
+        #expect(c.isBroken)
+        try c.reconnect()
+        #expect(try c.query("SELECT 3 AS three").first?.decode("three", as: Int.self) == 3)
+    }
+
     @Test func binaryParametersUseFormatOne() throws {
         let c = try connect()
         let bytes: [UInt8] = [0, 1, 2, 255, 0]
